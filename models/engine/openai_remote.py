@@ -1,0 +1,328 @@
+"""Generation on one or more OpenAI-compatible servers (``vllm serve`` replicas, say).
+
+Each request goes to the healthy upstream with the fewest requests in flight. A
+replica that refuses connections or answers 5xx before the first token is marked
+down and the request moves to the next one, so a dead replica costs a retry, not an
+error; a background loop probes every replica's ``/v1/models`` and brings recovered
+ones back. Once tokens have reached the client a failure can no longer be hidden
+and is raised as ``UpstreamError``. Client errors (4xx) are the caller's fault and
+are passed on as 400s, never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
+from server import metrics
+from server.errors import (
+    ContextLengthExceededError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    UpstreamError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """Upstreams and timeouts for the remote engine."""
+
+    base_urls: tuple[str, ...]
+    served_model_name: str | None = None
+    api_key: str | None = None
+    request_timeout_s: float = 120.0
+    connect_timeout_s: float = 3.0
+    health_interval_s: float = 5.0
+
+
+@dataclass
+class Upstream:
+    """One OpenAI-compatible server and what we last learned about it."""
+
+    base_url: str
+    label: str
+    healthy: bool = False
+    in_flight: int = 0
+    model_id: str | None = None
+    max_model_len: int | None = None
+    last_error: str | None = None
+    checked_at: float = field(default=0.0)
+
+
+def normalize_base_url(url: str) -> str:
+    """Accept ``http://host:port`` or ``http://host:port/v1``; return the ``/v1`` form."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+class OpenAIRemoteEngine:
+    """``EngineClient`` over OpenAI-compatible HTTP servers with failover."""
+
+    def __init__(self, config: RemoteConfig) -> None:
+        if not config.base_urls:
+            raise ValueError("at least one upstream URL is needed")
+        self._config = config
+        self._upstreams = [
+            Upstream(normalize_base_url(url), label=httpx.URL(url).netloc.decode() or url)
+            for url in config.base_urls
+        ]
+        self._client: httpx.AsyncClient | None = None
+        self._health_task: asyncio.Task[None] | None = None
+        self._open: dict[str, httpx.Response] = {}
+        self._tiebreak = itertools.count()
+
+    @property
+    def upstreams(self) -> list[Upstream]:
+        """Current view of every upstream (for health endpoints and tests)."""
+        return list(self._upstreams)
+
+    @property
+    def ready(self) -> bool:
+        return self._client is not None and any(u.healthy for u in self._upstreams)
+
+    @property
+    def model_info(self) -> ModelInfo:
+        source = next((u for u in self._upstreams if u.healthy and u.model_id), None)
+        source = source or next((u for u in self._upstreams if u.model_id), None)
+        if source is None or source.model_id is None:
+            raise EngineUnavailableError("no upstream has answered yet")
+        return ModelInfo(
+            name=self._config.served_model_name or source.model_id,
+            max_model_len=source.max_model_len,
+            owned_by="concierge",
+            created=int(time.time()),
+            details={"engine": "openai_remote", "upstreams": str(len(self._upstreams))},
+        )
+
+    async def start(self) -> None:
+        """Open the connection pool, probe every upstream, then keep probing."""
+        headers = {}
+        if self._config.api_key:
+            headers["Authorization"] = f"Bearer {self._config.api_key}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(
+                self._config.request_timeout_s, connect=self._config.connect_timeout_s
+            ),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+        )
+        await self._probe_all()
+        self._health_task = asyncio.create_task(self._health_loop(), name="upstream-health")
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.health_interval_s)
+            await self._probe_all()
+
+    async def _probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(u) for u in self._upstreams))
+
+    async def _probe(self, upstream: Upstream) -> None:
+        assert self._client is not None
+        timeout = min(self._config.request_timeout_s, 5.0)
+        try:
+            response = await self._client.get(f"{upstream.base_url}/models", timeout=timeout)
+            response.raise_for_status()
+            models = response.json().get("data") or []
+            if not models:
+                raise ValueError("upstream serves no model")
+            upstream.model_id = str(models[0]["id"])
+            upstream.max_model_len = models[0].get("max_model_len")
+            self._mark(upstream, healthy=True)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            self._mark(upstream, healthy=False, error=f"{type(exc).__name__}: {exc}")
+        upstream.checked_at = time.time()
+
+    def _mark(self, upstream: Upstream, *, healthy: bool, error: str | None = None) -> None:
+        if upstream.healthy != healthy:
+            log.warning(
+                "upstream %s is now %s%s",
+                upstream.label,
+                "up" if healthy else "down",
+                f" ({error})" if error else "",
+            )
+        upstream.healthy = healthy
+        upstream.last_error = error
+        metrics.REMOTE_UPSTREAM_HEALTHY.labels(upstream=upstream.label).set(int(healthy))
+
+    def pick(self, exclude: set[str]) -> Upstream:
+        """The healthy upstream with the fewest requests in flight (ties rotate)."""
+        candidates = [u for u in self._upstreams if u.healthy and u.base_url not in exclude]
+        if not candidates:
+            raise EngineUnavailableError("no healthy upstream engine is available")
+        fewest = min(u.in_flight for u in candidates)
+        tied = [u for u in candidates if u.in_flight == fewest]
+        return tied[next(self._tiebreak) % len(tied)]
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        body = {"messages": [{"role": m.role, "content": m.content} for m in messages]}
+        return self._stream("chat/completions", body, options, request_id)
+
+    def stream_completion(
+        self, prompt: str, options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return self._stream("completions", {"prompt": prompt}, options, request_id)
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        if self._client is None:
+            raise EngineUnavailableError("the remote engine has not started")
+        tried: set[str] = set()
+        while True:
+            upstream = self.pick(tried)
+            tried.add(upstream.base_url)
+            payload = {
+                **body,
+                **_sampling_payload(options),
+                "model": upstream.model_id,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            upstream.in_flight += 1
+            metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).inc()
+            try:
+                response = await self._open_stream(upstream, path, payload, request_id)
+                if response is None:
+                    continue  # upstream failed before any token: try the next one
+                self._open[request_id] = response
+                async for chunk in _read_sse(response, chat=path.startswith("chat")):
+                    yield chunk
+                return
+            finally:
+                self._open.pop(request_id, None)
+                upstream.in_flight -= 1
+                metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).dec()
+
+    async def _open_stream(
+        self, upstream: Upstream, path: str, payload: dict[str, Any], request_id: str
+    ) -> httpx.Response | None:
+        """Send the request; None means 'this upstream failed, fail over'."""
+        assert self._client is not None
+        request = self._client.build_request(
+            "POST",
+            f"{upstream.base_url}/{path}",
+            json=payload,
+            headers={"X-Request-Id": request_id},
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self._mark(upstream, healthy=False, error=f"{type(exc).__name__}: {exc}")
+            return None
+        if response.status_code < 400:
+            return response
+        detail = await _error_message(response)
+        if response.status_code >= 500:
+            self._mark(upstream, healthy=False, error=f"HTTP {response.status_code}: {detail}")
+            return None
+        if "context" in detail.lower() or "max_tokens" in detail.lower():
+            raise ContextLengthExceededError(detail, param="max_tokens")
+        if response.status_code == 404:
+            raise EngineUnavailableError(f"upstream {upstream.label} refused the model: {detail}")
+        raise InvalidRequestError(detail)
+
+    async def abort(self, request_id: str) -> None:
+        """Closing the HTTP stream makes an OpenAI-compatible server abort the request."""
+        response = self._open.pop(request_id, None)
+        if response is not None:
+            await response.aclose()
+
+    async def check_health(self) -> None:
+        if not self.ready:
+            down = "; ".join(f"{u.label}: {u.last_error}" for u in self._upstreams)
+            raise EngineUnavailableError(f"no healthy upstream ({down})")
+
+    async def shutdown(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _sampling_payload(options: SamplingOptions) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "presence_penalty": options.presence_penalty,
+        "frequency_penalty": options.frequency_penalty,
+    }
+    if options.max_tokens is not None:
+        payload["max_tokens"] = options.max_tokens
+    if options.seed is not None:
+        payload["seed"] = options.seed
+    if options.stop:
+        payload["stop"] = list(options.stop)
+    if options.ignore_eos:
+        payload["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
+    return payload
+
+
+async def _error_message(response: httpx.Response) -> str:
+    raw = await response.aread()
+    await response.aclose()
+    try:
+        error = json.loads(raw).get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except (ValueError, AttributeError):
+        pass
+    return raw.decode(errors="replace")[:500] or f"HTTP {response.status_code}"
+
+
+async def _read_sse(response: httpx.Response, *, chat: bool) -> AsyncIterator[GenerationChunk]:
+    """Translate an OpenAI SSE stream into chunks; the finish arrives with final usage."""
+    prompt_tokens = 0
+    output_tokens = 0
+    finish: Any = None
+    try:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            event = json.loads(data)
+            if "error" in event:
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise UpstreamError(f"upstream failed mid-stream: {message}")
+            usage = event.get("usage")
+            if usage:
+                prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                output_tokens = int(usage.get("completion_tokens") or output_tokens)
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                if text:
+                    output_tokens += 1
+                    yield GenerationChunk(text, prompt_tokens, output_tokens)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"upstream connection failed mid-stream: {exc}") from exc
+    except ValueError as exc:
+        raise UpstreamError(f"upstream sent an unreadable event: {exc}") from exc
+    finally:
+        await response.aclose()
+    if finish not in {"stop", "length", "abort"}:
+        finish = "stop"
+    yield GenerationChunk("", prompt_tokens, output_tokens, finish_reason=finish)

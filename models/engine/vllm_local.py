@@ -1,0 +1,230 @@
+"""vLLM's ``AsyncLLM`` running inside the server process (CPU build here, CUDA on GPUs).
+
+The engine core runs in a child process that vLLM starts; this class owns the
+front half: chat templating and tokenization (in a small thread pool so the event
+loop never stalls), context-length checks that turn impossible requests into clear
+400s before any work is queued, and translation of vLLM's outputs into
+``GenerationChunk`` deltas. vLLM registers its ``vllm:*`` Prometheus metrics in
+the default registry, so ``/metrics`` exposes them without extra work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
+from models.prepare import prepare_model
+from models.registry import ModelSpec
+from server.errors import (
+    ContextLengthExceededError,
+    EngineUnavailableError,
+    GenerationError,
+    InvalidRequestError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VllmLocalConfig:
+    """Everything needed to build the in-process engine."""
+
+    model: ModelSpec
+    data_dir: Path
+    served_model_name: str
+    dtype: str = "bfloat16"
+    max_model_len: int = 4096
+    kv_cache_memory_bytes: int | None = 2 << 30
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    tokenizer_threads: int = 2
+
+
+class VllmLocalEngine:
+    """``EngineClient`` over vLLM's in-process ``AsyncLLM``."""
+
+    def __init__(self, config: VllmLocalConfig) -> None:
+        self._config = config
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._info: ModelInfo | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.tokenizer_threads, thread_name_prefix="tokenize"
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None and not self._engine.errored
+
+    @property
+    def model_info(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineUnavailableError("the engine has not started yet")
+        return self._info
+
+    async def start(self) -> None:
+        """Prepare the weights, then build ``AsyncLLM`` (vLLM spawns its engine-core process)."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        cfg = self._config
+        started = time.monotonic()
+        prepared = await asyncio.to_thread(prepare_model, cfg.model, cfg.data_dir)
+        args = AsyncEngineArgs(
+            model=prepared.location,
+            served_model_name=cfg.served_model_name,
+            dtype=cfg.dtype,
+            max_model_len=cfg.max_model_len,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            enforce_eager=cfg.enforce_eager,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            kv_cache_memory_bytes=cfg.kv_cache_memory_bytes,
+            max_num_seqs=cfg.max_num_seqs,
+            max_num_batched_tokens=cfg.max_num_batched_tokens,
+            disable_log_stats=False,  # keeps the vllm:* Prometheus metrics updated
+        )
+        # Building the engine blocks (config resolution, child start-up, weight load).
+        engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        self._engine = engine
+        self._tokenizer = engine.get_tokenizer()
+        model_config = engine.model_config
+        self._info = ModelInfo(
+            name=cfg.served_model_name,
+            max_model_len=int(model_config.max_model_len),
+            owned_by="concierge",
+            created=int(time.time()),
+            details={
+                "engine": "vllm_local",
+                "dtype": str(model_config.dtype).removeprefix("torch."),
+                "compiled": str(not cfg.enforce_eager).lower(),
+            },
+        )
+        log.info(
+            "vllm_local engine ready in %.1f s (model=%s, max_model_len=%d, eager=%s)",
+            time.monotonic() - started,
+            cfg.served_model_name,
+            self._info.max_model_len or 0,
+            cfg.enforce_eager,
+        )
+
+    def _render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        text = self._tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _encode(self, prompt: str) -> list[int]:
+        return list(self._tokenizer.encode(prompt))
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return self._stream(lambda: self._render_chat(messages), options, request_id)
+
+    def stream_completion(
+        self, prompt: str, options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return self._stream(lambda: self._encode(prompt), options, request_id)
+
+    async def _stream(
+        self, tokenize: Any, options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if not self.ready:
+            raise EngineUnavailableError("the engine is not ready")
+        loop = asyncio.get_running_loop()
+        prompt_ids: list[int] = await loop.run_in_executor(self._pool, tokenize)
+        max_tokens = self._fit_max_tokens(len(prompt_ids), options.max_tokens)
+        params = SamplingParams(
+            n=1,
+            max_tokens=max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            stop=list(options.stop) or None,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            ignore_eos=options.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        produced = 0
+        try:
+            async for out in self._engine.generate(
+                {"prompt_token_ids": prompt_ids}, params, request_id=request_id
+            ):
+                completion = out.outputs[0]
+                produced += len(completion.token_ids)
+                yield GenerationChunk(
+                    text=completion.text,
+                    prompt_tokens=len(prompt_ids),
+                    output_tokens=produced,
+                    finish_reason=_finish_reason(completion.finish_reason)
+                    if out.finished
+                    else None,
+                )
+        except EngineDeadError as exc:
+            raise EngineUnavailableError("the engine died; the server must restart") from exc
+        except ValueError as exc:  # vLLM's own input validation
+            raise InvalidRequestError(str(exc)) from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            log.exception("generation failed for %s", request_id)
+            raise GenerationError("generation failed inside the engine") from exc
+
+    def _fit_max_tokens(self, prompt_len: int, requested: int | None) -> int:
+        """Refuse prompts that leave no room; default max_tokens to what is left."""
+        limit = self.model_info.max_model_len or 0
+        room = limit - prompt_len
+        if room <= 0:
+            raise ContextLengthExceededError(
+                f"the prompt is {prompt_len} tokens; this model's context is {limit} tokens",
+                param="messages",
+            )
+        if requested is None:
+            return room
+        if requested > room:
+            raise ContextLengthExceededError(
+                f"max_tokens={requested} plus the prompt's {prompt_len} tokens exceeds "
+                f"the model's context of {limit} tokens; ask for at most {room}",
+                param="max_tokens",
+            )
+        return requested
+
+    async def abort(self, request_id: str) -> None:
+        if self._engine is not None:
+            await self._engine.abort(request_id)
+
+    async def check_health(self) -> None:
+        if self._engine is None:
+            raise EngineUnavailableError("the engine is still starting")
+        try:
+            await self._engine.check_health()
+        except Exception as exc:
+            raise EngineUnavailableError(f"the engine is not healthy: {exc}") from exc
+
+    async def shutdown(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await asyncio.to_thread(engine.shutdown)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _finish_reason(reason: str | None) -> Any:
+    """vLLM says stop/length/abort; anything else is reported as stop."""
+    return reason if reason in {"stop", "length", "abort"} else "stop"

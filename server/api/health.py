@@ -1,0 +1,43 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from server import metrics
+from server.deps import EngineDep
+from server.error_responses import error_response
+from server.errors import EngineUnavailableError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive and serving HTTP (says nothing about the engine)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
+    """200 once the engine answers its health check; 503 while starting or after it died."""
+    start_error: str | None = request.app.state.engine_start_error
+    try:
+        if start_error:
+            raise EngineUnavailableError(f"the engine failed to start: {start_error}")
+        await engine.check_health()
+    except EngineUnavailableError as exc:
+        metrics.ENGINE_READY.set(0)
+        return error_response(503, exc.error_type, exc.message)
+    metrics.ENGINE_READY.set(1)
+    info = engine.model_info
+    return JSONResponse({"status": "ready", "model": info.name, **info.details})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(engine: EngineDep) -> Response:
+    """Concierge's ``concierge_*`` metrics and vLLM's ``vllm:*`` metrics, one registry."""
+    metrics.ENGINE_READY.set(1 if engine.ready else 0)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,53 @@
+"""OpenAI-compatible routes. Thin: validation is in the schemas, work in GenerationService."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from server.deps import GenerationDep
+from server.schemas.errors import ErrorResponse
+from server.schemas.openai import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ModelList,
+)
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 413, 503)
+}
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _sse(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@router.get("/models", response_model=ModelList, responses=_ERRORS)
+async def list_models(service: GenerationDep) -> ModelList:
+    """The served model, with its context length."""
+    return service.list_models()
+
+
+@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_ERRORS)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, service: GenerationDep
+) -> ChatCompletionResponse | StreamingResponse:
+    """Chat completion; ``stream: true`` answers with SSE ending in ``data: [DONE]``."""
+    result = await service.chat(body, request.is_disconnected)
+    return result if isinstance(result, ChatCompletionResponse) else _sse(result)
+
+
+@router.post("/completions", response_model=CompletionResponse, responses=_ERRORS)
+async def completions(
+    body: CompletionRequest, request: Request, service: GenerationDep
+) -> CompletionResponse | StreamingResponse:
+    """Text completion of one prompt."""
+    result = await service.complete(body, request.is_disconnected)
+    return result if isinstance(result, CompletionResponse) else _sse(result)

@@ -1,0 +1,106 @@
+"""``create_app(settings)``: the FastAPI application and its lifespan.
+
+The lifespan builds the heavy objects once per process (the engine today; the
+retriever and store in later stages) and injects them through ``app.state``. The
+engine starts in the background so ``/healthz`` answers at once and ``/readyz``
+can say 503 until the model is loaded, which is what load balancers and
+Kubernetes probes expect from a server whose start-up takes tens of seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from models.engine.base import EngineClient
+from models.engine.factory import build_engine
+from server import metrics
+from server.api import health, openai
+from server.config import Settings
+from server.error_responses import install_error_handlers
+from server.errors import EngineUnavailableError
+from server.generation import GenerationService
+from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+
+log = logging.getLogger(__name__)
+
+HEALTH_WATCH_INTERVAL_S = 5.0
+
+
+def create_app(settings: Settings | None = None, engine: EngineClient | None = None) -> FastAPI:
+    """Build the app. Pass ``engine`` to serve an already-built one (tests, embedding)."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active = engine or build_engine(settings)
+        app.state.engine = active
+        app.state.engine_start_error = None
+        app.state.generation = GenerationService(active, model_aliases=(settings.model,))
+        metrics.ENGINE_READY.set(0)
+        tasks = [
+            asyncio.create_task(_start_engine(app, active), name="engine-start"),
+            asyncio.create_task(_watch_engine(active), name="engine-watch"),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await active.shutdown()
+            metrics.ENGINE_READY.set(0)
+
+    app = FastAPI(
+        title="Concierge",
+        version="0.1.0",
+        summary="Self-hosted inference server for personalized customer support.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+async def _start_engine(app: FastAPI, engine: EngineClient) -> None:
+    try:
+        await engine.start()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("engine failed to start")
+        app.state.engine_start_error = f"{type(exc).__name__}: {exc}"
+        return
+    metrics.ENGINE_READY.set(1 if engine.ready else 0)
+
+
+async def _watch_engine(engine: EngineClient) -> None:
+    """Keep ``concierge_engine_ready`` true to the engine's health, and log transitions."""
+    was_ready = False
+    while True:
+        await asyncio.sleep(HEALTH_WATCH_INTERVAL_S)
+        try:
+            await engine.check_health()
+            ready = True
+        except EngineUnavailableError as exc:
+            ready = False
+            if was_ready:
+                log.error("engine became unavailable: %s", exc.message)
+        metrics.ENGINE_READY.set(int(ready))
+        was_ready = ready

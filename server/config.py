@@ -1,0 +1,121 @@
+"""One Settings object for the whole process, read from ``CONCIERGE_*`` variables.
+
+Settings are read when ``Settings()`` is constructed (in the CLI or a test), never at
+import time, so tests and tools can build several differently configured apps in
+one process. Validators refuse combinations that cannot work instead of letting
+them fail later inside the engine.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL
+
+
+class EngineKind(StrEnum):
+    """Where generation runs."""
+
+    VLLM_LOCAL = "vllm_local"
+    OPENAI_REMOTE = "openai_remote"
+
+
+class Environment(StrEnum):
+    """Deployment stage; production refuses development conveniences."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Effective configuration. Every field can be set as ``CONCIERGE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_",
+        env_file=None,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: Path = Path("var")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # generation
+    engine: EngineKind = EngineKind.VLLM_LOCAL
+    model: str = Field(
+        DEFAULT_GENERATION_MODEL,
+        description="registry name, local Hugging Face folder, or hub id",
+    )
+    served_model_name: str | None = Field(
+        None, description="name shown in /v1/models and vLLM metrics; defaults to `model`"
+    )
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+
+    # vllm_local
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    max_model_len: int = Field(4096, ge=64)
+    kv_cache_memory_gib: float | None = Field(
+        2.0,
+        gt=0,
+        description="memory reserved for the KV cache; unset to use gpu_memory_utilization",
+    )
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    enforce_eager: bool = Field(
+        False,
+        description="skip torch.compile: ~30 s start-up instead of ~100 s on a 2-core CPU, "
+        "about 0.7x the throughput once started",
+    )
+    max_num_seqs: int | None = Field(None, ge=1)
+    max_num_batched_tokens: int | None = Field(None, ge=1)
+
+    # openai_remote
+    remote_urls: Annotated[list[AnyHttpUrl], NoDecode] = Field(default_factory=list)
+    remote_api_key: SecretStr | None = None
+    remote_timeout_s: float = Field(120.0, gt=0)
+    remote_health_interval_s: float = Field(5.0, gt=0)
+
+    # HTTP edge
+    max_request_bytes: int = Field(1_048_576, ge=1024)
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("remote_urls", "cors_allow_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        """Accept ``a,b`` in an environment variable as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.engine is EngineKind.OPENAI_REMOTE and not self.remote_urls:
+            raise ValueError("engine=openai_remote needs CONCIERGE_REMOTE_URLS (comma-separated)")
+        public = self.host in {"0.0.0.0", "::"}
+        if self.environment is Environment.PRODUCTION and public and "*" in self.cors_allow_origins:
+            raise ValueError("CORS '*' is refused in production on a public interface")
+        return self
+
+    @property
+    def model_display_name(self) -> str:
+        """The name clients use for the generation model."""
+        return self.served_model_name or Path(self.model).name
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain data, with secrets replaced by '***'."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            field_value = getattr(self, name)
+            if isinstance(field_value, SecretStr):
+                shown[name] = "***" if field_value.get_secret_value() else ""
+            else:
+                shown[name] = value
+        return shown

@@ -1,0 +1,96 @@
+"""Every error Concierge reports, with its HTTP status and its ``type`` in the error shape.
+
+Services raise these; the HTTP layer turns any of them into
+``{"error": {"type", "message", "param"}}`` with the matching status. Nothing else
+decides status codes, so one failure always looks the same to a client.
+"""
+
+from __future__ import annotations
+
+
+class ConciergeError(Exception):
+    """Base class: a failure with a client-facing message."""
+
+    status_code: int = 500
+    error_type: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequestError(ConciergeError):
+    """The request is well-formed JSON but asks for something we will not do."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """Prompt plus requested output does not fit the model's context window."""
+
+    error_type = "context_length_exceeded"
+
+
+class NotFoundError(ConciergeError):
+    """No such route or resource."""
+
+    status_code = 404
+    error_type = "not_found"
+
+
+class ModelNotFoundError(ConciergeError):
+    """The named model is not served here, or not known to the registry."""
+
+    status_code = 404
+    error_type = "model_not_found"
+
+
+class PayloadTooLargeError(ConciergeError):
+    """The request body exceeds the configured limit."""
+
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class ClientClosedRequestError(ConciergeError):
+    """The client went away before the answer was ready (nginx's 499); nobody reads it."""
+
+    status_code = 499
+    error_type = "client_closed_request"
+
+
+class EngineUnavailableError(ConciergeError):
+    """The engine is still starting, or has died; retry later or elsewhere."""
+
+    status_code = 503
+    error_type = "engine_unavailable"
+
+
+class UpstreamError(ConciergeError):
+    """A remote OpenAI-compatible engine failed in a way the client did not cause."""
+
+    status_code = 502
+    error_type = "upstream_error"
+
+
+class GenerationError(ConciergeError):
+    """The engine failed while generating."""
+
+    status_code = 500
+    error_type = "generation_error"
+
+
+class ModelPreparationError(ConciergeError):
+    """Converting or verifying a model's weights failed."""
+
+    status_code = 500
+    error_type = "model_preparation_error"
+
+
+class ConfigurationError(ConciergeError):
+    """Settings that cannot work together; raised at start-up, never per request."""
+
+    status_code = 500
+    error_type = "configuration_error"

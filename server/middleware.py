@@ -1,0 +1,126 @@
+"""Pure-ASGI middleware at the edge: body size limit, request ids and HTTP metrics.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses pass through untouched
+and client disconnects still reach the endpoint.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import metrics
+from server.error_responses import error_body
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(send, 400, "invalid_request_error", "bad Content-Length")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, 413, "payload_too_large", self._too_large_message())
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    metrics.HTTP_REJECTED_BODIES.labels(reason="too_large").inc()
+                    raise HTTPException(413, self._too_large_message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large_message(self) -> str:
+        return f"the request body exceeds the limit of {self.max_bytes} bytes"
+
+    async def _refuse(self, send: Send, status: int, error_type: str, message: str) -> None:
+        metrics.HTTP_REJECTED_BODIES.labels(
+            reason="too_large" if status == 413 else "malformed"
+        ).inc()
+        body = error_body(error_type, message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Give every request an id (echoed in ``X-Request-ID``) and record HTTP metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, REQUEST_ID_HEADER.encode())
+        request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            metrics.HTTP_IN_FLIGHT.dec()
+            route = _route_template(scope)
+            method = scope.get("method", "GET")
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_REQUEST_DURATION.labels(route, method).observe(
+                time.perf_counter() - started
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template; unmatched paths share one label value."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
