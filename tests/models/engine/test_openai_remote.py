@@ -1,0 +1,262 @@
+"""The remote engine against real OpenAI-compatible servers on loopback.
+
+Upstreams are real: the session's Concierge (in-process vLLM) and, where a second
+replica is needed, another Concierge in remote mode in front of it. A "dead" replica
+is a port nobody listens on, or a replica that is stopped mid-test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
+from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
+from server.errors import ContextLengthExceededError, EngineUnavailableError
+from tests.servers import (
+    free_port,
+    prometheus_value,
+    remote_engine_env,
+    start_server,
+    wait_for_running,
+)
+
+QUESTION = [ChatMessage("user", "How can I track my parcel?")]
+GREEDY = SamplingOptions(max_tokens=24, temperature=0)
+
+
+async def collect(stream: AsyncIterator[GenerationChunk]) -> tuple[str, GenerationChunk]:
+    parts: list[str] = []
+    last = None
+    async for chunk in stream:
+        parts.append(chunk.text)
+        last = chunk
+    assert last is not None
+    return "".join(parts), last
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_base_urls_are_normalized() -> None:
+    assert normalize_base_url("http://h:1") == "http://h:1/v1"
+    assert normalize_base_url("http://h:1/v1/") == "http://h:1/v1"
+
+
+async def test_streams_from_the_live_upstream_when_the_other_is_down(base_url: str) -> None:
+    engine = OpenAIRemoteEngine(RemoteConfig((dead_url(), base_url), health_interval_s=60))
+    await engine.start()
+    try:
+        down, up = engine.upstreams
+        assert not down.healthy and down.last_error
+        assert up.healthy
+        assert engine.ready
+        assert engine.model_info.name == "smollm2-135m-instruct"
+        assert engine.model_info.max_model_len == 2048
+        text, last = await collect(engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex))
+        assert len(text.split()) >= 3
+        assert last.finish_reason in {"stop", "length"}
+        assert last.prompt_tokens > 0 and 0 < last.output_tokens <= 24
+        text2, _ = await collect(
+            engine.stream_completion("Dear customer,", GREEDY, uuid.uuid4().hex)
+        )
+        assert text2.strip()
+    finally:
+        await engine.shutdown()
+
+
+async def test_output_matches_the_upstream_served_directly(base_url: str) -> None:
+    engine = OpenAIRemoteEngine(RemoteConfig((base_url,)))
+    await engine.start()
+    try:
+        via_remote, _ = await collect(engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex))
+    finally:
+        await engine.shutdown()
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(
+            f"{base_url}/v1/chat/completions",
+            json={
+                "model": "smollm2-135m-instruct",
+                "max_tokens": 24,
+                "temperature": 0,
+                "messages": [{"role": "user", "content": "How can I track my parcel?"}],
+            },
+        )
+    assert via_remote == response.json()["choices"][0]["message"]["content"]
+
+
+async def test_fails_over_when_a_healthy_looking_replica_dies(base_url: str, log_dir: Path) -> None:
+    replica = start_server(log_dir, remote_engine_env(base_url), name="replica")
+    replica.wait_ready(60)
+    engine = OpenAIRemoteEngine(RemoteConfig((replica.url, base_url), health_interval_s=60))
+    await engine.start()
+    try:
+        assert all(u.healthy for u in engine.upstreams)
+        replica.stop()  # the health loop will not notice for a minute
+        for _ in range(3):  # round-robin ties guarantee the dead replica is tried
+            text, _ = await collect(engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex))
+            assert text.strip()
+        dead, live = engine.upstreams
+        assert not dead.healthy
+        assert live.healthy
+        assert dead.in_flight == 0 and live.in_flight == 0
+    finally:
+        replica.stop()
+        await engine.shutdown()
+
+
+async def test_balances_by_requests_in_flight(base_url: str, log_dir: Path) -> None:
+    replica = start_server(log_dir, remote_engine_env(base_url), name="replica")
+    replica.wait_ready(60)
+    engine = OpenAIRemoteEngine(RemoteConfig((replica.url, base_url), health_interval_s=60))
+    await engine.start()
+    long = SamplingOptions(max_tokens=64, temperature=0, ignore_eos=True)
+    try:
+        streams = [engine.stream_chat(QUESTION, long, uuid.uuid4().hex) for _ in range(4)]
+        firsts = await asyncio.gather(*(anext(s) for s in streams))
+        assert all(isinstance(chunk, GenerationChunk) for chunk in firsts)
+        assert [u.in_flight for u in engine.upstreams] == [2, 2]
+        results = await asyncio.gather(*(collect(s) for s in streams))
+        assert all(last.output_tokens == 64 for _, last in results)
+        assert [u.in_flight for u in engine.upstreams] == [0, 0]
+    finally:
+        replica.stop()
+        await engine.shutdown()
+
+
+async def test_a_recovered_replica_is_brought_back(base_url: str, log_dir: Path) -> None:
+    port = free_port()
+    engine = OpenAIRemoteEngine(
+        RemoteConfig((f"http://127.0.0.1:{port}", base_url), health_interval_s=0.5)
+    )
+    await engine.start()
+    replica = None
+    try:
+        assert not engine.upstreams[0].healthy
+        replica = start_server(log_dir, remote_engine_env(base_url), name="late", port=port)
+        replica.wait_ready(60)
+        for _ in range(40):
+            if engine.upstreams[0].healthy:
+                break
+            await asyncio.sleep(0.25)
+        assert engine.upstreams[0].healthy
+    finally:
+        if replica is not None:
+            replica.stop()
+        await engine.shutdown()
+
+
+async def test_client_errors_pass_through_without_failover(base_url: str) -> None:
+    engine = OpenAIRemoteEngine(RemoteConfig((base_url,)))
+    await engine.start()
+    try:
+        with pytest.raises(ContextLengthExceededError):
+            await collect(
+                engine.stream_chat(QUESTION, SamplingOptions(max_tokens=10**7), "too-long")
+            )
+        assert engine.upstreams[0].healthy  # the client's mistake is not the replica's
+    finally:
+        await engine.shutdown()
+
+
+async def test_no_healthy_upstream_is_engine_unavailable() -> None:
+    engine = OpenAIRemoteEngine(RemoteConfig((dead_url(), dead_url()), health_interval_s=60))
+    await engine.start()
+    try:
+        assert not engine.ready
+        with pytest.raises(EngineUnavailableError):
+            await engine.check_health()
+        with pytest.raises(EngineUnavailableError):
+            await collect(engine.stream_chat(QUESTION, GREEDY, "nowhere"))
+    finally:
+        await engine.shutdown()
+
+
+def test_remote_mode_server_over_http(base_url: str, log_dir: Path) -> None:
+    """A Concierge in remote mode behind HTTP: readiness, chat, streaming, metrics, abort."""
+    front = start_server(log_dir, remote_engine_env(dead_url(), base_url), name="front")
+    try:
+        front.wait_ready(60)
+        ready = httpx.get(f"{front.url}/readyz", timeout=10).json()
+        assert ready["engine"] == "openai_remote"
+        body = {
+            "model": "smollm2-135m-instruct",
+            "max_tokens": 16,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "Do you ship abroad?"}],
+        }
+        reply = httpx.post(f"{front.url}/v1/chat/completions", json=body, timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["message"]["content"].strip()
+        assert reply.json()["usage"]["prompt_tokens"] > 0
+        streamed = httpx.post(
+            f"{front.url}/v1/chat/completions", timeout=60, json={**body, "stream": True}
+        )
+        assert streamed.text.rstrip().endswith("data: [DONE]")
+        metrics_text = httpx.get(f"{front.url}/metrics", timeout=10).text
+        assert prometheus_value(metrics_text, "concierge_remote_upstream_healthy") == 1
+        too_long = httpx.post(
+            f"{front.url}/v1/chat/completions", timeout=60, json={**body, "max_tokens": 10**7}
+        )
+        assert too_long.status_code == 400
+        assert too_long.json()["error"]["type"] == "context_length_exceeded"
+    finally:
+        front.stop()
+
+
+def test_remote_mode_server_without_upstreams_is_not_ready(log_dir: Path) -> None:
+    front = start_server(log_dir, remote_engine_env(dead_url()), name="orphan")
+    try:
+        for _ in range(60):
+            try:
+                if httpx.get(f"{front.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        readiness = httpx.get(f"{front.url}/readyz", timeout=10)
+        assert readiness.status_code == 503
+        assert readiness.json()["error"]["type"] == "engine_unavailable"
+        chat = httpx.post(
+            f"{front.url}/v1/chat/completions",
+            timeout=10,
+            json={
+                "model": "smollm2-135m-instruct",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        )
+        assert chat.status_code == 503
+    finally:
+        front.stop()
+
+
+def test_disconnect_through_a_remote_front_aborts_upstream(base_url: str, log_dir: Path) -> None:
+    """Closing the client's stream closes the upstream stream, which aborts in vLLM."""
+    front = start_server(log_dir, remote_engine_env(base_url), name="front")
+    try:
+        front.wait_ready(60)
+        assert wait_for_running(base_url, 0)
+        body = {
+            "model": "smollm2-135m-instruct",
+            "max_tokens": 1500,
+            "ignore_eos": True,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+        }
+        with httpx.stream(
+            "POST", f"{front.url}/v1/chat/completions", json=body, timeout=60
+        ) as response:
+            lines = response.iter_lines()
+            for _ in range(10):
+                next(lines)
+            assert wait_for_running(base_url, 1, timeout_s=5)
+        assert wait_for_running(base_url, 0), "upstream kept generating for a gone client"
+    finally:
+        front.stop()

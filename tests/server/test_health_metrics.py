@@ -1,0 +1,62 @@
+"""Liveness, readiness and the Prometheus endpoint of the running server."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.servers import ServerProcess, prometheus_value
+
+
+def test_healthz_is_always_ok(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/healthz", timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_was_503_until_the_engine_answered(server: ServerProcess) -> None:
+    seen = server.readiness_seen
+    assert seen[-1] == 200
+    assert 503 in seen, f"readiness went {seen}: the HTTP server should be up before the engine"
+    assert seen.index(503) < seen.index(200)
+    body = httpx.get(f"{server.url}/readyz", timeout=10).json()
+    assert body["status"] == "ready"
+    assert body["model"] == "smollm2-135m-instruct"
+    assert body["engine"] == "vllm_local"
+
+
+def test_metrics_expose_vllm_and_concierge_series(base_url: str, model_name: str) -> None:
+    httpx.post(
+        f"{base_url}/v1/chat/completions",
+        timeout=60,
+        json={
+            "model": model_name,
+            "max_tokens": 4,
+            "messages": [{"role": "user", "content": "hello"}],
+        },
+    )
+    response = httpx.get(f"{base_url}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert prometheus_value(text, "vllm:num_requests_running") is not None
+    assert f'model_name="{model_name}"' in text
+    assert prometheus_value(text, "vllm:generation_tokens_total")
+    served = prometheus_value(
+        text,
+        "concierge_http_requests_total",
+        route="/v1/chat/completions",
+        method="POST",
+        status="200",
+    )
+    assert served is not None and served >= 1
+    assert prometheus_value(text, "concierge_engine_ready") == 1
+    assert prometheus_value(text, "concierge_generation_time_to_first_token_seconds_count")
+    assert prometheus_value(text, "concierge_http_request_duration_seconds_bucket") is not None
+
+
+def test_unmatched_paths_share_one_metric_label(base_url: str) -> None:
+    for path in ("/a", "/b/c", "/d?e=f"):
+        httpx.get(f"{base_url}{path}", timeout=10)
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    assert 'route="/a"' not in text
+    assert 'route="unmatched"' in text
