@@ -134,29 +134,34 @@ def _convert_gguf(gguf_path: Path, source_sha: str, name: str, target: Path) -> 
         tokenizer.save_pretrained(staging)
         del model, quantized
 
-        files = {}
-        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-            _fsync(path)
-            files[str(path.relative_to(staging))] = {
-                "size": path.stat().st_size,
-                "sha256": sha256_file(path),
-            }
-        manifest = {
-            "version": MANIFEST_VERSION,
-            "model": name,
-            "dtype": "bfloat16",
-            "source": {"kind": "gguf", "file": gguf_path.name, "sha256": source_sha},
-            "files": files,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        manifest_path = staging / MANIFEST_NAME
-        manifest_path.write_text(json.dumps(manifest, indent=2))
-        _fsync(manifest_path)
+        write_manifest(staging, name, gguf_path.name, source_sha)
         _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("model %s: converted in %.1f s -> %s", name, time.monotonic() - started, target)
+
+
+def write_manifest(folder: Path, name: str, source_file: str, source_sha256: str) -> None:
+    """Checksum every file in ``folder`` (fsyncing each) and write the manifest last."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
+        _fsync(path)
+        files[str(path.relative_to(folder))] = {
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "model": name,
+        "dtype": "bfloat16",
+        "source": {"kind": "gguf", "file": source_file, "sha256": source_sha256},
+        "files": files,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    manifest_path = folder / MANIFEST_NAME
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    _fsync(manifest_path)
 
 
 def _publish(staging: Path, target: Path) -> None:

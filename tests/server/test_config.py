@@ -1,0 +1,69 @@
+"""Settings come from CONCIERGE_* variables, refuse impossible combinations, mask secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from server.config import EngineKind, Settings
+
+
+def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("CONCIERGE_"):
+            monkeypatch.delenv(key)
+    settings = Settings()
+    assert settings.engine is EngineKind.VLLM_LOCAL
+    assert settings.host == "127.0.0.1" and settings.port == 8000
+    assert settings.model == "smollm2-135m-instruct"
+    assert settings.enforce_eager is False  # serving defaults to the faster compiled mode
+    assert settings.kv_cache_memory_gib == 2.0
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCIERGE_ENGINE", "openai_remote")
+    monkeypatch.setenv("CONCIERGE_REMOTE_URLS", "http://a:8000, http://b:8000/v1")
+    monkeypatch.setenv("CONCIERGE_PORT", "9000")
+    monkeypatch.setenv("CONCIERGE_ENFORCE_EAGER", "true")
+    settings = Settings()
+    assert settings.engine is EngineKind.OPENAI_REMOTE
+    assert [str(url) for url in settings.remote_urls] == ["http://a:8000/", "http://b:8000/v1"]
+    assert settings.port == 9000
+    assert settings.enforce_eager is True
+
+
+def test_remote_engine_without_urls_is_refused() -> None:
+    with pytest.raises(ValidationError, match="CONCIERGE_REMOTE_URLS"):
+        Settings(engine=EngineKind.OPENAI_REMOTE, remote_urls=[])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("port", 0),
+        ("max_model_len", 1),
+        ("gpu_memory_utilization", 1.5),
+        ("max_request_bytes", 10),
+        ("kv_cache_memory_gib", 0),
+        ("remote_urls", "not a url"),
+    ],
+)
+def test_out_of_range_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})
+
+
+def test_public_production_server_refuses_wildcard_cors() -> None:
+    with pytest.raises(ValidationError, match="CORS"):
+        Settings(environment="production", host="0.0.0.0", cors_allow_origins=["*"])
+
+
+def test_secrets_are_masked() -> None:
+    settings = Settings(
+        engine=EngineKind.OPENAI_REMOTE,
+        remote_urls=["http://a:1"],
+        remote_api_key="sk-very-secret",
+    )
+    shown = settings.masked()
+    assert shown["remote_api_key"] == "***"
+    assert "sk-very-secret" not in repr(shown)

@@ -1,0 +1,45 @@
+"""When the engine process dies, readiness says so and requests get a clear 503."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.servers import local_engine_env, start_server
+
+
+@pytest.mark.slow
+def test_readyz_turns_503_when_the_engine_dies(data_dir: Path, log_dir: Path) -> None:
+    server = start_server(log_dir, local_engine_env(data_dir), name="doomed")
+    try:
+        server.wait_ready(420)
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        assert children, "vLLM runs its engine core in a child process"
+        for child in children:
+            child.kill()
+        status = 200
+        for _ in range(60):
+            status = httpx.get(f"{server.url}/readyz", timeout=10).status_code
+            if status == 503:
+                break
+            time.sleep(0.5)
+        assert status == 503
+        readiness = httpx.get(f"{server.url}/readyz", timeout=10).json()
+        assert readiness["error"]["type"] == "engine_unavailable"
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        reply = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "smollm2-135m-instruct",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        )
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["type"] == "engine_unavailable"
+    finally:
+        server.stop()
