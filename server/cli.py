@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``concierge`` console script."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    # vLLM logs to stdout by default; keep stdout for what the command prints.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -114,7 +117,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from models.registry import ModelRegistry
     from server.app import create_app
+    from server.errors import ModelNotFoundError
+
+    if settings.engine is EngineKind.VLLM_LOCAL:
+        try:  # fail fast, before the server binds, on a model that cannot be found
+            ModelRegistry().resolve(settings.model)
+        except ModelNotFoundError as exc:
+            sys.stderr.write(f"{exc.message}\n")
+            return 2
 
     log.info(
         "serving on http://%s:%d (engine=%s, model=%s)",

@@ -8,12 +8,19 @@ them fail later inside the engine.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL
 
@@ -32,8 +39,16 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+CONFIG_FILE_VARIABLE = "CONCIERGE_CONFIG_FILE"
+
+
 class Settings(BaseSettings):
-    """Effective configuration. Every field can be set as ``CONCIERGE_<FIELD>``."""
+    """Effective configuration. Every field can be set as ``CONCIERGE_<FIELD>``.
+
+    Precedence, highest first: explicit arguments (CLI flags), environment variables,
+    the TOML file named by ``CONCIERGE_CONFIG_FILE`` (top-level keys are field names),
+    then the defaults, which run on a 2-core laptop.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="CONCIERGE_",
@@ -86,6 +101,25 @@ class Settings(BaseSettings):
     # HTTP edge
     max_request_bytes: int = Field(1_048_576, ge=1024)
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Add the optional TOML file below the environment."""
+        sources = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ValueError(f"{CONFIG_FILE_VARIABLE}={config_file} is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
 
     @field_validator("remote_urls", "cors_allow_origins", mode="before")
     @classmethod

@@ -164,9 +164,9 @@ class VllmLocalEngine:
         )
         produced = 0
         try:
-            async for out in self._engine.generate(
-                {"prompt_token_ids": prompt_ids}, params, request_id=request_id
-            ):
+            # vLLM's renderer turns token ids into its engine input (the non-deprecated path).
+            (engine_input,) = self._engine.renderer.render_cmpl([{"prompt_token_ids": prompt_ids}])
+            async for out in self._engine.generate(engine_input, params, request_id=request_id):
                 completion = out.outputs[0]
                 produced += len(completion.token_ids)
                 yield GenerationChunk(

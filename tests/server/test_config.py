@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,7 +12,7 @@ from server.config import EngineKind, Settings
 
 
 def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("CONCIERGE_"):
             monkeypatch.delenv(key)
     settings = Settings()
@@ -67,3 +70,22 @@ def test_secrets_are_masked() -> None:
     shown = settings.masked()
     assert shown["remote_api_key"] == "***"
     assert "sk-very-secret" not in repr(shown)
+
+
+def test_a_toml_config_file_sits_below_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "concierge.toml"
+    config.write_text('port = 8123\nmax_model_len = 1024\nremote_urls = ["http://x:1"]\n')
+    monkeypatch.setenv("CONCIERGE_CONFIG_FILE", str(config))
+    monkeypatch.setenv("CONCIERGE_MAX_MODEL_LEN", "512")
+    settings = Settings()
+    assert settings.port == 8123
+    assert settings.max_model_len == 512  # the environment wins over the file
+    assert [str(url) for url in settings.remote_urls] == ["http://x:1/"]
+
+
+def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCIERGE_CONFIG_FILE", "/no/such/file.toml")
+    with pytest.raises(ValueError, match="is not a file"):
+        Settings()
