@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP_CPU := $(VENV)/.concierge-cpu.stamp
 STAMP_DEV := $(VENV)/.concierge-dev.stamp
-HOST ?= 127.0.0.1
-PORT ?= 8000
+HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
+PORT ?= $(or $(CONCIERGE_PORT),8000)
 
 .PHONY: run test lint format install install-dev models bench clean help
 

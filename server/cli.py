@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings(**_overrides(args))
-    except ValidationError as exc:
+    except (ValidationError, ValueError) as exc:  # ValueError: unreadable config file
         sys.stderr.write(f"invalid settings:\n{exc}\n")
         return 2
     logging.basicConfig(

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
         env_file=None,
         extra="ignore",
         validate_default=True,
+        env_parse_none_str="none",  # CONCIERGE_KV_CACHE_MEMORY_GIB=none unsets a value
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -141,7 +142,15 @@ class Settings(BaseSettings):
     @property
     def model_display_name(self) -> str:
         """The name clients use for the generation model."""
-        return self.served_model_name or Path(self.model).name
+        if self.served_model_name:
+            return self.served_model_name
+        from models.registry import ModelRegistry
+        from server.errors import ModelNotFoundError
+
+        try:  # the same name the engine factory serves under
+            return ModelRegistry().resolve(self.model).name
+        except ModelNotFoundError:
+            return self.model
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain data, with secrets replaced by '***'."""
@@ -150,6 +159,16 @@ class Settings(BaseSettings):
             field_value = getattr(self, name)
             if isinstance(field_value, SecretStr):
                 shown[name] = "***" if field_value.get_secret_value() else ""
+            elif name == "remote_urls":
+                shown[name] = [_without_credentials(str(url)) for url in field_value]
             else:
                 shown[name] = value
         return shown
+
+
+def _without_credentials(url: str) -> str:
+    """``http://user:pass@host/`` -> ``http://***@host/``: URLs may carry upstream secrets."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -191,7 +191,11 @@ class GenerationService:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_S)
                 if done:
-                    return task.result()
+                    try:
+                        return task.result()
+                    except ConciergeError:
+                        metrics.GENERATION_REQUESTS.labels(call.endpoint, "error").inc()
+                        raise
                 if await disconnected():
                     log.info("client disconnected; aborting %s", call.request_id)
                     task.cancel()

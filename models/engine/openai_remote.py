@@ -127,22 +127,26 @@ class OpenAIRemoteEngine:
             await self._probe_all()
 
     async def _probe_all(self) -> None:
-        await asyncio.gather(*(self._probe(u) for u in self._upstreams))
+        await asyncio.gather(*(self._probe(u) for u in self._upstreams), return_exceptions=True)
 
     async def _probe(self, upstream: Upstream) -> None:
         assert self._client is not None
         timeout = min(self._config.request_timeout_s, 5.0)
         try:
             response = await self._client.get(f"{upstream.base_url}/models", timeout=timeout)
-            response.raise_for_status()
-            models = response.json().get("data") or []
-            if not models:
-                raise ValueError("upstream serves no model")
+            if response.status_code != 200:
+                raise ValueError(f"/models answered HTTP {response.status_code}")
+            body = response.json()
+            models = body.get("data") if isinstance(body, dict) else None
+            if not models or not isinstance(models[0], dict) or "id" not in models[0]:
+                raise ValueError("/models lists no model")
             upstream.model_id = str(models[0]["id"])
             upstream.max_model_len = models[0].get("max_model_len")
             self._mark(upstream, healthy=True)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            self._mark(upstream, healthy=False, error=f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure means 'down'; the loop must survive it
+            self._mark(upstream, healthy=False, error=_describe(exc))
         upstream.checked_at = time.time()
 
     def _mark(self, upstream: Upstream, *, healthy: bool, error: str | None = None) -> None:
@@ -222,7 +226,7 @@ class OpenAIRemoteEngine:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TransportError as exc:
-            self._mark(upstream, healthy=False, error=f"{type(exc).__name__}: {exc}")
+            self._mark(upstream, healthy=False, error=_describe(exc))
             return None
         if response.status_code < 400:
             return response
@@ -255,6 +259,13 @@ class OpenAIRemoteEngine:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _describe(exc: BaseException) -> str:
+    """A failure's kind without its text: httpx messages embed URLs, which may hold secrets."""
+    if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
+        return str(exc)
+    return type(exc).__name__
 
 
 def _sampling_payload(options: SamplingOptions) -> dict[str, Any]:

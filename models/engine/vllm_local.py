@@ -148,7 +148,10 @@ class VllmLocalEngine:
         if not self.ready:
             raise EngineUnavailableError("the engine is not ready")
         loop = asyncio.get_running_loop()
-        prompt_ids: list[int] = await loop.run_in_executor(self._pool, tokenize)
+        try:
+            prompt_ids: list[int] = await loop.run_in_executor(self._pool, tokenize)
+        except Exception as exc:  # e.g. a chat template that refuses this role order
+            raise InvalidRequestError(f"the prompt could not be rendered: {exc}") from exc
         max_tokens = self._fit_max_tokens(len(prompt_ids), options.max_tokens)
         params = SamplingParams(
             n=1,

@@ -89,3 +89,21 @@ def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CONCIERGE_CONFIG_FILE", "/no/such/file.toml")
     with pytest.raises(ValueError, match="is not a file"):
         Settings()
+
+
+def test_none_unsets_an_optional_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCIERGE_KV_CACHE_MEMORY_GIB", "none")
+    assert Settings().kv_cache_memory_gib is None
+
+
+def test_credentials_in_upstream_urls_are_masked() -> None:
+    settings = Settings(engine=EngineKind.OPENAI_REMOTE, remote_urls=["http://bob:hunter2@up:8000"])
+    assert settings.masked()["remote_urls"] == ["http://***@up:8000/"]
+
+
+def test_display_name_matches_what_the_engine_serves(tmp_path: Path) -> None:
+    assert Settings(model="Qwen/Qwen2.5-7B-Instruct").model_display_name == (
+        "Qwen/Qwen2.5-7B-Instruct"
+    )
+    assert Settings(model="smollm2-135m-instruct").model_display_name == "smollm2-135m-instruct"
+    assert Settings(served_model_name="support-bot").model_display_name == "support-bot"
