@@ -61,6 +61,13 @@ class ClientClosedRequestError(ConciergeError):
     error_type = "client_closed_request"
 
 
+class RateLimitedError(ConciergeError):
+    """Too many requests right now; the client should back off and retry."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+
 class EngineUnavailableError(ConciergeError):
     """The engine is still starting, or has died; retry later or elsewhere."""
 

@@ -29,6 +29,8 @@ from server.errors import (
     ContextLengthExceededError,
     EngineUnavailableError,
     InvalidRequestError,
+    PayloadTooLargeError,
+    RateLimitedError,
     UpstreamError,
 )
 
@@ -230,14 +232,23 @@ class OpenAIRemoteEngine:
             return None
         if response.status_code < 400:
             return response
-        detail = await _error_message(response)
-        if response.status_code >= 500:
-            self._mark(upstream, healthy=False, error=f"HTTP {response.status_code}: {detail}")
+        try:
+            detail = await _error_message(response)
+        except httpx.HTTPError as exc:
+            self._mark(upstream, healthy=False, error=_describe(exc))
             return None
+        status = response.status_code
+        if status >= 500:
+            self._mark(upstream, healthy=False, error=f"HTTP {status}")
+            return None
+        if status == 429:
+            raise RateLimitedError(f"upstream {upstream.label} is overloaded: {detail}")
+        if status == 413:
+            raise PayloadTooLargeError(detail)
+        if status == 404:  # our model name is wrong for that replica: a deployment problem
+            raise UpstreamError(f"upstream {upstream.label} does not serve the model: {detail}")
         if "context" in detail.lower() or "max_tokens" in detail.lower():
             raise ContextLengthExceededError(detail, param="max_tokens")
-        if response.status_code == 404:
-            raise EngineUnavailableError(f"upstream {upstream.label} refused the model: {detail}")
         raise InvalidRequestError(detail)
 
     async def abort(self, request_id: str) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +94,7 @@ class VllmLocalEngine:
             max_num_batched_tokens=cfg.max_num_batched_tokens,
             disable_log_stats=False,  # keeps the vllm:* Prometheus metrics updated
         )
-        # Building the engine blocks (config resolution, child start-up, weight load).
-        engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        engine = await _build_in_daemon_thread(lambda: AsyncLLM.from_engine_args(args))
         self._engine = engine
         self._tokenizer = engine.get_tokenizer()
         model_config = engine.model_config
@@ -131,15 +131,15 @@ class VllmLocalEngine:
     def stream_chat(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
-        return self._stream(lambda: self._render_chat(messages), options, request_id)
+        return self._stream(lambda: self._render_chat(messages), options, request_id, "messages")
 
     def stream_completion(
         self, prompt: str, options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
-        return self._stream(lambda: self._encode(prompt), options, request_id)
+        return self._stream(lambda: self._encode(prompt), options, request_id, "prompt")
 
     async def _stream(
-        self, tokenize: Any, options: SamplingOptions, request_id: str
+        self, tokenize: Any, options: SamplingOptions, request_id: str, prompt_param: str
     ) -> AsyncIterator[GenerationChunk]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -152,7 +152,7 @@ class VllmLocalEngine:
             prompt_ids: list[int] = await loop.run_in_executor(self._pool, tokenize)
         except Exception as exc:  # e.g. a chat template that refuses this role order
             raise InvalidRequestError(f"the prompt could not be rendered: {exc}") from exc
-        max_tokens = self._fit_max_tokens(len(prompt_ids), options.max_tokens)
+        max_tokens = self._fit_max_tokens(len(prompt_ids), options.max_tokens, prompt_param)
         params = SamplingParams(
             n=1,
             max_tokens=max_tokens,
@@ -190,14 +190,14 @@ class VllmLocalEngine:
             log.exception("generation failed for %s", request_id)
             raise GenerationError("generation failed inside the engine") from exc
 
-    def _fit_max_tokens(self, prompt_len: int, requested: int | None) -> int:
+    def _fit_max_tokens(self, prompt_len: int, requested: int | None, prompt_param: str) -> int:
         """Refuse prompts that leave no room; default max_tokens to what is left."""
         limit = self.model_info.max_model_len or 0
         room = limit - prompt_len
         if room <= 0:
             raise ContextLengthExceededError(
                 f"the prompt is {prompt_len} tokens; this model's context is {limit} tokens",
-                param="messages",
+                param=prompt_param,
             )
         if requested is None:
             return room
@@ -231,3 +231,44 @@ class VllmLocalEngine:
 def _finish_reason(reason: str | None) -> Any:
     """vLLM says stop/length/abort; anything else is reported as stop."""
     return reason if reason in {"stop", "length", "abort"} else "stop"
+
+
+async def _build_in_daemon_thread(build: Callable[[], Any]) -> Any:
+    """Run a blocking engine build off the event loop, without holding up shutdown.
+
+    Building takes 30-100 s and cannot be interrupted. In a daemon thread (unlike the
+    default executor, which the interpreter joins at exit) a server stopped mid-start
+    exits promptly; an engine that still gets built after cancellation is shut down.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    abandoned = threading.Event()
+
+    def run() -> None:
+        try:
+            result = build()
+        except BaseException as exc:
+            if not abandoned.is_set():
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            return
+        if abandoned.is_set():
+            log.info("shutting down an engine whose start was cancelled")
+            result.shutdown()
+            return
+        loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=run, name="vllm-engine-build", daemon=True).start()
+    try:
+        return await future
+    except asyncio.CancelledError:
+        abandoned.set()
+        raise
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

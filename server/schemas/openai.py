@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MAX_MESSAGES = 512
 MAX_STOP_SEQUENCES = 8
+
+
+def _refuse_if_set(value: Any, name: str) -> Any:
+    """Refuse a feature this server does not implement, unless it is set to a no-op value."""
+    no_op = value is None or value is False or value == [] or value == {}
+    if not no_op and not (name == "best_of" and value == 1):
+        raise ValueError(f"{name} is not supported by this server")
+    return value
 
 
 class TextPart(BaseModel):
@@ -103,18 +118,42 @@ class ChatCompletionRequest(_SamplingFields):
 
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(None, ge=1)
-    tools: list[Any] | None = None
     response_format: dict[str, Any] | None = None
-    logprobs: bool = False
+    # Accepted only so that asking for them is refused by name instead of ignored.
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    logit_bias: Any = None
+    audio: Any = None
+    prediction: Any = None
+
+    @field_validator(
+        "tools", "functions", "function_call", "logprobs", "top_logprobs", "logit_bias",
+        "audio", "prediction",
+    )  # fmt: skip
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_if_set(value, info.field_name or "")
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _no_tool_choice(cls, value: Any) -> Any:
+        if value not in (None, "none"):
+            raise ValueError("tool_choice is not supported by this server")
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value and value.get("type") not in (None, "text"):
+            raise ValueError("only response_format type 'text' is supported")
+        return value
 
     @model_validator(mode="after")
-    def _refuse_unsupported(self) -> ChatCompletionRequest:
-        if self.tools:
-            raise ValueError("tools are not supported by this server")
-        if self.response_format and self.response_format.get("type") not in (None, "text"):
-            raise ValueError("only response_format type 'text' is supported")
-        if self.logprobs:
-            raise ValueError("logprobs are not supported by this server")
+    def _max_completion_tokens(self) -> ChatCompletionRequest:
         if self.max_tokens is None and self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
         return self
@@ -126,6 +165,15 @@ class CompletionRequest(_SamplingFields):
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=1)
     echo: bool = False
+    logprobs: Any = None
+    logit_bias: Any = None
+    best_of: Any = None
+    suffix: Any = None
+
+    @field_validator("logprobs", "logit_bias", "best_of", "suffix")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_if_set(value, info.field_name or "")
 
     @field_validator("prompt")
     @classmethod

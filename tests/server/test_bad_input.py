@@ -41,7 +41,11 @@ def post_chat(base_url: str, **kwargs: Any) -> httpx.Response:
         ({**VALID, "stop": [""]}, "stop"),
         ({**VALID, "messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role"),
         ({**VALID, "messages": "hello"}, "messages"),
-        ({**VALID, "tools": [{"type": "function"}]}, None),
+        ({**VALID, "tools": [{"type": "function"}]}, "tools"),
+        ({**VALID, "tool_choice": "auto"}, "tool_choice"),
+        ({**VALID, "logit_bias": {"50": 10}}, "logit_bias"),
+        ({**VALID, "logprobs": True}, "logprobs"),
+        ({**VALID, "response_format": {"type": "json_object"}}, "response_format"),
         ({**VALID, "seed": 2**70}, "seed"),
     ],
 )
@@ -88,6 +92,20 @@ def test_prompt_longer_than_context(base_url: str) -> None:
     body = {**VALID, "messages": [{"role": "user", "content": long_text}]}
     error = assert_error_shape(post_chat(base_url, json=body), 400, "context_length_exceeded")
     assert error["param"] == "messages"
+
+
+def test_completion_prompt_longer_than_context(base_url: str) -> None:
+    body = {"model": VALID["model"], "prompt": "where is my parcel " * 800, "max_tokens": 4}
+    response = httpx.post(f"{base_url}/v1/completions", json=body, timeout=60)
+    error = assert_error_shape(response, 400, "context_length_exceeded")
+    assert error["param"] == "prompt"
+
+
+@pytest.mark.parametrize("field", ["best_of", "suffix"])
+def test_unsupported_completion_features_are_refused(base_url: str, field: str) -> None:
+    body = {"model": VALID["model"], "prompt": "hi", field: 3 if field == "best_of" else "x"}
+    response = httpx.post(f"{base_url}/v1/completions", json=body, timeout=60)
+    assert assert_error_shape(response, 400, "invalid_request_error")["param"] == field
 
 
 def test_ten_megabyte_body_with_length(base_url: str) -> None:
