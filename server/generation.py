@@ -104,31 +104,20 @@ class GenerationService:
         self, request: ChatCompletionRequest, disconnected: DisconnectCheck
     ) -> ChatCompletionResponse | AsyncIterator[str]:
         """A full response, or (when ``stream``) an iterator of SSE event strings."""
-        model = self._check_model(request.model)
         messages = [ChatMessage(m.engine_role(), m.text()) for m in request.messages]
-        request_id = uuid.uuid4().hex
-        call = _Call(
-            "chat",
-            request_id,
-            f"chatcmpl-{request_id}",
-            int(time.time()),
-            model,
-            time.monotonic(),
-            self._engine.stream_chat(messages, _options(request), request_id),
+        options = _options(request)
+        call, first = await self._begin(
+            "chat", request.model, lambda rid: self._engine.stream_chat(messages, options, rid)
         )
-        first = await self._first_chunk(call)
         if request.stream:
             return self._sse(call, first, request.include_usage)
         text, last = await self._collect(call, first, disconnected)
+        message = ChatChoiceMessage(content=text)
         return ChatCompletionResponse(
             id=call.response_id,
             created=call.created,
-            model=model,
-            choices=[
-                ChatChoice(
-                    message=ChatChoiceMessage(content=text), finish_reason=last.finish_reason
-                )
-            ],
+            model=call.model,
+            choices=[ChatChoice(message=message, finish_reason=last.finish_reason)],
             usage=_usage(last),
         )
 
@@ -136,28 +125,43 @@ class GenerationService:
         self, request: CompletionRequest, disconnected: DisconnectCheck
     ) -> CompletionResponse | AsyncIterator[str]:
         """Text completion, full or streamed."""
-        model = self._check_model(request.model)
-        request_id = uuid.uuid4().hex
-        call = _Call(
+        prompt, options = request.prompt_text(), _options(request)
+        call, first = await self._begin(
             "completion",
-            request_id,
-            f"cmpl-{request_id}",
-            int(time.time()),
-            model,
-            time.monotonic(),
-            self._engine.stream_completion(request.prompt_text(), _options(request), request_id),
+            request.model,
+            lambda rid: self._engine.stream_completion(prompt, options, rid),
         )
-        first = await self._first_chunk(call)
         if request.stream:
             return self._sse(call, first, request.include_usage)
         text, last = await self._collect(call, first, disconnected)
         return CompletionResponse(
             id=call.response_id,
             created=call.created,
-            model=model,
+            model=call.model,
             choices=[CompletionChoice(text=text, finish_reason=last.finish_reason)],
             usage=_usage(last),
         )
+
+    async def _begin(
+        self,
+        endpoint: Endpoint,
+        requested_model: str,
+        open_stream: Callable[[str], AsyncIterator[GenerationChunk]],
+    ) -> tuple[_Call, GenerationChunk]:
+        """Check the model, open the engine stream and pull its first chunk."""
+        model = self._check_model(requested_model)
+        request_id = uuid.uuid4().hex
+        prefix = "chatcmpl" if endpoint == "chat" else "cmpl"
+        call = _Call(
+            endpoint=endpoint,
+            request_id=request_id,
+            response_id=f"{prefix}-{request_id}",
+            created=int(time.time()),
+            model=model,
+            started=time.monotonic(),
+            stream=open_stream(request_id),
+        )
+        return call, await self._first_chunk(call)
 
     async def _first_chunk(self, call: _Call) -> GenerationChunk:
         """Pull the first chunk so that validation errors surface before any response."""
