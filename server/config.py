@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     # openai_remote
     remote_urls: Annotated[list[AnyHttpUrl], NoDecode] = Field(default_factory=list)
     remote_api_key: SecretStr | None = None
-    remote_timeout_s: float = Field(120.0, gt=0)
+    remote_timeout_s: float = Field(
+        120.0, gt=0, description="deadline for one request to an upstream, streaming included"
+    )
     remote_health_interval_s: float = Field(5.0, gt=0)
 
     # HTTP edge

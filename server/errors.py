@@ -82,6 +82,13 @@ class UpstreamError(ConciergeError):
     error_type = "upstream_error"
 
 
+class UpstreamTimeoutError(ConciergeError):
+    """A remote engine did not finish the request within its deadline."""
+
+    status_code = 504
+    error_type = "upstream_timeout"
+
+
 class GenerationError(ConciergeError):
     """The engine failed while generating."""
 

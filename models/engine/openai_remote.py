@@ -1,6 +1,7 @@
 """Generation on one or more OpenAI-compatible servers (``vllm serve`` replicas, say).
 
-Each request goes to the healthy upstream with the fewest requests in flight. A
+Each request goes to the healthy upstream with the fewest requests in flight and has a
+deadline (``request_timeout_s``) after which it is closed upstream and answered with 504. A
 replica that refuses connections or answers 5xx before the first token is marked
 down and the request moves to the next one, so a dead replica costs a retry, not an
 error; a background loop probes every replica's ``/v1/models`` and brings recovered
@@ -32,6 +33,7 @@ from server.errors import (
     PayloadTooLargeError,
     RateLimitedError,
     UpstreamError,
+    UpstreamTimeoutError,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class RemoteConfig:
     served_model_name: str | None = None
     api_key: str | None = None
     request_timeout_s: float = 120.0
+    """Deadline for a whole request (checked between streamed events); also bounds each wait."""
     connect_timeout_s: float = 3.0
     health_interval_s: float = 5.0
 
@@ -189,6 +192,7 @@ class OpenAIRemoteEngine:
         if self._client is None:
             raise EngineUnavailableError("the remote engine has not started")
         tried: set[str] = set()
+        deadline = time.monotonic() + self._config.request_timeout_s
         while True:
             upstream = self.pick(tried)
             tried.add(upstream.base_url)
@@ -207,6 +211,12 @@ class OpenAIRemoteEngine:
                     continue  # upstream failed before any token: try the next one
                 self._open[request_id] = response
                 async for chunk in _read_sse(response, chat=path.startswith("chat")):
+                    if time.monotonic() > deadline:
+                        await response.aclose()  # the upstream aborts the request
+                        raise UpstreamTimeoutError(
+                            f"upstream {upstream.label} did not finish within "
+                            f"{self._config.request_timeout_s:g} s"
+                        )
                     yield chunk
                 return
             finally:

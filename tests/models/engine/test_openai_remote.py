@@ -8,6 +8,7 @@ is a port nobody listens on, or a replica that is stopped mid-test.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,11 @@ import pytest
 
 from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
 from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
-from server.errors import ContextLengthExceededError, EngineUnavailableError
+from server.errors import (
+    ContextLengthExceededError,
+    EngineUnavailableError,
+    UpstreamTimeoutError,
+)
 from tests.servers import (
     free_port,
     prometheus_value,
@@ -166,6 +171,21 @@ async def test_client_errors_pass_through_without_failover(base_url: str) -> Non
         await engine.shutdown()
 
 
+async def test_a_request_past_its_deadline_is_cut_and_aborted_upstream(base_url: str) -> None:
+    engine = OpenAIRemoteEngine(RemoteConfig((base_url,), request_timeout_s=1.0))
+    await engine.start()
+    long = SamplingOptions(max_tokens=1500, temperature=0, ignore_eos=True)
+    started = time.monotonic()
+    try:
+        with pytest.raises(UpstreamTimeoutError, match="within 1 s"):
+            await collect(engine.stream_chat(QUESTION, long, uuid.uuid4().hex))
+        assert time.monotonic() - started < 10
+        assert engine.upstreams[0].healthy  # slow is not dead
+    finally:
+        await engine.shutdown()
+    assert await asyncio.to_thread(wait_for_running, base_url, 0)
+
+
 async def test_no_healthy_upstream_is_engine_unavailable() -> None:
     engine = OpenAIRemoteEngine(RemoteConfig((dead_url(), dead_url()), health_interval_s=60))
     await engine.start()
@@ -258,5 +278,35 @@ def test_disconnect_through_a_remote_front_aborts_upstream(base_url: str, log_di
                 next(lines)
             assert wait_for_running(base_url, 1, timeout_s=5)
         assert wait_for_running(base_url, 0), "upstream kept generating for a gone client"
+    finally:
+        front.stop()
+
+
+def test_an_error_mid_stream_is_an_sse_error_event_then_done(base_url: str, log_dir: Path) -> None:
+    """A deadline passing mid-stream: the client gets an error event, then ``[DONE]``."""
+    env = {**remote_engine_env(base_url), "CONCIERGE_REMOTE_TIMEOUT_S": "1"}
+    front = start_server(log_dir, env, name="impatient")
+    try:
+        front.wait_ready(60)
+        body = {
+            "model": "smollm2-135m-instruct",
+            "max_tokens": 1500,
+            "ignore_eos": True,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+        }
+        response = httpx.post(f"{front.url}/v1/chat/completions", json=body, timeout=60)
+        assert response.status_code == 200
+        events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        error = json.loads(events[-2])["error"]
+        assert error["type"] == "upstream_timeout"
+        assert any('"content"' in event for event in events[:-2]), "tokens came before the error"
+        unary = httpx.post(
+            f"{front.url}/v1/chat/completions", json={**body, "stream": False}, timeout=60
+        )
+        assert unary.status_code == 504
+        assert unary.json()["error"]["type"] == "upstream_timeout"
+        assert wait_for_running(base_url, 0)
     finally:
         front.stop()
