@@ -60,3 +60,11 @@ def test_unmatched_paths_share_one_metric_label(base_url: str) -> None:
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
     assert 'route="/a"' not in text
     assert 'route="unmatched"' in text
+
+
+def test_openapi_schema_documents_the_api(base_url: str) -> None:
+    schema = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+    paths = schema["paths"]
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/readyz"} <= set(paths)
+    responses = paths["/v1/chat/completions"]["post"]["responses"]
+    assert {"200", "400", "404", "413", "503"} <= set(responses)
