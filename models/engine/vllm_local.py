@@ -94,10 +94,11 @@ class VllmLocalEngine:
             max_num_batched_tokens=cfg.max_num_batched_tokens,
             disable_log_stats=False,  # keeps the vllm:* Prometheus metrics updated
         )
-        engine = await _build_in_daemon_thread(lambda: AsyncLLM.from_engine_args(args))
-        self._engine = engine
-        self._tokenizer = engine.get_tokenizer()
-        model_config = engine.model_config
+        # No local name for the engine: a lingering frame must not keep it alive after
+        # shutdown(), or vLLM's __del__ runs again during interpreter teardown.
+        self._engine = await _build_in_daemon_thread(lambda: AsyncLLM.from_engine_args(args))
+        self._tokenizer = self._engine.get_tokenizer()
+        model_config = self._engine.model_config
         self._info = ModelInfo(
             name=cfg.served_model_name,
             max_model_len=int(model_config.max_model_len),
