@@ -18,7 +18,8 @@ instructions drawn with a fixed seed; output length is forced with ``ignore_eos`
 so both systems generate exactly the same number of tokens.
 
 Engines run eager by default: ``--compiled`` (torch.compile) costs about 100 s of
-start-up per phase on a 2-core CPU, twice per run, for about 1.4x the throughput.
+start-up per phase on a 2-core CPU, twice per run, for about 1.1x the throughput
+(docs/benchmarks.md).
 
     .venv/bin/python bench/engine.py --concurrency 1,16 --markdown docs/bench-engine.md
     .venv/bin/python bench/engine.py --concurrency 1,4 --requests 4 --max-tokens 16  # smoke

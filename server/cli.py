@@ -118,16 +118,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from models.registry import ModelRegistry
+    from models.engine.factory import build_engine
     from server.app import create_app
     from server.errors import ModelNotFoundError
 
-    if settings.engine is EngineKind.VLLM_LOCAL:
-        try:  # fail fast, before the server binds, on a model that cannot be found
-            ModelRegistry().resolve(settings.model)
-        except ModelNotFoundError as exc:
-            sys.stderr.write(f"{exc.message}\n")
-            return 2
+    try:  # building is cheap (loading happens in the lifespan); fail before binding the port
+        engine = build_engine(settings)
+    except ModelNotFoundError as exc:
+        sys.stderr.write(f"{exc.message}\n")
+        return 2
 
     log.info(
         "serving on http://%s:%d (engine=%s, model=%s)",
@@ -137,7 +136,7 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
         settings.model,
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, engine=engine),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -22,7 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL
+from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL, ModelRegistry
+from server.errors import ModelNotFoundError
 
 
 class EngineKind(StrEnum):
@@ -87,8 +88,8 @@ class Settings(BaseSettings):
     tensor_parallel_size: int = Field(1, ge=1)
     enforce_eager: bool = Field(
         False,
-        description="skip torch.compile: ~30 s start-up instead of ~100 s on a 2-core CPU, "
-        "about 0.7x the throughput once started",
+        description="skip torch.compile: ~35 s start-up instead of ~100 s on a 2-core CPU, "
+        "about 0.9x the throughput once started (docs/benchmarks.md)",
     )
     max_num_seqs: int | None = Field(None, ge=1)
     max_num_batched_tokens: int | None = Field(None, ge=1)
@@ -146,9 +147,6 @@ class Settings(BaseSettings):
         """The name clients use for the generation model."""
         if self.served_model_name:
             return self.served_model_name
-        from models.registry import ModelRegistry
-        from server.errors import ModelNotFoundError
-
         try:  # the same name the engine factory serves under
             return ModelRegistry().resolve(self.model).name
         except ModelNotFoundError:

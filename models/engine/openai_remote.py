@@ -140,11 +140,11 @@ class OpenAIRemoteEngine:
         try:
             response = await self._client.get(f"{upstream.base_url}/models", timeout=timeout)
             if response.status_code != 200:
-                raise ValueError(f"/models answered HTTP {response.status_code}")
+                raise _ProbeFailure(f"/models answered HTTP {response.status_code}")
             body = response.json()
             models = body.get("data") if isinstance(body, dict) else None
             if not models or not isinstance(models[0], dict) or "id" not in models[0]:
-                raise ValueError("/models lists no model")
+                raise _ProbeFailure("/models lists no model")
             upstream.model_id = str(models[0]["id"])
             upstream.max_model_len = models[0].get("max_model_len")
             self._mark(upstream, healthy=True)
@@ -282,11 +282,13 @@ class OpenAIRemoteEngine:
             self._client = None
 
 
+class _ProbeFailure(Exception):
+    """An upstream answered its health probe, but not with a usable model list."""
+
+
 def _describe(exc: BaseException) -> str:
     """A failure's kind without its text: httpx messages embed URLs, which may hold secrets."""
-    if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
-        return str(exc)
-    return type(exc).__name__
+    return str(exc) if isinstance(exc, _ProbeFailure) else type(exc).__name__
 
 
 def _sampling_payload(options: SamplingOptions) -> dict[str, Any]:

@@ -24,8 +24,7 @@ MAX_STOP_SEQUENCES = 8
 
 def _refuse_if_set(value: Any, name: str) -> Any:
     """Refuse a feature this server does not implement, unless it is set to a no-op value."""
-    no_op = value is None or value is False or value == [] or value == {}
-    if not no_op and not (name == "best_of" and value == 1):
+    if not (value is None or value is False or value == [] or value == {}):
         raise ValueError(f"{name} is not supported by this server")
     return value
 
@@ -170,10 +169,17 @@ class CompletionRequest(_SamplingFields):
     best_of: Any = None
     suffix: Any = None
 
-    @field_validator("logprobs", "logit_bias", "best_of", "suffix")
+    @field_validator("logprobs", "logit_bias", "suffix")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> Any:
         return _refuse_if_set(value, info.field_name or "")
+
+    @field_validator("best_of")
+    @classmethod
+    def _one_candidate(cls, value: Any) -> Any:
+        if value not in (None, 1):
+            raise ValueError("best_of is not supported by this server")
+        return value
 
     @field_validator("prompt")
     @classmethod
