@@ -42,6 +42,18 @@ class ServerProcess:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def wait_alive(self, timeout_s: float) -> None:
+        """Wait until ``/healthz`` answers: the HTTP server is up, whatever the engine does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"server not alive after {timeout_s} s:\n{self.log_tail()}")
+
     def wait_ready(self, timeout_s: float) -> None:
         """Poll /readyz, remembering each status seen, until 200 or the deadline."""
         deadline = time.monotonic() + timeout_s

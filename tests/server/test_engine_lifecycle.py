@@ -1,7 +1,8 @@
-"""When the engine process dies, readiness says so and requests get a clear 503."""
+"""Engine start-up and death as the server reports them: readiness, 503s, prompt shutdown."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -41,5 +42,27 @@ def test_readyz_turns_503_when_the_engine_dies(data_dir: Path, log_dir: Path) ->
         )
         assert reply.status_code == 503, reply.text
         assert reply.json()["error"]["type"] == "engine_unavailable"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_stopping_during_a_compiled_start_exits_promptly(data_dir: Path, log_dir: Path) -> None:
+    """A compiled start takes ~100 s here and cannot be interrupted; the server must not wait."""
+    env = {**local_engine_env(data_dir), "CONCIERGE_ENFORCE_EAGER": "false"}
+    server = start_server(log_dir, env, name="interrupted")
+    try:
+        deadline = time.monotonic() + 180
+        while "EngineCore pid=" not in server.log_tail(400):
+            assert time.monotonic() < deadline, server.log_tail()
+            assert server.process.poll() is None, server.log_tail()
+            time.sleep(0.5)
+        time.sleep(3)  # well inside weight loading / compilation
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 503
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=45)
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, f"engine processes outlived the server: {alive}"
     finally:
         server.stop()

@@ -2,7 +2,8 @@
 
 Upstreams are real: the session's Concierge (in-process vLLM) and, where a second
 replica is needed, another Concierge in remote mode in front of it. A "dead" replica
-is a port nobody listens on, or a replica that is stopped mid-test.
+is a port nobody listens on, or a replica that is stopped mid-test. Only refusals a real
+server cannot give on demand (500, 429, 404) come from ``tests/faulty_upstream.py``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ import pytest
 from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
 from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
 from server.errors import (
+    ConciergeError,
     ContextLengthExceededError,
     EngineUnavailableError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    UpstreamError,
     UpstreamTimeoutError,
 )
+from tests.faulty_upstream import FaultyUpstream
 from tests.servers import (
     free_port,
     prometheus_value,
@@ -34,6 +40,13 @@ from tests.servers import (
 
 QUESTION = [ChatMessage("user", "How can I track my parcel?")]
 GREEDY = SamplingOptions(max_tokens=24, temperature=0)
+LONG_STORY = {  # an HTTP request that streams for half a minute unless cut short
+    "model": "smollm2-135m-instruct",
+    "max_tokens": 1500,
+    "ignore_eos": True,
+    "stream": True,
+    "messages": [{"role": "user", "content": "Tell me a story."}],
+}
 
 
 async def collect(stream: AsyncIterator[GenerationChunk]) -> tuple[str, GenerationChunk]:
@@ -186,6 +199,55 @@ async def test_a_request_past_its_deadline_is_cut_and_aborted_upstream(base_url:
     assert await asyncio.to_thread(wait_for_running, base_url, 0)
 
 
+async def test_a_5xx_before_the_first_token_fails_over(base_url: str) -> None:
+    with FaultyUpstream(500).running() as faulty:
+        engine = OpenAIRemoteEngine(RemoteConfig((faulty.url, base_url), health_interval_s=60))
+        await engine.start()
+        try:
+            assert all(u.healthy for u in engine.upstreams)
+            for _ in range(3):  # ties rotate, so the failing replica is tried first once
+                text, _ = await collect(engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex))
+                assert text.strip()
+            assert faulty.generations == 1
+            assert not engine.upstreams[0].healthy
+            assert engine.upstreams[0].last_error == "HTTP 500"
+        finally:
+            await engine.shutdown()
+
+
+@pytest.mark.parametrize(("status", "error"), [(429, RateLimitedError), (404, UpstreamError)])
+async def test_upstream_refusals_keep_their_meaning(
+    status: int, error: type[ConciergeError]
+) -> None:
+    with FaultyUpstream(status).running() as faulty:
+        engine = OpenAIRemoteEngine(RemoteConfig((faulty.url,), health_interval_s=60))
+        await engine.start()
+        try:
+            with pytest.raises(error) as raised:
+                await collect(engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex))
+            assert raised.value.status_code == (429 if status == 429 else 502)
+            assert engine.upstreams[0].healthy  # a refusal is not an outage: no failover
+            assert faulty.generations == 1
+        finally:
+            await engine.shutdown()
+
+
+async def test_an_upstream_body_limit_is_a_413(base_url: str, log_dir: Path) -> None:
+    env = {**remote_engine_env(base_url), "CONCIERGE_MAX_REQUEST_BYTES": "2048"}
+    replica = start_server(log_dir, env, name="strict")
+    await asyncio.to_thread(replica.wait_ready, 60)
+    engine = OpenAIRemoteEngine(RemoteConfig((replica.url,), health_interval_s=60))
+    await engine.start()
+    try:
+        long_question = [ChatMessage("user", "where is my order? " * 300)]
+        with pytest.raises(PayloadTooLargeError):
+            await collect(engine.stream_chat(long_question, GREEDY, uuid.uuid4().hex))
+        assert engine.upstreams[0].healthy
+    finally:
+        await engine.shutdown()
+        replica.stop()
+
+
 async def test_no_healthy_upstream_is_engine_unavailable() -> None:
     engine = OpenAIRemoteEngine(RemoteConfig((dead_url(), dead_url()), health_interval_s=60))
     await engine.start()
@@ -234,13 +296,7 @@ def test_remote_mode_server_over_http(base_url: str, log_dir: Path) -> None:
 def test_remote_mode_server_without_upstreams_is_not_ready(log_dir: Path) -> None:
     front = start_server(log_dir, remote_engine_env(dead_url()), name="orphan")
     try:
-        for _ in range(60):
-            try:
-                if httpx.get(f"{front.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
+        front.wait_alive(60)
         readiness = httpx.get(f"{front.url}/readyz", timeout=10)
         assert readiness.status_code == 503
         assert readiness.json()["error"]["type"] == "engine_unavailable"
@@ -263,15 +319,8 @@ def test_disconnect_through_a_remote_front_aborts_upstream(base_url: str, log_di
     try:
         front.wait_ready(60)
         assert wait_for_running(base_url, 0)
-        body = {
-            "model": "smollm2-135m-instruct",
-            "max_tokens": 1500,
-            "ignore_eos": True,
-            "stream": True,
-            "messages": [{"role": "user", "content": "Tell me a story."}],
-        }
         with httpx.stream(
-            "POST", f"{front.url}/v1/chat/completions", json=body, timeout=60
+            "POST", f"{front.url}/v1/chat/completions", json=LONG_STORY, timeout=60
         ) as response:
             lines = response.iter_lines()
             for _ in range(10):
@@ -288,14 +337,7 @@ def test_an_error_mid_stream_is_an_sse_error_event_then_done(base_url: str, log_
     front = start_server(log_dir, env, name="impatient")
     try:
         front.wait_ready(60)
-        body = {
-            "model": "smollm2-135m-instruct",
-            "max_tokens": 1500,
-            "ignore_eos": True,
-            "stream": True,
-            "messages": [{"role": "user", "content": "Tell me a story."}],
-        }
-        response = httpx.post(f"{front.url}/v1/chat/completions", json=body, timeout=60)
+        response = httpx.post(f"{front.url}/v1/chat/completions", json=LONG_STORY, timeout=60)
         assert response.status_code == 200
         events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
         assert events[-1] == "[DONE]"
@@ -303,7 +345,7 @@ def test_an_error_mid_stream_is_an_sse_error_event_then_done(base_url: str, log_
         assert error["type"] == "upstream_timeout"
         assert any('"content"' in event for event in events[:-2]), "tokens came before the error"
         unary = httpx.post(
-            f"{front.url}/v1/chat/completions", json={**body, "stream": False}, timeout=60
+            f"{front.url}/v1/chat/completions", json={**LONG_STORY, "stream": False}, timeout=60
         )
         assert unary.status_code == 504
         assert unary.json()["error"]["type"] == "upstream_timeout"
