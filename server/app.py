@@ -1,7 +1,7 @@
 """``create_app(settings)``: the FastAPI application and its lifespan.
 
-The lifespan builds the heavy objects once per process (the engine today; the
-retriever and store in later stages) and injects them through ``app.state``. The
+The lifespan builds the heavy objects once per process (the engine, the embedder,
+the KB indexes and the database) and injects them through ``app.state``. The
 engine starts in the background so ``/healthz`` answers at once and ``/readyz``
 can say 503 until the model is loaded, which is what load balancers and
 Kubernetes probes expect from a server whose start-up takes tens of seconds.
@@ -20,11 +20,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from models.engine.base import EngineClient
 from models.engine.factory import build_engine
 from server import metrics
-from server.api import health, openai
+from server.api import admin, health, openai
 from server.config import Settings
+from server.embeddings import EmbeddingService
 from server.error_responses import install_error_handlers
 from server.errors import EngineUnavailableError
 from server.generation import GenerationService
+from server.knowledge_service import KnowledgeService, running_retrieval
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,13 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
             asyncio.create_task(_watch_engine(active), name="engine-watch"),
         ]
         try:
-            yield
+            async with running_retrieval(settings) as retrieval:
+                app.state.retrieval = retrieval
+                app.state.knowledge_service = KnowledgeService(retrieval)
+                app.state.embedding_service = EmbeddingService(
+                    retrieval.embedder, settings.max_embedding_inputs, (settings.embedding_model,)
+                )
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -66,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(admin.router)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -73,7 +82,11 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL, ModelRegistry
 from server.errors import ModelNotFoundError
+from server.store.database import default_database_url
 
 
 class EngineKind(StrEnum):
@@ -102,8 +103,37 @@ class Settings(BaseSettings):
     )
     remote_health_interval_s: float = Field(5.0, gt=0)
 
+    # storage
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in the data directory"
+    )
+
+    # embeddings and retrieval
+    embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    max_embedding_inputs: int = Field(2048, ge=1, description="inputs per /v1/embeddings request")
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    retrieval_fusion: Literal["weighted", "rrf"] = Field(
+        "weighted",
+        description="hybrid merge: min-max weighted mix (measured best) or reciprocal rank fusion",
+    )
+    retrieval_lexical_weight: float = Field(0.1, ge=0, le=1)
+    retrieval_title_weight: float = Field(
+        0.5, ge=0, lt=1, description="share of the document title in each chunk's vector"
+    )
+    retrieval_candidates: int = Field(50, ge=1, le=1000)
+    chunk_max_chars: int = Field(900, ge=200, le=20_000)
+    chunk_overlap_chars: int = Field(150, ge=0)
+    index_keep_versions: int = Field(2, ge=1, description="published versions kept on disk")
+    index_refresh_interval_s: float = Field(
+        2.0, gt=0, description="how often to look for versions published by other processes"
+    )
+
     # HTTP edge
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_upload_bytes: int = Field(
+        33_554_432, ge=1024, description="body limit of the KB bulk upload route"
+    )
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @classmethod
@@ -135,12 +165,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
+        if self.chunk_overlap_chars >= self.chunk_max_chars:
+            raise ValueError("chunk_overlap_chars must be smaller than chunk_max_chars")
         if self.engine is EngineKind.OPENAI_REMOTE and not self.remote_urls:
             raise ValueError("engine=openai_remote needs CONCIERGE_REMOTE_URLS (comma-separated)")
         public = self.host in {"0.0.0.0", "::"}
         if self.environment is Environment.PRODUCTION and public and "*" in self.cors_allow_origins:
             raise ValueError("CORS '*' is refused in production on a public interface")
         return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return default_database_url(self.data_dir)
 
     @property
     def model_display_name(self) -> str:

@@ -108,3 +108,24 @@ class ConfigurationError(ConciergeError):
 
     status_code = 500
     error_type = "configuration_error"
+
+
+class ConflictError(ConciergeError):
+    """The request clashes with the current state (e.g. a job that already finished)."""
+
+    status_code = 409
+    error_type = "conflict"
+
+
+class IndexCorruptError(ConciergeError):
+    """An index version on disk fails verification; it is refused, never half-loaded."""
+
+    status_code = 500
+    error_type = "index_corrupt"
+
+
+class JobCancelledError(ConciergeError):
+    """A background job was cancelled; raised inside the job to unwind it."""
+
+    status_code = 409
+    error_type = "job_cancelled"

@@ -104,3 +104,86 @@ REMOTE_UPSTREAM_IN_FLIGHT = Gauge(
     "Requests in flight to each configured upstream.",
     ["upstream"],
 )
+
+# retrieval: embeddings, KB indexes, reindex jobs, searches
+_SEARCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_REINDEX_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+EMBEDDING_DURATION = Histogram(
+    "concierge_embedding_duration_seconds",
+    "Time to embed one batch of texts, by purpose (query, document, history, api).",
+    ["purpose"],
+    buckets=_SEARCH_BUCKETS,
+)
+EMBEDDED_TEXTS = Counter(
+    "concierge_embedded_texts",
+    "Texts embedded, by purpose (query, document, history, api).",
+    ["purpose"],
+)
+INDEX_DOCUMENTS = Gauge(
+    "concierge_index_documents",
+    "Documents in the served index version, per tenant and collection.",
+    ["tenant", "collection"],
+)
+INDEX_CHUNKS = Gauge(
+    "concierge_index_chunks",
+    "Chunks (vectors) in the served index version, per tenant and collection.",
+    ["tenant", "collection"],
+)
+INDEX_VERSION = Gauge(
+    "concierge_index_version",
+    "Number of the served index version, per tenant and collection.",
+    ["tenant", "collection"],
+)
+INDEX_PUBLISHED_TIMESTAMP = Gauge(
+    "concierge_index_published_timestamp_seconds",
+    "Unix time the served index version was built; age is time() minus this.",
+    ["tenant", "collection"],
+)
+INDEX_AGE = Gauge(
+    "concierge_index_age_seconds",
+    "Seconds since the served index version was built.",
+    ["tenant", "collection"],
+)
+INDEX_LOAD_FAILURES = Counter(
+    "concierge_index_load_failures",
+    "Index versions refused at load (corrupt, truncated, wrong model), per tenant.",
+    ["tenant", "collection"],
+)
+REINDEX_DURATION = Histogram(
+    "concierge_reindex_duration_seconds",
+    "Wall time of finished reindex jobs, by mode (incremental, full) and outcome.",
+    ["mode", "outcome"],
+    buckets=_REINDEX_BUCKETS,
+)
+REINDEX_DOCUMENTS_PER_SECOND = Gauge(
+    "concierge_reindex_documents_per_second",
+    "Documents processed per second by the tenant's last successful reindex.",
+    ["tenant"],
+)
+REINDEX_DOCUMENTS = Counter(
+    "concierge_reindex_documents",
+    "Documents handled by reindex jobs, by action (embedded, reused, removed).",
+    ["action"],
+)
+JOBS = Gauge(
+    "concierge_jobs",
+    "Background jobs now queued or running, by kind and state.",
+    ["kind", "state"],
+)
+JOBS_FINISHED = Counter(
+    "concierge_jobs_finished",
+    "Background jobs finished, by kind and final state (succeeded, failed, cancelled).",
+    ["kind", "state"],
+)
+SEARCH_DURATION = Histogram(
+    "concierge_search_duration_seconds",
+    "Search time inside the index (embedding excluded), by collection and mode.",
+    ["collection", "mode"],
+    buckets=_SEARCH_BUCKETS,
+)
+SEARCH_EMPTY_RESULTS = Counter(
+    "concierge_search_empty_results",
+    "Searches that returned nothing, by collection.",
+    ["collection"],
+)

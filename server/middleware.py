@@ -20,23 +20,38 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+    """Refuse bodies over the limit with 413, whether or not Content-Length is sent.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``upload_max_bytes`` is the larger limit of paths ending in ``upload_suffix``
+    (the KB bulk upload); every other path gets ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_max_bytes: int | None = None,
+        upload_suffix: str = ":bulk",
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes or max_bytes
+        self.upload_suffix = upload_suffix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if str(scope.get("path", "")).endswith(self.upload_suffix):
+            limit = self.upload_max_bytes
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await self._refuse(send, 400, "invalid_request_error", "bad Content-Length")
                 return
-            if int(declared) > self.max_bytes:
-                await self._refuse(send, 413, "payload_too_large", self._too_large_message())
+            if int(declared) > limit:
+                await self._refuse(send, 413, "payload_too_large", _too_large_message(limit))
                 return
         received = 0
 
@@ -45,15 +60,12 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     metrics.HTTP_REJECTED_BODIES.labels(reason="too_large").inc()
-                    raise HTTPException(413, self._too_large_message())
+                    raise HTTPException(413, _too_large_message(limit))
             return message
 
         await self.app(scope, limited_receive, send)
-
-    def _too_large_message(self) -> str:
-        return f"the request body exceeds the limit of {self.max_bytes} bytes"
 
     async def _refuse(self, send: Send, status: int, error_type: str, message: str) -> None:
         metrics.HTTP_REJECTED_BODIES.labels(
@@ -110,6 +122,10 @@ class RequestContextMiddleware:
             metrics.HTTP_REQUEST_DURATION.labels(route, method).observe(
                 time.perf_counter() - started
             )
+
+
+def _too_large_message(limit: int) -> str:
+    return f"the request body exceeds the limit of {limit} bytes"
 
 
 def _route_template(scope: Scope) -> str:

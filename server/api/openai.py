@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from server.deps import GenerationDep
+from server.deps import EmbeddingServiceDep, GenerationDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.openai import (
     ChatCompletionRequest,
@@ -16,6 +16,7 @@ from server.schemas.openai import (
     CompletionResponse,
     ModelList,
 )
+from server.schemas.retrieval import EmbeddingRequest, EmbeddingResponse
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -51,3 +52,9 @@ async def completions(
     """Text completion of one prompt."""
     result = await service.complete(body, request.is_disconnected)
     return result if isinstance(result, CompletionResponse) else _sse(result)
+
+
+@router.post("/embeddings", response_model=EmbeddingResponse, responses=_ERRORS)
+async def embeddings(body: EmbeddingRequest, service: EmbeddingServiceDep) -> EmbeddingResponse:
+    """Sentence embeddings (unit length) from the model the KB is indexed with."""
+    return await service.create(body)

@@ -1,0 +1,1 @@
+"""Retrieval: embeddings, FAISS and BM25 indexes, the KB and customer history."""

@@ -1,0 +1,202 @@
+"""Background reindex jobs: progress, ETA, cancellation, one writer per tenant.
+
+A reindex can take minutes, so the admin API answers at once with a job id and the
+work runs in a worker thread. Per tenant there is at most one running job and one
+queued job: a second request while one is queued joins it (an incremental request
+joins a queued full one; a full request upgrades a queued incremental one), so a
+burst of document edits costs one reindex, not one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from retrieval.knowledge import KnowledgeBase, ReindexMode
+from server import metrics
+from server.errors import ConflictError, JobCancelledError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "kb_reindex"
+FINISHED_JOBS_KEPT = 500
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+@dataclass
+class Job:
+    """One reindex job as the admin API shows it."""
+
+    job_id: str
+    tenant: str
+    mode: ReindexMode
+    state: JobState = JobState.QUEUED
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Remaining time at the rate so far; None until there is a rate to go by."""
+        if self.state is not JobState.RUNNING or not self.started_at or not self.done:
+            return None
+        elapsed = time.time() - self.started_at
+        return round(elapsed / self.done * (self.total - self.done), 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.job_id,
+            "kind": JOB_KIND,
+            "tenant": self.tenant,
+            "mode": str(self.mode),
+            "state": str(self.state),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "progress": {
+                "documents_done": self.done,
+                "documents_total": self.total,
+                "fraction": round(self.done / self.total, 4) if self.total else None,
+                "eta_seconds": self.eta_seconds,
+            },
+            "cancel_requested": self.cancel_requested.is_set(),
+            "error": self.error,
+            "result": self.result,
+        }
+
+
+class ReindexJobs:
+    """Schedules ``KnowledgeBase.reindex`` runs; call from the event loop."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self._knowledge = knowledge
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queued: dict[str, Job] = {}
+        self._running: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tenant_locks: dict[str, asyncio.Lock] = {}
+
+    def submit(self, tenant: str, mode: ReindexMode = ReindexMode.INCREMENTAL) -> Job:
+        """Queue a reindex, or join the tenant's queued one."""
+        queued = self._queued.get(tenant)
+        if queued is not None:
+            if mode is ReindexMode.FULL:
+                queued.mode = ReindexMode.FULL
+            return queued
+        job = Job(job_id=uuid.uuid4().hex, tenant=tenant, mode=mode)
+        self._jobs[job.job_id] = job
+        self._queued[tenant] = job
+        self._count(job.state, +1)
+        task = asyncio.create_task(self._run(job), name=f"reindex-{tenant}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._forget_old()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until restart)")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop; a queued job stops at once, a running one between batches."""
+        job = self.get(job_id)
+        if job.state.finished:
+            raise ConflictError(f"job {job_id} already {job.state}")
+        job.cancel_requested.set()
+        return job
+
+    def active(self, tenant: str) -> list[Job]:
+        return [j for j in (self._running.get(tenant), self._queued.get(tenant)) if j]
+
+    async def _run(self, job: Job) -> None:
+        lock = self._tenant_locks.setdefault(job.tenant, asyncio.Lock())
+        async with lock:  # one writer per tenant in this process (the flock covers others)
+            if self._queued.get(job.tenant) is job:
+                del self._queued[job.tenant]
+            if job.cancel_requested.is_set():
+                self._finish(job, JobState.CANCELLED, error="cancelled before it started")
+                return
+            self._running[job.tenant] = job
+            self._move(job, JobState.RUNNING)
+            job.started_at = time.time()
+
+            def progress(done: int, total: int) -> None:
+                job.done, job.total = done, total
+
+            try:
+                report = await asyncio.to_thread(
+                    self._knowledge.reindex,
+                    job.tenant,
+                    job.mode,
+                    progress=progress,
+                    cancelled=job.cancel_requested.is_set,
+                )
+            except JobCancelledError as exc:
+                self._finish(job, JobState.CANCELLED, error=exc.message)
+            except Exception as exc:
+                log.exception("reindex of tenant %s failed", job.tenant)
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self._finish(job, JobState.FAILED, error=message)
+            else:
+                job.result = report.as_dict()
+                self._finish(job, JobState.SUCCEEDED)
+            finally:
+                self._running.pop(job.tenant, None)
+
+    def _finish(self, job: Job, state: JobState, error: str | None = None) -> None:
+        job.error = error
+        job.finished_at = time.time()
+        elapsed = job.finished_at - (job.started_at or job.created_at)
+        metrics.REINDEX_DURATION.labels(mode=str(job.mode), outcome=str(state)).observe(elapsed)
+        metrics.JOBS_FINISHED.labels(kind=JOB_KIND, state=str(state)).inc()
+        self._move(job, state)
+        job.finished.set()
+
+    def _move(self, job: Job, state: JobState) -> None:
+        self._count(job.state, -1)
+        job.state = state
+        self._count(state, +1)
+
+    @staticmethod
+    def _count(state: JobState, delta: int) -> None:
+        if not state.finished:
+            metrics.JOBS.labels(kind=JOB_KIND, state=str(state)).inc(delta)
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.state.finished]
+        for job in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
+            self._jobs.pop(job.job_id, None)
+
+    async def shutdown(self) -> None:
+        """Cancel every job and wait for the running ones to unwind (nothing is published)."""
+        for job in self._jobs.values():
+            if not job.state.finished:
+                job.cancel_requested.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

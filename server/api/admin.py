@@ -1,0 +1,137 @@
+"""Admin routes for the knowledge base: documents, bulk uploads, reindex jobs, search.
+
+Thin: request parsing here, the work in ``KnowledgeService``. Writes answer once the
+documents are committed; the reindex that makes new text searchable runs as a job
+(``?wait=true`` waits for it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from retrieval.knowledge import ReindexMode
+from server.deps import KnowledgeServiceDep
+from server.errors import InvalidRequestError
+from server.schemas.errors import ErrorResponse
+from server.schemas.retrieval import (
+    BulkDocumentsIn,
+    DocumentIn,
+    DocumentOut,
+    DocumentsChangedOut,
+    ReindexIn,
+    SearchIn,
+    SearchOut,
+)
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 409, 413)
+}
+MAX_UPLOAD_FILES = 1_000
+
+Wait = Annotated[bool, Query(description="wait for the reindex job to finish")]
+
+
+@router.put(
+    "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
+)
+async def put_document(
+    tenant: str, doc_id: str, body: DocumentIn, service: KnowledgeServiceDep, wait: Wait = False
+) -> DocumentsChangedOut:
+    """Create or replace a document; its old text stops matching at once."""
+    return await service.put_document(tenant, doc_id, body, wait)
+
+
+@router.get("/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentOut, responses=_ERRORS)
+async def get_document(tenant: str, doc_id: str, service: KnowledgeServiceDep) -> DocumentOut:
+    """A stored document as uploaded."""
+    return await service.get_document(tenant, doc_id)
+
+
+@router.delete(
+    "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
+)
+async def delete_document(
+    tenant: str, doc_id: str, service: KnowledgeServiceDep, wait: Wait = False
+) -> DocumentsChangedOut:
+    """Delete a document; it stops matching at once, and the next version drops it."""
+    return await service.delete_document(tenant, doc_id, wait)
+
+
+@router.post("/kb/{tenant}/documents:bulk", response_model=DocumentsChangedOut, responses=_ERRORS)
+async def bulk_documents(
+    tenant: str, request: Request, service: KnowledgeServiceDep, wait: Wait = False
+) -> DocumentsChangedOut:
+    """Many documents at once: a JSON body ``{"documents": [...]}`` or multipart ``files``.
+
+    Files: ``.md``, ``.html``, ``.txt`` (one document each, id = file name) and FAQ
+    ``.csv`` / ``.json`` (question/answer; one document per entry).
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=MAX_UPLOAD_FILES)
+        uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+        if not uploads:
+            raise InvalidRequestError(
+                "multipart upload needs one or more 'files' parts", param="files"
+            )
+        files = [(upload.filename or "", await upload.read()) for upload in uploads]
+        reindex = str(form.get("reindex", "true")).lower() not in {"false", "0", "no"}
+        return await service.bulk_files(tenant, files, reindex, wait)
+    if not content_type.startswith("application/json"):
+        raise InvalidRequestError(
+            "send application/json or multipart/form-data", param="content-type"
+        )
+    try:
+        body = BulkDocumentsIn.model_validate(json.loads(await request.body()))
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"invalid JSON: {exc.msg}", param="body") from exc
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    return await service.bulk_json(tenant, body, wait)
+
+
+@router.post("/kb/{tenant}/reindex", status_code=202, responses=_ERRORS)
+async def reindex(
+    tenant: str,
+    service: KnowledgeServiceDep,
+    body: ReindexIn | None = None,
+    mode: Literal["incremental", "full"] | None = None,
+    wait: Wait = False,
+) -> JSONResponse:
+    """Start a reindex job (``mode`` as query parameter or JSON); 202 with the job."""
+    chosen = ReindexMode(mode or (body.mode if body else "incremental"))
+    job = await service.reindex(tenant, chosen, wait)
+    return JSONResponse(job.as_dict(), status_code=200 if job.state.finished else 202)
+
+
+@router.get("/jobs/{job_id}", responses=_ERRORS)
+async def get_job(job_id: str, service: KnowledgeServiceDep) -> dict[str, object]:
+    """A job's state, progress (documents done/total, ETA), and result or error."""
+    return service.job(job_id).as_dict()
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, responses=_ERRORS)
+async def cancel_job(job_id: str, service: KnowledgeServiceDep) -> dict[str, object]:
+    """Ask a job to stop; nothing it built is published."""
+    return service.cancel_job(job_id).as_dict()
+
+
+@router.get("/kb/{tenant}/stats", responses=_ERRORS)
+async def kb_stats(tenant: str, service: KnowledgeServiceDep) -> dict[str, object]:
+    """Documents, chunks, served version and its age, stale chunks, running jobs."""
+    return await service.stats(tenant)
+
+
+@router.post("/kb/{tenant}/search", response_model=SearchOut, responses=_ERRORS)
+async def search(tenant: str, body: SearchIn, service: KnowledgeServiceDep) -> SearchOut:
+    """Run a retrieval query as the reply pipeline would, with per-method scores."""
+    return await service.search(tenant, body)

@@ -1,0 +1,310 @@
+"""The KB admin surface: document edits, bulk uploads, reindex jobs, stats and search.
+
+Routes in ``server/api/admin.py`` stay thin; this class does the work and keeps the
+event loop free (store and index calls run in worker threads). Every write schedules
+an incremental reindex (coalesced per tenant), so an admin never has to remember to
+reindex, and edits are excluded from answers the moment the write returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from retrieval.documents import (
+    Document,
+    DocumentStore,
+    StoreChange,
+    check_document_id,
+    check_tenant,
+    documents_from_upload,
+)
+from retrieval.embedder import Embedder, EmbedderConfig
+from retrieval.history import CustomerHistory
+from retrieval.jobs import Job, ReindexJobs
+from retrieval.knowledge import (
+    Fusion,
+    KnowledgeBase,
+    ReindexMode,
+    RetrievalConfig,
+    SearchHit,
+    SearchMode,
+)
+from server.config import Settings
+from server.errors import InvalidRequestError, NotFoundError
+from server.schemas.retrieval import (
+    BulkDocumentsIn,
+    DocumentChangeOut,
+    DocumentIn,
+    DocumentOut,
+    DocumentsChangedOut,
+    SearchHitOut,
+    SearchIn,
+    SearchOut,
+)
+from server.store.database import create_database_engine, create_schema
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT_S = 600.0
+
+
+@dataclass
+class Retrieval:
+    """The process-wide retrieval objects, built once in the lifespan."""
+
+    database: Engine
+    embedder: Embedder
+    knowledge: KnowledgeBase
+    history: CustomerHistory
+    jobs: ReindexJobs
+
+
+def retrieval_config(settings: Settings) -> RetrievalConfig:
+    return RetrievalConfig(
+        chunk_max_chars=settings.chunk_max_chars,
+        chunk_overlap_chars=settings.chunk_overlap_chars,
+        keep_versions=settings.index_keep_versions,
+        title_weight=settings.retrieval_title_weight,
+        candidates=settings.retrieval_candidates,
+        fusion=Fusion(settings.retrieval_fusion),
+        lexical_weight=settings.retrieval_lexical_weight,
+        default_mode=SearchMode(settings.retrieval_mode),
+    )
+
+
+def build_retrieval(settings: Settings) -> Retrieval:
+    """Database, embedder (not loaded yet), KB and history over the data directory."""
+    database = create_database_engine(settings.effective_database_url)
+    create_schema(database)
+    embedder = Embedder(
+        EmbedderConfig(
+            settings.embedding_model,
+            device=settings.embedding_device,
+            batch_size=settings.embedding_batch_size,
+        )
+    )
+    knowledge = KnowledgeBase(
+        Path(settings.data_dir) / "retrieval",
+        DocumentStore(database),
+        embedder,
+        retrieval_config(settings),
+    )
+    return Retrieval(
+        database, embedder, knowledge, CustomerHistory(database, embedder), ReindexJobs(knowledge)
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_retrieval(settings: Settings) -> AsyncIterator[Retrieval]:
+    """Build retrieval, load the embedder and indexes in the background, close at exit."""
+    retrieval = await asyncio.to_thread(build_retrieval, settings)
+    tasks = [
+        asyncio.create_task(_warm_up(retrieval), name="retrieval-warm-up"),
+        asyncio.create_task(
+            _watch_published_versions(retrieval.knowledge, settings.index_refresh_interval_s),
+            name="index-refresh",
+        ),
+    ]
+    try:
+        yield retrieval
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await retrieval.jobs.shutdown()
+        retrieval.knowledge.shutdown()
+        retrieval.embedder.shutdown()
+        retrieval.database.dispose()
+
+
+async def _warm_up(retrieval: Retrieval) -> None:
+    try:
+        await asyncio.to_thread(retrieval.embedder.warm_up)
+        for tenant in await asyncio.to_thread(retrieval.knowledge.tenants):
+            await asyncio.to_thread(retrieval.knowledge.served, tenant)
+    except Exception:
+        log.exception("loading the embedder or the indexes failed")
+
+
+async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float) -> None:
+    """Serve versions that another process (``concierge kb reindex``) published."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            for tenant in await asyncio.to_thread(knowledge.tenants):
+                await asyncio.to_thread(knowledge.refresh, tenant)
+        except Exception:
+            log.exception("checking for new index versions failed")
+
+
+class KnowledgeService:
+    """What the admin routes call."""
+
+    def __init__(self, retrieval: Retrieval) -> None:
+        self._kb = retrieval.knowledge
+        self._jobs = retrieval.jobs
+
+    async def put_document(
+        self, tenant: str, doc_id: str, body: DocumentIn, wait: bool
+    ) -> DocumentsChangedOut:
+        check_tenant(tenant)
+        document = Document(
+            doc_id=check_document_id(doc_id),
+            text=body.text,
+            title=body.title,
+            format=body.format,
+            source=body.source,
+            metadata=body.metadata,
+        )
+        changes = await asyncio.to_thread(self._kb.put_documents, tenant, [document])
+        return await self._after_write(tenant, changes, reindex=True, wait=wait)
+
+    async def delete_document(self, tenant: str, doc_id: str, wait: bool) -> DocumentsChangedOut:
+        check_tenant(tenant)
+        changes = await asyncio.to_thread(
+            self._kb.delete_documents, tenant, [check_document_id(doc_id)]
+        )
+        if changes[0].action == "missing":
+            raise NotFoundError(f"tenant {tenant} has no document {doc_id!r}", param="doc_id")
+        return await self._after_write(tenant, changes, reindex=True, wait=wait)
+
+    async def get_document(self, tenant: str, doc_id: str) -> DocumentOut:
+        check_tenant(tenant)
+        check_document_id(doc_id)
+        doc = await asyncio.to_thread(self._kb.store.get, tenant, doc_id)
+        if doc is None:
+            raise NotFoundError(f"tenant {tenant} has no document {doc_id!r}", param="doc_id")
+        return DocumentOut(
+            id=doc.doc_id,
+            title=doc.title,
+            text=doc.text,
+            format=doc.format,
+            source=doc.source,
+            metadata=doc.metadata,
+            content_hash=doc.content_hash,
+        )
+
+    async def bulk_json(
+        self, tenant: str, body: BulkDocumentsIn, wait: bool
+    ) -> DocumentsChangedOut:
+        check_tenant(tenant)
+        documents = [
+            Document(
+                doc_id=check_document_id(item.id),
+                text=item.text,
+                title=item.title,
+                format=item.format,
+                source=item.source,
+                metadata=item.metadata,
+            )
+            for item in body.documents
+        ]
+        _refuse_duplicates([d.doc_id for d in documents])
+        deletions = [check_document_id(doc_id) for doc_id in body.delete]
+        changes = await asyncio.to_thread(self._kb.put_documents, tenant, documents)
+        if deletions:
+            changes += await asyncio.to_thread(self._kb.delete_documents, tenant, deletions)
+        return await self._after_write(tenant, changes, reindex=body.reindex, wait=wait)
+
+    async def bulk_files(
+        self, tenant: str, files: Sequence[tuple[str, bytes]], reindex: bool, wait: bool
+    ) -> DocumentsChangedOut:
+        """Uploaded files: Markdown, HTML and text become one document each; FAQ files many."""
+        check_tenant(tenant)
+        documents: list[Document] = []
+        for name, content in files:
+            if not name:
+                raise InvalidRequestError("every uploaded file needs a file name", param="files")
+            try:
+                text = content.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidRequestError(f"{name}: not UTF-8 text", param="files") from exc
+            documents.extend(documents_from_upload(Path(name).name, text))
+        if not documents:
+            raise InvalidRequestError("no documents in the upload", param="files")
+        _refuse_duplicates([d.doc_id for d in documents])
+        changes = await asyncio.to_thread(self._kb.put_documents, tenant, documents)
+        return await self._after_write(tenant, changes, reindex=reindex, wait=wait)
+
+    async def reindex(self, tenant: str, mode: ReindexMode, wait: bool) -> Job:
+        check_tenant(tenant)
+        job = self._jobs.submit(tenant, mode)
+        if wait:
+            await _wait_for(job)
+        return job
+
+    def job(self, job_id: str) -> Job:
+        return self._jobs.get(job_id)
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._jobs.cancel(job_id)
+
+    async def stats(self, tenant: str) -> dict[str, object]:
+        check_tenant(tenant)
+        stats = await asyncio.to_thread(self._kb.stats, tenant)
+        stats["jobs"] = [job.as_dict() for job in self._jobs.active(tenant)]
+        return stats
+
+    async def search(self, tenant: str, body: SearchIn) -> SearchOut:
+        check_tenant(tenant)
+        started = time.perf_counter()
+        mode = SearchMode(body.mode) if body.mode else None
+        hits = await self._kb.asearch(tenant, body.query, body.top_k, mode)
+        served = self._kb.served(tenant)
+        return SearchOut(
+            tenant=tenant,
+            mode=str(mode or self._kb.config.default_mode),
+            version=served.version.number if served.version else None,
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+            results=[_hit_out(hit) for hit in hits],
+        )
+
+    async def _after_write(
+        self, tenant: str, changes: list[StoreChange], *, reindex: bool, wait: bool
+    ) -> DocumentsChangedOut:
+        job = None
+        if reindex and any(c.action != "unchanged" for c in changes):
+            job = self._jobs.submit(tenant, ReindexMode.INCREMENTAL)
+            if wait:
+                await _wait_for(job)
+        return DocumentsChangedOut(
+            tenant=tenant,
+            changes=[DocumentChangeOut(id=c.doc_id, action=c.action) for c in changes],
+            job=job.as_dict() if job else None,
+        )
+
+
+async def _wait_for(job: Job) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(job.finished.wait(), MAX_WAIT_S)
+
+
+def _refuse_duplicates(doc_ids: list[str]) -> None:
+    seen: set[str] = set()
+    for doc_id in doc_ids:
+        if doc_id in seen:
+            raise InvalidRequestError(f"document id {doc_id!r} appears twice", param="documents")
+        seen.add(doc_id)
+
+
+def _hit_out(hit: SearchHit) -> SearchHitOut:
+    return SearchHitOut(
+        chunk_id=str(hit.chunk_id),
+        document_id=hit.doc_id,
+        title=hit.title,
+        source=hit.source,
+        position=hit.position,
+        section=hit.section,
+        text=hit.text,
+        score=round(hit.score, 6),
+        dense_score=None if hit.dense_score is None else round(hit.dense_score, 6),
+        lexical_score=None if hit.lexical_score is None else round(hit.lexical_score, 6),
+    )

@@ -1,0 +1,1 @@
+"""Durable state in SQL: SQLite embedded by default, PostgreSQL for scale."""
