@@ -70,6 +70,9 @@ class Embedder:
             if self._model is not None:
                 return
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # keep "Loading weights" out of logs
 
             spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
             location = getattr(spec.source, "locate", None)

@@ -454,6 +454,7 @@ class KnowledgeBase:
         ``cancelled()`` turns true; nothing is published then.
         """
         check_tenant(tenant)
+        self.embedder.warm_up()  # model loading is not reindex time
         report = ReindexReport(tenant=tenant, mode=mode, version=None)
         started = time.perf_counter()
         root = self.tenant_root(tenant)

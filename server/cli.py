@@ -1,4 +1,4 @@
-"""The ``concierge`` command: serve, chat, config and models.
+"""The ``concierge`` command: serve, chat, config, models and kb.
 
 Output meant for a person goes to stdout; diagnostics go through logging to stderr.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from server.cli_kb import add_kb_commands
 from server.config import EngineKind, Settings
 
 log = logging.getLogger("concierge")
@@ -43,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise
+    for chatty in ("httpx", "bm25s", "sentence_transformers"):  # per-call INFO lines are noise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     handler: Any = args.handler
     result: int = handler(args, settings)
     return result
@@ -107,6 +109,8 @@ def _build_parser() -> argparse.ArgumentParser:
     prepare = model_commands.add_parser("prepare", help="convert/verify a model's weights")
     prepare.add_argument("names", nargs="*", help="model names (default: the configured ones)")
     prepare.set_defaults(handler=_models_prepare)
+
+    add_kb_commands(commands)
     return parser
 
 

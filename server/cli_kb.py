@@ -1,0 +1,157 @@
+"""``concierge kb ...``: ingest, reindex, search and inspect a tenant's knowledge base.
+
+These commands work on the data directory directly (no server needed). A running
+server notices versions they publish within ``CONCIERGE_INDEX_REFRESH_INTERVAL_S``;
+the per-tenant writer lock keeps a CLI reindex and a server job from interleaving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from retrieval.documents import documents_from_path
+from retrieval.knowledge import KnowledgeBase, ReindexMode, ReindexReport, SearchMode
+from server.config import Settings
+from server.errors import ConciergeError, JobCancelledError
+from server.knowledge_service import build_retrieval
+
+SNIPPET_CHARS = 160
+
+
+def add_kb_commands(commands: Any) -> None:
+    """Register ``kb ingest|reindex|search|stats`` on the top-level subparsers."""
+    kb = commands.add_parser("kb", help="knowledge base: ingest, reindex, search")
+    kb_commands = kb.add_subparsers(title="kb commands")
+
+    ingest = kb_commands.add_parser(
+        "ingest", help="store documents from a file or folder (.md .html .txt, FAQ .csv .json)"
+    )
+    ingest.add_argument("path", type=Path)
+    ingest.add_argument("--tenant", required=True)
+    ingest.add_argument(
+        "--prune", action="store_true", help="delete the tenant's documents not found in PATH"
+    )
+    ingest.add_argument("--no-reindex", action="store_true", help="store only; reindex later")
+    ingest.set_defaults(handler=_ingest)
+
+    reindex = kb_commands.add_parser("reindex", help="publish a new index version")
+    reindex.add_argument("--tenant", required=True)
+    reindex.add_argument("--full", action="store_true", help="re-embed every document")
+    reindex.set_defaults(handler=_reindex)
+
+    search = kb_commands.add_parser("search", help="query the tenant's KB as the pipeline does")
+    search.add_argument("query")
+    search.add_argument("--tenant", required=True)
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--mode", choices=[m.value for m in SearchMode])
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(handler=_search)
+
+    stats = kb_commands.add_parser("stats", help="documents, chunks, versions of a tenant")
+    stats.add_argument("--tenant", required=True)
+    stats.set_defaults(handler=_stats)
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    knowledge = build_retrieval(settings).knowledge
+    try:
+        documents = list(documents_from_path(args.path))
+        changes = knowledge.put_documents(args.tenant, documents)
+        if args.prune:
+            keep = {doc.doc_id for doc in documents}
+            gone = [d for d in knowledge.store.hashes(args.tenant) if d not in keep]
+            changes += knowledge.delete_documents(args.tenant, gone)
+    except ConciergeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    print(f"{args.tenant}: {len(documents)} documents read from {args.path} ({summary})")
+    if args.no_reindex:
+        return 0
+    return _run_reindex(knowledge, args.tenant, ReindexMode.INCREMENTAL)
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    knowledge = build_retrieval(settings).knowledge
+    mode = ReindexMode.FULL if args.full else ReindexMode.INCREMENTAL
+    return _run_reindex(knowledge, args.tenant, mode)
+
+
+def _run_reindex(knowledge: KnowledgeBase, tenant: str, mode: ReindexMode) -> int:
+    bar: tqdm[Any] | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="doc", desc=f"{mode} reindex", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        report = knowledge.reindex(tenant, mode, progress=progress)
+    except (KeyboardInterrupt, JobCancelledError):
+        sys.stderr.write("\nreindex cancelled; the served version is unchanged\n")
+        return 130
+    except ConciergeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    print(_describe(report))
+    return 0
+
+
+def _describe(report: ReindexReport) -> str:
+    if not report.published:
+        return f"{report.tenant}: up to date at version {report.version} (nothing changed)"
+    return (
+        f"{report.tenant}: published version {report.version} ({report.mode}) in "
+        f"{report.seconds:.1f} s: {report.embedded_documents} documents embedded "
+        f"({report.embedded_chunks} chunks), {report.reused_documents} reused, "
+        f"{report.removed_documents} removed; {report.chunks} chunks in the index"
+    )
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    retrieval = build_retrieval(settings)
+    mode = SearchMode(args.mode) if args.mode else None
+    try:
+        vector = (
+            None if mode is SearchMode.LEXICAL else retrieval.embedder.embed_sync([args.query])[0]
+        )
+        hits = retrieval.knowledge.search(args.tenant, args.query, vector, args.top_k, mode)
+    except ConciergeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    if args.json:
+        print(json.dumps([hit.__dict__ for hit in hits], indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results")
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.doc_id}" + (f" > {hit.section}" if hit.section else "")
+        snippet = " ".join(hit.text.split())
+        if len(snippet) > SNIPPET_CHARS:
+            snippet = snippet[: SNIPPET_CHARS - 1] + "…"
+        print(f"{rank:>2}. {hit.score:.3f}  {where}\n    {snippet}")
+    return 0
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        stats = build_retrieval(settings).knowledge.stats(args.tenant)
+    except ConciergeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    print(json.dumps(stats, indent=2))
+    return 0
