@@ -10,15 +10,53 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-import bm25s
 import numpy as np
 import numpy.typing as npt
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
-_STOPWORDS = frozenset(STOPWORDS_EN)
+# bm25s's English stop words (its "en" list), inlined: importing bm25s also imports
+# numba and llvmlite, and a module graph holding llvmlite breaks vLLM's worker start
+# (its kernel scan trips over llvmlite objects), so bm25s is imported only when used.
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
 _STEMMER = Stemmer.Stemmer("english")
 
 LEXICAL_FOLDER = "lexical"
@@ -33,7 +71,7 @@ def terms(text: str) -> list[str]:
 class LexicalIndex:
     """BM25 over a fixed list of texts; rows are positions in that list."""
 
-    def __init__(self, retriever: bm25s.BM25 | None, size: int) -> None:
+    def __init__(self, retriever: Any, size: int) -> None:
         self._retriever = retriever
         self.size = size
 
@@ -41,6 +79,8 @@ class LexicalIndex:
     def build(cls, texts: list[str]) -> LexicalIndex:
         if not texts:
             return cls(None, 0)
+        import bm25s
+
         retriever = bm25s.BM25()
         retriever.index([terms(text) for text in texts], show_progress=False)
         return cls(retriever, len(texts))
@@ -75,5 +115,7 @@ class LexicalIndex:
         target = folder / LEXICAL_FOLDER
         if size == 0 or not target.is_dir():
             return cls(None, 0)
+        import bm25s
+
         retriever = bm25s.BM25.load(str(target), show_progress=False)
         return cls(retriever, size)

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         0.5, ge=0, lt=1, description="share of the document title in each chunk's vector"
     )
     retrieval_candidates: int = Field(50, ge=1, le=1000)
+    faiss_threads: int = Field(
+        1,
+        ge=1,
+        description="OpenMP threads per FAISS call: one query gains nothing from more, "
+        "and pays heavily for them when vLLM or the embedder share the CPU",
+    )
     chunk_max_chars: int = Field(900, ge=200, le=20_000)
     chunk_overlap_chars: int = Field(150, ge=0)
     index_keep_versions: int = Field(2, ge=1, description="published versions kept on disk")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 from sqlalchemy import Engine
 
 from retrieval.documents import (
@@ -82,6 +83,7 @@ def retrieval_config(settings: Settings) -> RetrievalConfig:
 
 def build_retrieval(settings: Settings) -> Retrieval:
     """Database, embedder (not loaded yet), KB and history over the data directory."""
+    faiss.omp_set_num_threads(settings.faiss_threads)
     database = create_database_engine(settings.effective_database_url)
     create_schema(database)
     embedder = Embedder(

@@ -110,6 +110,17 @@ class EmbeddingRequest(_Strict):
     dimensions: int | None = Field(None, ge=1)
     user: str | None = Field(None, max_length=256)
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_only(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not all(isinstance(text, str) for text in value):
+            raise ValueError(
+                "input must be a string or a list of strings (token ids are not accepted)"
+            )
+        return value
+
     @field_validator("input")
     @classmethod
     def _non_empty(cls, value: str | list[str]) -> str | list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,13 @@ def test_chat_in_process(data_dir: Path) -> None:
     assert "INFO" not in result.stdout, "vLLM's logs belong on stderr, not in the answer"
     # the engine is released at shutdown, not again by vLLM's __del__ at interpreter exit
     assert "Exception ignored" not in result.stderr, result.stderr[-2000:]
+
+
+def test_the_cli_module_graph_stays_free_of_numba() -> None:
+    """vLLM's CPU worker re-imports the CLI on spawn and breaks if llvmlite is loaded."""
+    check = (
+        "import sys, server.cli, server.app, retrieval.knowledge, server.knowledge_service;"
+        "assert not {'numba', 'llvmlite', 'bm25s'} & set(sys.modules), sorted(sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
