@@ -10,10 +10,10 @@ STAMP_DEV := $(VENV)/.concierge-dev.stamp
 HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
 PORT ?= $(or $(CONCIERGE_PORT),8000)
 
-.PHONY: run test lint format install install-dev models bench clean help
+.PHONY: run test lint format install install-dev models demo bench clean help
 
 help:
-	@echo "make run    install (CPU vLLM), prepare the default models, serve on $(HOST):$(PORT)"
+	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
 	@echo "make test   install with dev tools, lint, and run the whole test suite"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
@@ -46,7 +46,11 @@ install-dev: $(STAMP_DEV)
 models: $(STAMP_CPU)
 	$(VENV)/bin/concierge models prepare
 
-run: models
+# the demo tenant's KB: re-ingesting unchanged files publishes nothing new
+demo: $(STAMP_CPU)
+	$(VENV)/bin/concierge kb ingest examples/kb --tenant demo
+
+run: models demo
 	$(VENV)/bin/concierge serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP_DEV)
