@@ -492,7 +492,8 @@ class KnowledgeBase:
             report.version = version.number
             report.chunks = version.vectors.size
             report.published = True
-            self._install(tenant, self._with_staleness(tenant, version))
+            with self._lock_for(tenant):  # a concurrent delete either precedes this or follows
+                self._install(tenant, self._with_staleness(tenant, version))
             collect_garbage(root, self.config.keep_versions, {version.number})
         report.seconds = time.perf_counter() - started
         metrics.REINDEX_DOCUMENTS.labels(action="embedded").inc(report.embedded_documents)
