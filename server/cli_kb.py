@@ -11,16 +11,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from retrieval.documents import documents_from_path
-from retrieval.knowledge import KnowledgeBase, ReindexMode, ReindexReport, SearchMode
 from server.config import Settings
 from server.errors import ConciergeError, JobCancelledError
-from server.knowledge_service import build_retrieval
 
+if TYPE_CHECKING:
+    from retrieval.knowledge import KnowledgeBase, ReindexMode, ReindexReport
+
+# Retrieval (FAISS, numpy, bm25s) is imported inside the handlers, never at module level:
+# vLLM's engine processes re-import this module when they spawn, and a second OpenMP
+# runtime (FAISS's) loaded next to torch's there keeps them from exiting on SIGTERM.
+SEARCH_MODES = ("hybrid", "dense", "lexical")
 SNIPPET_CHARS = 160
 
 
@@ -49,7 +51,7 @@ def add_kb_commands(commands: Any) -> None:
     search.add_argument("query")
     search.add_argument("--tenant", required=True)
     search.add_argument("--top-k", type=int, default=5)
-    search.add_argument("--mode", choices=[m.value for m in SearchMode])
+    search.add_argument("--mode", choices=SEARCH_MODES)
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(handler=_search)
 
@@ -59,6 +61,10 @@ def add_kb_commands(commands: Any) -> None:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.documents import documents_from_path
+    from retrieval.knowledge import ReindexMode
+    from server.knowledge_service import build_retrieval
+
     knowledge = build_retrieval(settings).knowledge
     try:
         documents = list(documents_from_path(args.path))
@@ -81,13 +87,18 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.knowledge import ReindexMode
+    from server.knowledge_service import build_retrieval
+
     knowledge = build_retrieval(settings).knowledge
     mode = ReindexMode.FULL if args.full else ReindexMode.INCREMENTAL
     return _run_reindex(knowledge, args.tenant, mode)
 
 
 def _run_reindex(knowledge: KnowledgeBase, tenant: str, mode: ReindexMode) -> int:
-    bar: tqdm[Any] | None = None
+    from tqdm import tqdm
+
+    bar: Any = None
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
@@ -122,6 +133,9 @@ def _describe(report: ReindexReport) -> str:
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.knowledge import SearchMode
+    from server.knowledge_service import build_retrieval
+
     retrieval = build_retrieval(settings)
     mode = SearchMode(args.mode) if args.mode else None
     try:
@@ -148,6 +162,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from server.knowledge_service import build_retrieval
+
     try:
         stats = build_retrieval(settings).knowledge.stats(args.tenant)
     except ConciergeError as exc:

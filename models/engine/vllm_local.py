@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -263,7 +264,28 @@ async def _build_in_daemon_thread(build: Callable[[], Any]) -> Any:
         return await future
     except asyncio.CancelledError:
         abandoned.set()
+        await _stop_engine_core_processes()
         raise
+
+
+async def _stop_engine_core_processes(grace_s: float = 5.0) -> None:
+    """Stop the engine-core processes a cancelled build has started: SIGTERM, then SIGKILL.
+
+    At interpreter exit, ``multiprocessing`` joins its child processes; whether vLLM's
+    own finalizer has stopped them by then depends on the order the two exit hooks were
+    registered in, which any imported library can change. Without this, a server stopped
+    mid-compile could wait for the whole compilation. An engine core that ignores SIGTERM
+    while it compiles gets SIGKILL after ``grace_s``; its workers watch it and exit too.
+    """
+    children = [c for c in multiprocessing.active_children() if c.name.startswith("EngineCore")]
+    for child in children:
+        log.info("stopping %s (pid %s) of a cancelled engine start", child.name, child.pid)
+        child.terminate()
+    for child in children:
+        await asyncio.to_thread(child.join, grace_s)
+        if child.is_alive():
+            child.kill()
+            await asyncio.to_thread(child.join, grace_s)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -116,11 +116,24 @@ def test_chat_in_process(data_dir: Path) -> None:
     assert "Exception ignored" not in result.stderr, result.stderr[-2000:]
 
 
-def test_the_cli_module_graph_stays_free_of_numba() -> None:
-    """vLLM's CPU worker re-imports the CLI on spawn and breaks if llvmlite is loaded."""
+def test_the_cli_module_graph_stays_light() -> None:
+    """vLLM's engine processes re-import the CLI module when they spawn: FAISS there (a
+    second OpenMP runtime) keeps them from exiting on SIGTERM, and llvmlite (via bm25s's
+    numba) breaks their kernel scan. Neither may be imported by the CLI module itself."""
     check = (
-        "import sys, server.cli, server.app, retrieval.knowledge, server.knowledge_service;"
-        "assert not {'numba', 'llvmlite', 'bm25s'} & set(sys.modules), sorted(sys.modules)"
+        "import sys, server.cli;"
+        "assert not {'faiss', 'numba', 'llvmlite', 'bm25s'} & set(sys.modules),"
+        " sorted(sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    check = "import sys, server.app, retrieval.knowledge; assert 'bm25s' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_search_modes_offered_are_the_real_ones() -> None:
+    from retrieval.knowledge import SearchMode
+    from server.cli_kb import SEARCH_MODES
+
+    assert set(SEARCH_MODES) == {mode.value for mode in SearchMode}
