@@ -176,8 +176,8 @@ class VectorIndex:
         """Top ``k`` (scores, ids) for one query vector; ``-1`` ids pad missing results.
 
         ``allowed`` restricts the search to those ids, ``excluded`` removes ids; both are
-        applied by FAISS while it scans. ``exhaustive`` probes every IVF list (for very
-        selective filters, where a few probed lists might hold none of the allowed ids).
+        applied by FAISS while it scans. ``exhaustive`` probes every IVF list; an
+        ``allowed`` filter always does, since a few probed lists might hold none of its ids.
         """
         if self.size == 0 or k <= 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -186,7 +186,10 @@ class VectorIndex:
         k = min(k, self.size)
         nprobe = None
         if self.layout.kind == "ivf":
-            nprobe = self.layout.nlist if exhaustive else self.layout.nprobe
+            # an allow-list is usually a few ids scattered over many lists: probing only
+            # nprobe of them loses about two thirds of the matches (bench/retrieval_speed.py)
+            thorough = exhaustive or allowed is not None
+            nprobe = self.layout.nlist if thorough else self.layout.nprobe
         params = search_parameters(selector, nprobe)
         scores, ids = self._index.search(query, k, params=params)
         found = ids[0] >= 0
