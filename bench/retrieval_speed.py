@@ -55,14 +55,12 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +68,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from bench.machine import describe_machine
 from retrieval.documents import Document, DocumentFormat, DocumentStore
 from retrieval.embedder import Embedder, EmbedderConfig
 from retrieval.index import (
@@ -849,31 +848,6 @@ def realism_rows(result: RealismResult) -> list[Row]:
 # -- report -----------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    cpu_model = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        cpu_model = names[0].split(":", 1)[1].strip() if names else cpu_model
-    return {
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "faiss": version("faiss-cpu"),
-        "faiss_omp_threads": faiss.omp_get_max_threads(),
-        "numpy": version("numpy"),
-        "torch": version("torch"),
-        "sentence_transformers": version("sentence-transformers"),
-    }
-
-
 Row = list[str]
 
 
@@ -1222,7 +1196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown parts {sorted(unknown)}; choose from {PARTS + OPTIONAL_PARTS}")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    info = machine_info()
+    info = describe_machine(
+        faiss=("faiss-cpu",),
+        numpy=("numpy",),
+        torch=("torch",),
+        sentence_transformers=("sentence-transformers",),
+    )
+    info["faiss_omp_threads"] = faiss.omp_get_max_threads()
     started = time.perf_counter()
     load_start = load_average()
     OUT_DIR.mkdir(parents=True, exist_ok=True)

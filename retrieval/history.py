@@ -10,7 +10,6 @@ scored, let alone returned; tenants have separate indexes altogether.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -179,12 +178,6 @@ class CustomerHistory:
             metrics.SEARCH_EMPTY_RESULTS.labels(collection=COLLECTION).inc()
         return hits
 
-    async def asearch(
-        self, tenant: str, customer_id: str, query: str, top_k: int = 5
-    ) -> list[HistoryHit]:
-        vector = (await self._embedder.embed([query], purpose="query"))[0]
-        return await asyncio.to_thread(self.search, tenant, customer_id, vector, top_k)
-
     def forget_customer(self, tenant: str, customer_id: str) -> int:
         """Delete every entry of the customer (SQL and index); return how many."""
         check_tenant(tenant)
@@ -204,12 +197,6 @@ class CustomerHistory:
                 for entry_id in gone.tolist():
                     state.rows.pop(entry_id, None)
         return int(removed or 0)
-
-    def count(self, tenant: str, customer_id: str | None = None) -> int:
-        state = self._state(tenant)
-        if customer_id is None:
-            return int(state.index.ntotal)
-        return len(state.customers.get(customer_id, []))
 
     def _state(self, tenant: str) -> _TenantHistory:
         state = self._tenants.get(tenant)

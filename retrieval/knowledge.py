@@ -144,14 +144,9 @@ class ServedIndex:
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    chunk_id: int
-    doc_id: str
-    title: str
-    source: str
-    position: int
-    section: str
-    text: str
+class SearchHit(ChunkRecord):
+    """A retrieved chunk with its fused score and the score of each method that found it."""
+
     score: float
     dense_score: float | None
     lexical_score: float | None
@@ -382,16 +377,9 @@ class KnowledgeBase:
             row = version.vectors.row_of(chunk_id)
             if row is None:  # pragma: no cover - ids and chunks are written together
                 continue
-            chunk = version.chunks[row]
             hits.append(
                 SearchHit(
-                    chunk_id=chunk_id,
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    source=chunk.source,
-                    position=chunk.position,
-                    section=chunk.section,
-                    text=chunk.text,
+                    **vars(version.chunks[row]),
                     score=score,
                     dense_score=dense.get(chunk_id),
                     lexical_score=lexical.get(chunk_id),
@@ -682,7 +670,6 @@ class KnowledgeBase:
         metrics.INDEX_CHUNKS.labels(**labels).set(version.vectors.size)
         metrics.INDEX_VERSION.labels(**labels).set(version.number)
         created = version.manifest.created_at
-        metrics.INDEX_PUBLISHED_TIMESTAMP.labels(**labels).set(created)
         metrics.INDEX_AGE.labels(**labels).set_function(lambda: time.time() - created)
 
     def _lock_for(self, tenant: str) -> threading.Lock:

@@ -80,7 +80,9 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
-    print(f"{args.tenant}: {len(documents)} documents read from {args.path} ({summary})")
+    sys.stdout.write(
+        f"{args.tenant}: {len(documents)} documents read from {args.path} ({summary})\n"
+    )
     if args.no_reindex:
         return 0
     return _run_reindex(knowledge, args.tenant, ReindexMode.INCREMENTAL)
@@ -117,7 +119,7 @@ def _run_reindex(knowledge: KnowledgeBase, tenant: str, mode: ReindexMode) -> in
     finally:
         if bar is not None:
             bar.close()
-    print(_describe(report))
+    sys.stdout.write(_describe(report) + "\n")
     return 0
 
 
@@ -147,17 +149,19 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2
     if args.json:
-        print(json.dumps([hit.__dict__ for hit in hits], indent=2, ensure_ascii=False))
+        sys.stdout.write(
+            json.dumps([vars(hit) for hit in hits], indent=2, ensure_ascii=False) + "\n"
+        )
         return 0
     if not hits:
-        print("no results")
+        sys.stdout.write("no results\n")
         return 0
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.doc_id}" + (f" > {hit.section}" if hit.section else "")
         snippet = " ".join(hit.text.split())
         if len(snippet) > SNIPPET_CHARS:
             snippet = snippet[: SNIPPET_CHARS - 1] + "…"
-        print(f"{rank:>2}. {hit.score:.3f}  {where}\n    {snippet}")
+        sys.stdout.write(f"{rank:>2}. {hit.score:.3f}  {where}\n    {snippet}\n")
     return 0
 
 
@@ -169,5 +173,5 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     except ConciergeError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2
-    print(json.dumps(stats, indent=2))
+    sys.stdout.write(json.dumps(stats, indent=2) + "\n")
     return 0

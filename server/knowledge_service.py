@@ -158,14 +158,7 @@ class KnowledgeService:
         self, tenant: str, doc_id: str, body: DocumentIn, wait: bool
     ) -> DocumentsChangedOut:
         check_tenant(tenant)
-        document = Document(
-            doc_id=check_document_id(doc_id),
-            text=body.text,
-            title=body.title,
-            format=body.format,
-            source=body.source,
-            metadata=body.metadata,
-        )
+        document = _document(doc_id, body)
         changes = await asyncio.to_thread(self._kb.put_documents, tenant, [document])
         return await self._after_write(tenant, changes, reindex=True, wait=wait)
 
@@ -198,17 +191,7 @@ class KnowledgeService:
         self, tenant: str, body: BulkDocumentsIn, wait: bool
     ) -> DocumentsChangedOut:
         check_tenant(tenant)
-        documents = [
-            Document(
-                doc_id=check_document_id(item.id),
-                text=item.text,
-                title=item.title,
-                format=item.format,
-                source=item.source,
-                metadata=item.metadata,
-            )
-            for item in body.documents
-        ]
+        documents = [_document(item.id, item) for item in body.documents]
         _refuse_duplicates([d.doc_id for d in documents])
         deletions = [check_document_id(doc_id) for doc_id in body.delete]
         changes = await asyncio.to_thread(self._kb.put_documents, tenant, documents)
@@ -287,6 +270,17 @@ class KnowledgeService:
 async def _wait_for(job: Job) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(job.finished.wait(), MAX_WAIT_S)
+
+
+def _document(doc_id: str, body: DocumentIn) -> Document:
+    return Document(
+        doc_id=check_document_id(doc_id),
+        text=body.text,
+        title=body.title,
+        format=body.format,
+        source=body.source,
+        metadata=body.metadata,
+    )
 
 
 def _refuse_duplicates(doc_ids: list[str]) -> None:

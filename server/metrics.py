@@ -135,11 +135,6 @@ INDEX_VERSION = Gauge(
     "Number of the served index version, per tenant and collection.",
     ["tenant", "collection"],
 )
-INDEX_PUBLISHED_TIMESTAMP = Gauge(
-    "concierge_index_published_timestamp_seconds",
-    "Unix time the served index version was built; age is time() minus this.",
-    ["tenant", "collection"],
-)
 INDEX_AGE = Gauge(
     "concierge_index_age_seconds",
     "Seconds since the served index version was built.",
