@@ -61,6 +61,12 @@ class Embedder:
         self.max_tokens = 0
 
     @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The bounded executor embedding runs in; stages that embed and then do more
+        CPU work with the vectors (the reply analysis) run there as one task."""
+        return self._executor
+
+    @property
     def loaded(self) -> bool:
         return self._model is not None
 

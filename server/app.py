@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from models.engine.base import EngineClient
 from models.engine.factory import build_engine
 from server import metrics
-from server.api import admin, health, openai
+from server.api import admin, customers, health, openai, support, support_admin
 from server.config import Settings
 from server.embeddings import EmbeddingService
 from server.error_responses import install_error_handlers
@@ -28,6 +28,7 @@ from server.errors import EngineUnavailableError
 from server.generation import GenerationService
 from server.knowledge_service import KnowledgeService, running_retrieval
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.support_runtime import running_support
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
                 app.state.embedding_service = EmbeddingService(
                     retrieval.embedder, settings.max_embedding_inputs, (settings.embedding_model,)
                 )
-                yield
+                async with running_support(settings, retrieval, active) as support_side:
+                    app.state.support_service = support_side.service
+                    app.state.reply_pipeline = support_side.pipeline
+                    app.state.tenant_configs = support_side.tenants
+                    yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -74,7 +79,10 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(support.router)
+    app.include_router(customers.router)
     app.include_router(admin.router)
+    app.include_router(support_admin.router)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

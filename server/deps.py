@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from models.engine.base import EngineClient
+from retrieval.documents import check_tenant
 from server.config import Settings
 from server.embeddings import EmbeddingService
 from server.generation import GenerationService
 from server.knowledge_service import KnowledgeService, Retrieval
+from server.pipeline.reply import ReplyPipeline
+from server.support_service import SupportService
 
 
 def get_settings(request: Request) -> Settings:
@@ -47,9 +50,35 @@ def get_embedding_service(request: Request) -> EmbeddingService:
     return service
 
 
+def get_support_service(request: Request) -> SupportService:
+    service: SupportService = request.app.state.support_service
+    return service
+
+
+def get_reply_pipeline(request: Request) -> ReplyPipeline:
+    pipeline: ReplyPipeline = request.app.state.reply_pipeline
+    return pipeline
+
+
+def get_tenant(
+    request: Request,
+    x_concierge_tenant: Annotated[str | None, Header(max_length=64)] = None,
+) -> str:
+    """The tenant a call acts for: the ``X-Concierge-Tenant`` header, else the default.
+
+    One place decides it, so binding API keys to tenants later changes only this.
+    """
+    tenant = x_concierge_tenant or get_settings(request).default_tenant
+    check_tenant(tenant)
+    return tenant
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[EngineClient, Depends(get_engine)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 RetrievalDep = Annotated[Retrieval, Depends(get_retrieval)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]
 EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
+SupportServiceDep = Annotated[SupportService, Depends(get_support_service)]
+ReplyPipelineDep = Annotated[ReplyPipeline, Depends(get_reply_pipeline)]
+TenantDep = Annotated[str, Depends(get_tenant)]

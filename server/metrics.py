@@ -182,3 +182,78 @@ SEARCH_EMPTY_RESULTS = Counter(
     "Searches that returned nothing, by collection.",
     ["collection"],
 )
+
+# ---------------------------------------------------------------- the support reply pipeline
+
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+PIPELINE_STAGE_DURATION = Histogram(
+    "concierge_pipeline_stage_duration_seconds",
+    "Time spent in each stage of /v1/support/reply (analysis, recall, retrieval, "
+    "recommend, prompt, time_to_first_token, generation, persist, total).",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+)
+REPLIES = Counter(
+    "concierge_replies",
+    "Support replies by outcome: answered (model), handed_over (escalated this turn "
+    "without a model reply), human_queue (conversation owned by a person), aborted, error.",
+    ["outcome"],
+)
+REPLY_PROMPT_TOKENS = Histogram(
+    "concierge_reply_prompt_tokens",
+    "Prompt tokens of support replies after fitting the context budget.",
+    buckets=_TOKEN_BUCKETS,
+)
+PROMPT_PARTS_DROPPED = Counter(
+    "concierge_prompt_parts_dropped",
+    "Prompt parts dropped to fit the context window, by kind.",
+    ["kind"],
+)
+ESCALATIONS = Counter(
+    "concierge_escalations",
+    "Conversations handed to a person, by reason.",
+    ["reason"],
+)
+SENTIMENT = Counter(
+    "concierge_sentiment",
+    "Customer messages by detected sentiment label; frustrated is counted separately.",
+    ["label"],
+)
+FRUSTRATED_MESSAGES = Counter(
+    "concierge_frustrated_messages",
+    "Customer messages flagged as frustrated.",
+)
+INTENTS = Counter(
+    "concierge_intents",
+    "Customer messages by detected intent (labels of the intent model: a bounded set).",
+    ["intent"],
+)
+UNGROUNDED_REPLIES = Counter(
+    "concierge_ungrounded_replies",
+    "Model replies written without any KB passage above the grounding threshold.",
+)
+RECOMMENDATIONS = Counter(
+    "concierge_recommendations",
+    "Products recommended in replies.",
+)
+CSAT = Histogram(
+    "concierge_csat_score",
+    "Customer satisfaction scores (1-5) received as feedback.",
+    buckets=(1, 2, 3, 4, 5),
+)
+FEEDBACK = Counter(
+    "concierge_feedback",
+    "Feedback received, by kind (csat, thumbs_up, thumbs_down, comment).",
+    ["kind"],
+)
+TICKETS = Counter(
+    "concierge_tickets",
+    "Tickets created for escalated conversations, by priority.",
+    ["priority"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "concierge_webhook_deliveries",
+    "Ticket webhook attempts by outcome (delivered, retry, failed).",
+    ["outcome"],
+)

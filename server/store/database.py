@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
 
 METADATA = MetaData()
+
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+"""An auto-increment key: 64-bit on PostgreSQL, SQLite's rowid alias (INTEGER) there."""
 
 SQLITE_FILE_NAME = "concierge.sqlite3"
 

@@ -1,0 +1,68 @@
+"""Customer data: attributes, the event log, and the derived profile."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from server.deps import SupportServiceDep, TenantDep
+from server.schemas.errors import ErrorResponse
+from server.schemas.support import (
+    CUSTOMER_ID_PATTERN,
+    CustomerIn,
+    CustomerOut,
+    EventIn,
+    EventsIn,
+    EventsOut,
+)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 413)
+}
+CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
+
+
+@router.put("/{customer_id}", response_model=CustomerOut, responses=_ERRORS)
+async def put_customer(
+    customer_id: CustomerId, body: CustomerIn, service: SupportServiceDep, tenant: TenantDep
+) -> CustomerOut:
+    """Create or replace a customer's attributes (name, tier, locale, consent)."""
+    return await service.put_customer(tenant, customer_id, body)
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, responses=_ERRORS)
+async def get_customer(
+    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
+) -> CustomerOut:
+    customer = await service.get_customer(tenant, customer_id)
+    return CustomerOut(
+        customer_id=customer.customer_id,
+        name=customer.name,
+        tier=customer.tier,
+        locale=customer.locale,
+        consent=customer.consent,
+        attributes=customer.attributes,
+    )
+
+
+@router.post("/{customer_id}/events", response_model=EventsOut, status_code=201, responses=_ERRORS)
+async def add_events(
+    customer_id: CustomerId,
+    body: EventsIn | EventIn,
+    service: SupportServiceDep,
+    tenant: TenantDep,
+) -> EventsOut:
+    """Record orders, returns, tickets, page views and notes (one, or ``{"events": [...]}``)."""
+    events = body.events if isinstance(body, EventsIn) else [body]
+    return await service.add_events(tenant, customer_id, events)
+
+
+@router.get("/{customer_id}/profile", responses=_ERRORS)
+async def get_profile(
+    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
+) -> dict[str, Any]:
+    """The derived profile: orders and spend, favourite categories, open tickets, mood."""
+    return await service.profile(tenant, customer_id)

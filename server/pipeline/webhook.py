@@ -1,0 +1,141 @@
+"""Signed webhooks that tell a tenant's help-desk about a new ticket.
+
+The body is JSON; ``X-Concierge-Signature: sha256=<hex>`` is the HMAC-SHA256 of
+``<timestamp>.<body>`` with the tenant's secret, and ``X-Concierge-Timestamp`` carries
+the timestamp, so a receiver can check both origin and freshness (and refuse
+replays). Delivery runs after the turn is committed and acknowledged, retries with
+exponential backoff on connection errors, timeouts and 5xx/429 answers, gives up on
+other 4xx (the receiver refuses this request for good), and records the outcome on
+the ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server import metrics
+from server.store.conversations import ConversationStore, Ticket, WebhookStatus
+from server.tenants import Webhook
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Concierge-Signature"
+TIMESTAMP_HEADER = "X-Concierge-Timestamp"
+EVENT_HEADER = "X-Concierge-Event"
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """``sha256=<hex>`` over ``timestamp.body``."""
+    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    """Constant-time check of a signature (what a receiver does)."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: WebhookStatus
+    attempts: int
+    error: str | None
+
+
+def ticket_payload(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "event": "ticket.created",
+        "ticket": {
+            "ticket_id": ticket.ticket_id,
+            "tenant": ticket.tenant,
+            "conversation_id": ticket.conversation_id,
+            "customer_id": ticket.customer_id,
+            "reason": ticket.reason,
+            "priority": ticket.priority,
+            "status": ticket.status,
+            "created_at": ticket.created_at,
+            "transcript": ticket.transcript,
+        },
+    }
+
+
+async def deliver(
+    client: httpx.AsyncClient, config: Webhook, payload: dict[str, Any]
+) -> DeliveryResult:
+    """POST ``payload`` to the configured URL with retries; never raises."""
+    if config.url is None:
+        return DeliveryResult(WebhookStatus.NOT_CONFIGURED, 0, None)
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    secret = config.secret.get_secret_value().encode() if config.secret else b""
+    error: str | None = None
+    for attempt in range(1, config.attempts + 1):
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            EVENT_HEADER: str(payload.get("event", "")),
+        }
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+        try:
+            response = await client.post(
+                str(config.url), content=body, headers=headers, timeout=config.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code < 300:
+                metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
+                return DeliveryResult(WebhookStatus.DELIVERED, attempt, None)
+            error = f"HTTP {response.status_code}"
+            if response.status_code < 500 and response.status_code != 429:
+                break
+        metrics.WEBHOOK_DELIVERIES.labels(outcome="retry").inc()
+        if attempt < config.attempts:
+            await asyncio.sleep(config.backoff_s * 2 ** (attempt - 1))
+    metrics.WEBHOOK_DELIVERIES.labels(outcome="failed").inc()
+    log.warning("webhook delivery failed after %d attempts: %s", attempt, error)
+    return DeliveryResult(WebhookStatus.FAILED, attempt, error)
+
+
+class TicketNotifier:
+    """Delivers ticket webhooks in the background and records the outcome."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self._store = store
+        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def notify(self, ticket: Ticket, config: Webhook) -> None:
+        if config.url is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(ticket, config))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, ticket: Ticket, config: Webhook) -> None:
+        result = await deliver(self._client, config, ticket_payload(ticket))
+        await asyncio.to_thread(
+            self._store.set_webhook_result,
+            ticket.ticket_id,
+            result.status,
+            result.attempts,
+            result.error,
+        )
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Let deliveries in flight finish (bounded), then close the client."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        await self._client.aclose()

@@ -1,0 +1,266 @@
+"""Request and response models of the support surface: replies, customers, catalog,
+conversations, tickets, feedback and analytics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from server.store.customers import EventKind
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$"
+PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,99}$"
+MAX_EVENTS = 1_000
+MAX_PRODUCTS = 10_000
+MAX_PAYLOAD_KEYS = 100
+CONSENT_PURPOSES = frozenset({"personalization", "marketing"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------- replies
+
+
+class ReplyIn(_Strict):
+    """``POST /v1/support/reply``: one customer message."""
+
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
+    conversation_id: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    message: str = Field(min_length=1)
+    channel: Literal["chat", "email", "web", "app", "voice", "sms", "api"] = "chat"
+    locale: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    stream: bool = False
+    include_prompt: bool = Field(
+        False, description="return the composed prompt (for debugging and audits)"
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message is blank")
+        return value
+
+
+class CitationOut(BaseModel):
+    number: int
+    document_id: str
+    title: str
+    chunk_id: str
+    score: float
+
+
+class SentimentOut(BaseModel):
+    label: str
+    score: float
+    frustrated: bool
+
+
+class IntentOut(BaseModel):
+    label: str
+    confidence: float
+
+
+class LanguageOut(BaseModel):
+    code: str
+    confidence: float
+
+
+class RecommendationOut(BaseModel):
+    product_id: str
+    name: str
+    reason: str
+    score: float
+
+
+class EscalationOut(BaseModel):
+    escalate: bool
+    reason: str | None
+    priority: str | None
+    ticket_id: str | None
+
+
+class ReplyOut(BaseModel):
+    """The reply and everything that shaped it; also the ``final`` SSE event."""
+
+    conversation_id: str
+    turn_id: str
+    mode: Literal["assistant", "human"]
+    reply: str
+    answered_by: Literal["model", "handover", "human_queue"]
+    language: LanguageOut
+    sentiment: SentimentOut
+    intent: IntentOut
+    grounded: bool
+    citations: list[CitationOut]
+    recommendations: list[RecommendationOut]
+    escalation: EscalationOut
+    usage: dict[str, int]
+    timings_ms: dict[str, float]
+    prompt: list[dict[str, str]] | None = None
+
+
+class FeedbackIn(_Strict):
+    turn_id: str | None = Field(None, max_length=40)
+    csat: int | None = Field(None, ge=1, le=5)
+    thumbs: Literal["up", "down"] | None = None
+    comment: str = Field("", max_length=4000)
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackIn:
+        if self.csat is None and self.thumbs is None and not self.comment.strip():
+            raise ValueError("give at least one of csat, thumbs or comment")
+        return self
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: int
+    conversation_id: str
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    customer_id: str
+    channel: str
+    mode: str
+    turn_count: int
+    ticket_id: str | None
+    summary: str
+
+
+# ---------------------------------------------------------------------- customers
+
+
+class CustomerIn(_Strict):
+    """``PUT /v1/customers/{id}``: the attributes a business keeps about a customer."""
+
+    name: str = Field(min_length=1, max_length=200)
+    tier: str = Field("standard", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    locale: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    consent: dict[str, bool] = Field(
+        default_factory=lambda: {"personalization": True, "marketing": False},
+        description="purposes the customer agreed to: personalization, marketing",
+    )
+
+    @field_validator("consent")
+    @classmethod
+    def _known_purposes(cls, value: dict[str, bool]) -> dict[str, bool]:
+        unknown = set(value) - CONSENT_PURPOSES
+        if unknown:
+            raise ValueError(
+                f"unknown consent purpose(s) {sorted(unknown)}; known: {sorted(CONSENT_PURPOSES)}"
+            )
+        return value
+
+    attributes: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, max_length=MAX_PAYLOAD_KEYS
+    )
+
+
+class CustomerOut(BaseModel):
+    customer_id: str
+    name: str
+    tier: str
+    locale: str
+    consent: dict[str, bool]
+    attributes: dict[str, Any]
+    created: bool = False
+
+
+class EventIn(_Strict):
+    kind: EventKind
+    occurred_at: dt.datetime | None = Field(None, description="ISO 8601; now when absent")
+    payload: dict[str, Any] = Field(default_factory=dict, max_length=MAX_PAYLOAD_KEYS)
+
+    @model_validator(mode="after")
+    def _payload_fits_kind(self) -> EventIn:
+        check_event_payload(self.kind, self.payload)
+        return self
+
+    def timestamp(self) -> float:
+        if self.occurred_at is None:
+            return dt.datetime.now(dt.UTC).timestamp()
+        moment = self.occurred_at
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+
+
+class EventsIn(_Strict):
+    """``POST /v1/customers/{id}/events``: one event, or several at once."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsOut(BaseModel):
+    customer_id: str
+    event_ids: list[int]
+    history_entries: int
+
+
+_REQUIRED_PAYLOAD = {
+    EventKind.ORDER: ("order_id",),
+    EventKind.RETURN: ("order_id",),
+    EventKind.TICKET: ("ticket_id",),
+    EventKind.PAGE_VIEW: (),
+    EventKind.NOTE: ("text",),
+}
+
+
+def check_event_payload(kind: EventKind, payload: dict[str, Any]) -> None:
+    """The fields each kind needs, with the types the profile relies on."""
+    missing = [key for key in _REQUIRED_PAYLOAD[kind] if not payload.get(key)]
+    if missing:
+        raise ValueError(f"a {kind} event needs payload field(s) {', '.join(missing)}")
+    if kind is EventKind.ORDER:
+        items = payload.get("items", [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ValueError("order payload 'items' must be a list of objects")
+        for item in items:
+            price, quantity = item.get("price", 0), item.get("quantity", 1)
+            if not isinstance(price, int | float) or not isinstance(quantity, int):
+                raise ValueError("order items need a numeric 'price' and an integer 'quantity'")
+        if "total" in payload and not isinstance(payload["total"], int | float):
+            raise ValueError("order payload 'total' must be a number")
+    if kind is EventKind.PAGE_VIEW and not (payload.get("url") or payload.get("product_id")):
+        raise ValueError("a page_view event needs 'url' or 'product_id'")
+    if kind is EventKind.TICKET and payload.get("status", "open") not in ("open", "closed"):
+        raise ValueError("ticket payload 'status' must be 'open' or 'closed'")
+
+
+# ---------------------------------------------------------------------- catalog
+
+
+class ProductIn(_Strict):
+    name: str = Field(min_length=1, max_length=300)
+    category: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=5_000)
+    price: float | None = Field(None, ge=0)
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class BulkProductIn(ProductIn):
+    product_id: str = Field(pattern=PRODUCT_ID_PATTERN)
+
+
+class BulkProductsIn(_Strict):
+    products: list[BulkProductIn] = Field(min_length=1, max_length=MAX_PRODUCTS)
+
+
+class ProductOut(ProductIn):
+    product_id: str
+
+
+class ProductsOut(BaseModel):
+    tenant: str
+    products: list[ProductOut]
+
+
+class ProductsChangedOut(BaseModel):
+    tenant: str
+    upserted: int

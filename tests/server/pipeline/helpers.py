@@ -1,0 +1,28 @@
+"""Building pipeline inputs by hand, for tests of one stage at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.classifiers import IntentResult, LanguageResult, SentimentResult
+from server.pipeline.analyze import Analysis, asks_for_human, refund_amount
+
+
+def analysis(
+    message: str = "hello",
+    *,
+    sentiment: str = "neutral",
+    score: float = 0.0,
+    frustrated: bool = False,
+    intent: str = "track_order",
+    language: str = "en",
+) -> Analysis:
+    """An analysis with the text-derived signals computed exactly as the analyzer does."""
+    return Analysis(
+        language=LanguageResult(language, 0.99),
+        sentiment=SentimentResult(sentiment, score, 0.9, frustrated),
+        intent=IntentResult(intent, 0.9),
+        vector=np.zeros(384, dtype=np.float32),
+        human_requested=intent == "contact_human_agent" or asks_for_human(message),
+        refund_amount=refund_amount(message, intent),
+    )

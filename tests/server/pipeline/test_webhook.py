@@ -1,0 +1,75 @@
+"""Ticket webhooks against a real HTTP receiver on loopback: signature, retries, give-up."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from server.pipeline.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver, sign, verify
+from server.store.conversations import WebhookStatus
+from server.tenants import Webhook
+
+
+class Receiver(BaseHTTPRequestHandler):
+    statuses: list[int] = []
+    bodies: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Receiver.bodies.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(Receiver.statuses.pop(0) if Receiver.statuses else 200)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.statuses, Receiver.bodies = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+
+
+def run(config: Webhook) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as client:
+            return await deliver(client, config, {"event": "ticket.created", "ticket": {"id": 1}})
+
+    return asyncio.run(go())
+
+
+def test_signature_round_trip() -> None:
+    signature = sign(b"k", "123", b"{}")
+    assert signature.startswith("sha256=") and verify(b"k", "123", b"{}", signature)
+    assert not verify(b"k", "124", b"{}", signature) and not verify(b"k", "123", b"{ }", signature)
+
+
+def test_delivery_is_signed_and_retried_through_5xx(receiver: str) -> None:
+    Receiver.statuses = [500, 429]
+    result = run(Webhook(url=receiver, secret="s3cret", attempts=4, backoff_s=0.01))
+    assert result.status is WebhookStatus.DELIVERED and result.attempts == 3
+    headers, body = Receiver.bodies[-1]
+    assert verify(
+        b"s3cret", headers[TIMESTAMP_HEADER.lower()], body, headers[SIGNATURE_HEADER.lower()]
+    )
+
+
+def test_a_refusing_receiver_is_not_retried_and_a_dead_one_fails(receiver: str) -> None:
+    Receiver.statuses = [410]
+    refused = run(Webhook(url=receiver, secret="s", attempts=4, backoff_s=0.01))
+    assert refused.status is WebhookStatus.FAILED and refused.attempts == 1
+    assert refused.error == "HTTP 410"
+    dead = run(Webhook(url="http://127.0.0.1:9/hook", attempts=2, backoff_s=0.01, timeout_s=1))
+    assert dead.status is WebhookStatus.FAILED and dead.attempts == 2
+    assert run(Webhook()).status is WebhookStatus.NOT_CONFIGURED
