@@ -10,7 +10,7 @@ STAMP_DEV := $(VENV)/.concierge-dev.stamp
 HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
 PORT ?= $(or $(CONCIERGE_PORT),8000)
 
-.PHONY: run test lint format install install-dev models demo bench clean help
+.PHONY: run test lint format install install-dev models classifiers demo bench clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
@@ -49,8 +49,15 @@ models: $(STAMP_CPU)
 # the demo tenant's KB: re-ingesting unchanged files publishes nothing new
 demo: $(STAMP_CPU)
 	$(VENV)/bin/concierge kb ingest examples/kb --tenant demo
+	$(VENV)/bin/concierge tenants install examples/tenant.toml --tenant demo
+	$(VENV)/bin/concierge catalog import examples/catalog.jsonl --tenant demo
+	$(VENV)/bin/concierge customers import examples/customers.jsonl --events examples/events.jsonl --tenant demo
 
-run: models demo
+# sentiment/intent heads from ../shared/data; unchanged data: "up to date" in seconds
+classifiers: $(STAMP_CPU)
+	$(VENV)/bin/concierge models train-classifiers
+
+run: models classifiers demo
 	$(VENV)/bin/concierge serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP_DEV)
@@ -64,6 +71,7 @@ format: $(STAMP_DEV)
 
 test: lint
 	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/concierge models train-classifiers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP_DEV)

@@ -103,13 +103,27 @@ class CustomerHistory:
         self._tenants: dict[str, _TenantHistory] = {}
         self._lock = threading.Lock()
 
-    def add(self, tenant: str, customer_id: str, entries: Sequence[HistoryEntry]) -> list[int]:
-        """Embed and store entries (committed before returning); return their ids."""
+    def add(
+        self,
+        tenant: str,
+        customer_id: str,
+        entries: Sequence[HistoryEntry],
+        vectors: npt.NDArray[np.float32] | None = None,
+    ) -> list[int]:
+        """Embed and store entries (committed before returning); return their ids.
+
+        ``vectors`` skips the embedding when the caller already has one per entry (the
+        reply pipeline files a conversation under its first message's vector).
+        """
         check_tenant(tenant)
         _check_customer(customer_id)
         if not entries:
             return []
-        vectors = self._embedder.embed_sync([e.text for e in entries], purpose="history")
+        if vectors is None:
+            vectors = self._embedder.embed_sync([e.text for e in entries], purpose="history")
+        elif vectors.shape[0] != len(entries):
+            raise ValueError(f"{len(entries)} entries but {vectors.shape[0]} vectors")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = _new_ids(len(entries))
         rows = [
             {

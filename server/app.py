@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(_import_model_libraries)
         active = engine or build_engine(settings)
         app.state.engine = active
         app.state.engine_start_error = None
@@ -97,6 +98,19 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     )
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _import_model_libraries() -> None:
+    """Import the model libraries once, in one thread, before anything loads a model.
+
+    The engine, the embedder and the prompt tokenizer then load in parallel threads. A
+    package's first import is not safe to race: a second thread can get the half-built
+    module (seen as "cannot import name ... from partially initialized module
+    'accelerate'", killing the server at start-up about one time in two under load).
+    """
+    import accelerate  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import transformers  # noqa: F401
 
 
 async def _start_engine(app: FastAPI, engine: EngineClient) -> None:

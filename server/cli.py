@@ -1,4 +1,4 @@
-"""The ``concierge`` command: serve, chat, config, models and kb.
+"""The ``concierge`` command: serve, chat, config, models, kb, tenants, catalog, customers.
 
 Output meant for a person goes to stdout; diagnostics go through logging to stderr.
 """
@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from server.cli_kb import add_kb_commands
+from server.cli_support import add_support_commands
 from server.config import EngineKind, Settings
 
 log = logging.getLogger("concierge")
@@ -109,8 +110,24 @@ def _build_parser() -> argparse.ArgumentParser:
     prepare = model_commands.add_parser("prepare", help="convert/verify a model's weights")
     prepare.add_argument("names", nargs="*", help="model names (default: the configured ones)")
     prepare.set_defaults(handler=_models_prepare)
+    train = model_commands.add_parser(
+        "train-classifiers",
+        help="train the sentiment and intent heads (skipped when the data is unchanged)",
+    )
+    train.add_argument(
+        "--source",
+        type=Path,
+        help="labelled data folder (default: CONCIERGE_TRAINING_DATA_DIR, ../shared/data)",
+    )
+    train.add_argument("--force", action="store_true", help="retrain even if up to date")
+    train.add_argument("--tenant", help="train this tenant's own intent head (needs --intents)")
+    train.add_argument(
+        "--intents", type=Path, help="the tenant's examples: .csv (text,label) or .jsonl"
+    )
+    train.set_defaults(handler=_models_train_classifiers)
 
     add_kb_commands(commands)
+    add_support_commands(commands)
     return parser
 
 
@@ -250,6 +267,50 @@ def _models_prepare(args: argparse.Namespace, settings: Settings) -> int:
         prepared = prepare_model(registry.resolve(name, task), Path(settings.data_dir))
         verb = "converted" if prepared.converted else "ready"
         sys.stdout.write(f"{name}: {verb} at {prepared.location}\n")
+    return 0
+
+
+def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.tenant is None) != (args.intents is None):
+        sys.stderr.write("error: --tenant and --intents go together\n")
+        return 2
+    from models.classifiers import (
+        TrainingReport,
+        classifiers_dir,
+        train_classifiers,
+        train_tenant_intents,
+    )
+    from retrieval.embedder import Embedder, EmbedderConfig
+    from server.errors import ConciergeError
+
+    def say(line: str) -> None:
+        sys.stdout.write(f"{line}\n")
+        sys.stdout.flush()
+
+    embedder = Embedder(
+        EmbedderConfig(
+            settings.embedding_model,
+            device=settings.embedding_device,
+            batch_size=settings.embedding_batch_size,
+        )
+    )
+    out_dir = classifiers_dir(Path(settings.data_dir))
+    try:
+        report: TrainingReport
+        if args.tenant is not None:
+            say(f"training the intent head of tenant {args.tenant} from {args.intents}")
+            report = train_tenant_intents(embedder, args.intents, out_dir, args.tenant)
+        else:
+            source = Path(args.source or settings.training_data_dir)
+            say(f"training classifiers from {source}")
+            report = train_classifiers(embedder, source, out_dir, force=args.force, progress=say)
+    except ConciergeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    finally:
+        embedder.shutdown()
+    for line in report.lines():
+        say(line)
     return 0
 
 

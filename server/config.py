@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     data_dir: Path = Path("var")
+    training_data_dir: Path = Field(
+        Path("../shared/data"),
+        description="labelled data the default classifiers are trained from "
+        "(`concierge models train-classifiers`)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # generation
@@ -135,6 +140,35 @@ class Settings(BaseSettings):
         2.0, gt=0, description="how often to look for versions published by other processes"
     )
 
+    # the support reply pipeline
+    default_tenant: str = Field(
+        "demo",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="tenant of /v1 and /admin calls that name none (X-Concierge-Tenant header)",
+    )
+    tenants_dir: Path | None = Field(
+        None, description="tenant config files <tenant>.toml; default <data_dir>/tenants"
+    )
+    reply_max_tokens: int = Field(256, ge=16, le=4096, description="tokens a reply may use")
+    reply_temperature: float = Field(0.3, ge=0, le=2)
+    reply_frequency_penalty: float = Field(
+        0.5, ge=-2, le=2, description="discourages the repetition small models fall into"
+    )
+    reply_presence_penalty: float = Field(0.3, ge=-2, le=2)
+    max_message_chars: int = Field(4000, ge=100, le=100_000)
+    memory_turns: int = Field(4, ge=0, le=50, description="recent exchanges kept verbatim")
+    memory_summary_chars: int = Field(
+        1500, ge=0, le=20_000, description="rolling summary of older exchanges"
+    )
+    kb_passages: int = Field(3, ge=1, le=20, description="KB passages offered to the model")
+    grounding_min_similarity: float = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="cosine similarity a passage needs to count as grounding",
+    )
+    history_hits: int = Field(3, ge=0, le=20, description="customer-history entries per reply")
+
     # HTTP edge
     max_request_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(
@@ -186,6 +220,10 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return default_database_url(self.data_dir)
+
+    @property
+    def effective_tenants_dir(self) -> Path:
+        return self.tenants_dir if self.tenants_dir is not None else self.data_dir / "tenants"
 
     @property
     def model_display_name(self) -> str:

@@ -64,6 +64,8 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
     return PipelineSettings(
         reply_max_tokens=settings.reply_max_tokens,
         reply_temperature=settings.reply_temperature,
+        reply_frequency_penalty=settings.reply_frequency_penalty,
+        reply_presence_penalty=settings.reply_presence_penalty,
         memory_turns=settings.memory_turns,
         memory_summary_chars=settings.memory_summary_chars,
         kb_passages=settings.kb_passages,
@@ -115,7 +117,7 @@ async def running_support(
         retrieval.history,
         ProfileBuilder(customers, conversations, catalog),
     )
-    warm = asyncio.create_task(asyncio.to_thread(_load_classifiers, classifiers))
+    warm = asyncio.create_task(asyncio.to_thread(_warm_up, pipeline))
     try:
         yield Support(service, pipeline, tenants)
     finally:
@@ -124,8 +126,10 @@ async def running_support(
         await pipeline.close()
 
 
-def _load_classifiers(slot: ClassifierSlot) -> None:
+def _warm_up(pipeline: ReplyPipeline) -> None:
     try:
-        slot()
+        pipeline.warm_up_sync()
     except ClassifiersUnavailableError as exc:
         log.warning("support replies are unavailable until classifiers exist: %s", exc.message)
+    except Exception:
+        log.exception("warming up the reply pipeline failed")

@@ -5,12 +5,27 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.servers import REPO, ServerProcess, local_engine_env, start_server
 
+if TYPE_CHECKING:
+    from retrieval.embedder import Embedder
+
 ENGINE_START_TIMEOUT_S = 420.0
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Iterator[Embedder]:
+    """The shipped all-MiniLM-L6-v2, loaded once (retrieval and classifier tests share it)."""
+    from retrieval.embedder import Embedder, EmbedderConfig
+
+    model = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu"))
+    model.warm_up()
+    yield model
+    model.shutdown()
 
 
 @pytest.fixture(scope="session")

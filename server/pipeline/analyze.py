@@ -109,7 +109,7 @@ class Analyzer:
         self._embedder = embedder
         self._classifiers = classifiers
 
-    def analyze_sync(self, tenant: str, message: str) -> Analysis:
+    def analyze_sync(self, tenant: str | None, message: str) -> Analysis:
         vector = self._embedder.embed_sync([message], purpose="query")
         sentiment = self._classifiers.sentiment([message], vector)[0]
         intent = self._classifiers.intent(vector, tenant)[0]

@@ -68,7 +68,8 @@ def recommend_sync(
 ) -> list[Recommendation]:
     """Up to ``policy.max_items`` products above ``policy.min_similarity``."""
     owned = profile.owned_products if profile else []
-    related = owned + (profile.viewed_products if profile else [])
+    viewed = profile.viewed_products if profile else []
+    related = owned + viewed
     history = catalog.vectors_of(tenant, related) if related else None
     matches = catalog.search(
         tenant, analysis.vector, CANDIDATES, exclude=owned, history_vectors=history
@@ -77,11 +78,12 @@ def recommend_sync(
     for match, query_sim, history_sim in matches:
         if match.score < policy.min_similarity:
             break
+        product = match.product
         chosen.append(
             Recommendation(
-                match.product.product_id,
-                match.product.name,
-                _reason(catalog, tenant, match.product, query_sim, history_sim, related),
+                product.product_id,
+                product.name,
+                _reason(catalog, tenant, product, query_sim, history_sim, owned, viewed),
                 match.score,
             )
         )
@@ -96,25 +98,27 @@ def _reason(
     product: Product,
     query_sim: float,
     history_sim: float,
-    related: list[str],
+    owned: list[str],
+    viewed: list[str],
 ) -> str:
-    if related and history_sim >= query_sim:
-        anchor = _closest_related(catalog, tenant, product, related)
-        if anchor:
-            return f"goes well with your {anchor}"
-        return "matches products you have shown interest in"
-    return f"related to your question ({product.category})"
+    """Say what chose the product: the question, something owned, or a recent view."""
+    anchor = _closest_owned(catalog, tenant, product, owned)
+    if product.product_id in viewed:
+        seen = "you looked at it recently"
+        return f"{seen}, and it goes well with your {anchor}" if anchor else seen
+    if anchor and history_sim >= query_sim:
+        return f"goes well with your {anchor}"
+    return f"matches your question ({product.category})"
 
 
-def _closest_related(
-    catalog: ProductCatalog, tenant: str, product: Product, related: list[str]
+def _closest_owned(
+    catalog: ProductCatalog, tenant: str, product: Product, owned: list[str]
 ) -> str | None:
-    """The name of the customer's product most similar to the recommended one."""
-    known = [r for r in related if catalog.get(tenant, r) is not None]
+    """The name of the owned product most similar to the recommended one."""
+    known = [p for p in owned if p != product.product_id and catalog.get(tenant, p) is not None]
     if not known:
         return None
-    similarity = (
-        catalog.vectors_of(tenant, known) @ catalog.vectors_of(tenant, [product.product_id])[0]
-    )
+    target = catalog.vectors_of(tenant, [product.product_id])[0]
+    similarity = catalog.vectors_of(tenant, known) @ target
     anchor = catalog.get(tenant, known[int(similarity.argmax())])
     return anchor.name if anchor else None

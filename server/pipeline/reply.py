@@ -68,6 +68,8 @@ _DISCONNECT_POLL_S = 0.25
 class PipelineSettings:
     reply_max_tokens: int
     reply_temperature: float
+    reply_frequency_penalty: float
+    reply_presence_penalty: float
     memory_turns: int
     memory_summary_chars: int
     kb_passages: int
@@ -167,24 +169,17 @@ class ReplyPipeline:
         started = time.perf_counter()
         config = self._tenants.get(request.tenant)
         analyzer = Analyzer(self._embedder, self._load_classifiers())
-        conversation = await asyncio.to_thread(
-            self._stores.conversations.open,
-            request.tenant,
-            request.customer_id,
-            request.conversation_id,
-            request.channel,
-            request.locale or "",
-        )
         analysis_task = asyncio.get_running_loop().run_in_executor(
             self._embedder.executor,
             _timed(analyzer.analyze_sync),
             request.tenant,
             request.message,
         )
-        recall_task = asyncio.to_thread(_timed(self._recall_sync), request, conversation)
-        (analysis, analysis_seconds), ((memory, profile), recall_seconds) = await asyncio.gather(
-            analysis_task, recall_task
-        )
+        recall_task = asyncio.to_thread(_timed(self._recall_sync), request)
+        (
+            (analysis, analysis_seconds),
+            ((conversation, memory, profile), recall_seconds),
+        ) = await asyncio.gather(analysis_task, recall_task)
         prepared = _Prepared(
             request=request,
             config=config,
@@ -261,6 +256,13 @@ class ReplyPipeline:
         prepared.stage("prompt", mark)
         return prepared
 
+    def warm_up_sync(self) -> None:
+        """Load the classifiers, the lexicon and the language model before the first reply,
+        which would otherwise pay seconds for them."""
+        Analyzer(self._embedder, self._classifiers()).analyze_sync(
+            None, "Hello, where is my order? It has not arrived yet."
+        )
+
     def _load_classifiers(self) -> Classifiers:
         try:
             return self._classifiers()
@@ -269,12 +271,20 @@ class ReplyPipeline:
             raise
 
     def _recall_sync(
-        self, request: ReplyRequest, conversation: Conversation
-    ) -> tuple[Memory, CustomerProfile | None]:
+        self, request: ReplyRequest
+    ) -> tuple[Conversation, Memory, CustomerProfile | None]:
+        """The conversation (404 when it is not this customer's), its memory, the profile."""
+        conversation = self._stores.conversations.open(
+            request.tenant,
+            request.customer_id,
+            request.conversation_id,
+            request.channel,
+            request.locale or "",
+        )
         memory = self._memory.recall_sync(conversation)
         customer = self._stores.customers.get(request.tenant, request.customer_id)
         profile = self._profiles.load_sync(customer) if customer is not None else None
-        return memory, profile
+        return conversation, memory, profile
 
     def _prompt_budget(self) -> int:
         context = self._engine.model_info.max_model_len or 2048
@@ -324,6 +334,8 @@ class ReplyPipeline:
         options = SamplingOptions(
             max_tokens=self.settings.reply_max_tokens,
             temperature=self.settings.reply_temperature,
+            frequency_penalty=self.settings.reply_frequency_penalty,
+            presence_penalty=self.settings.reply_presence_penalty,
         )
         mark = time.perf_counter()
         stream = self._engine.stream_chat(prepared.prompt.messages, options, request_id)
@@ -462,7 +474,12 @@ class ReplyPipeline:
             self._spawn(asyncio.to_thread(self._remember_conversation, prepared, reply))
 
     def _remember_conversation(self, prepared: _Prepared, reply: str) -> None:
-        """A history entry for the new conversation, so later ones can recall it."""
+        """A history entry for the new conversation, so later ones can recall it.
+
+        Filed under the first message's vector (already computed): a later message about
+        the same thing finds it, and no second embedding competes with the engine for
+        the CPU while the next reply is being generated.
+        """
         request = prepared.request
         text = (
             f"Conversation about {prepared.analysis.intent.label.replace('_', ' ')}: "
@@ -473,6 +490,7 @@ class ReplyPipeline:
                 request.tenant,
                 request.customer_id,
                 [HistoryEntry(HistoryKind.CONVERSATION, text, time.time())],
+                prepared.analysis.vector.reshape(1, -1),
             )
         except Exception:
             log.exception("could not add the conversation to the customer's history")

@@ -1,4 +1,4 @@
-"""Retrieval fixtures: one real embedder per run; fresh SQLite and index folders per test."""
+"""Retrieval fixtures: fresh SQLite and index folders per test (the embedder: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,9 @@ import pytest
 from sqlalchemy import Engine
 
 from retrieval.documents import DocumentStore
-from retrieval.embedder import Embedder, EmbedderConfig
+from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, RetrievalConfig
 from server.store.database import create_database_engine, create_schema
-
-
-@pytest.fixture(scope="session")
-def embedder() -> Iterator[Embedder]:
-    """The shipped all-MiniLM-L6-v2, loaded once."""
-    model = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu"))
-    model.warm_up()
-    yield model
-    model.shutdown()
 
 
 @pytest.fixture

@@ -71,6 +71,23 @@ def test_forgetting_a_customer_removes_every_entry(database: Engine, embedder: E
     assert len(history.search("acme", "bob", query)) == 1
 
 
+def test_entries_can_be_filed_under_a_vector_the_caller_already_has(
+    database: Engine, embedder: Embedder
+) -> None:
+    history = CustomerHistory(database, embedder)
+    question = "my blender will not start"
+    vector = embedder.embed_sync([question])
+    history.add(
+        "acme", "alice", [_entry(HistoryKind.CONVERSATION, "Conversation about a blender")], vector
+    )
+    [hit] = history.search("acme", "alice", vector[0])
+    assert hit.kind is HistoryKind.CONVERSATION and hit.score > 0.99
+    with pytest.raises(ValueError, match="2 entries but 1 vectors"):
+        history.add(
+            "acme", "alice", [_entry(HistoryKind.NOTE, "a"), _entry(HistoryKind.NOTE, "b")], vector
+        )
+
+
 def test_bad_customer_ids_are_refused(database: Engine, embedder: Embedder) -> None:
     history = CustomerHistory(database, embedder)
     with pytest.raises(InvalidRequestError):

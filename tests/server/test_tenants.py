@@ -24,7 +24,7 @@ def test_bad_files_name_the_problem() -> None:
         parse_tenant_config("[voice\n", "x.toml")
     with pytest.raises(InvalidRequestError, match=r"escalation\.negative_turns"):
         parse_tenant_config("[escalation]\nnegative_turns = -1\n", "x.toml")
-    with pytest.raises(InvalidRequestError, match="voice.colour"):
+    with pytest.raises(InvalidRequestError, match=r"voice\.colour"):
         parse_tenant_config("[voice]\ncolour = 'red'\n", "x.toml")
     with pytest.raises(InvalidRequestError, match="tenant"):
         TenantConfigs(Path("/tmp")).path_for("../etc")

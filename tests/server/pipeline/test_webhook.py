@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -17,8 +17,8 @@ from server.tenants import Webhook
 
 
 class Receiver(BaseHTTPRequestHandler):
-    statuses: list[int] = []
-    bodies: list[tuple[dict[str, str], bytes]] = []
+    statuses: ClassVar[list[int]] = []
+    bodies: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -1,0 +1,449 @@
+"""Quality of the reply pipeline's classifiers and escalation: sentiment, intent, escalation.
+
+The question this answers: how often do the shipped heads (``models.classifiers``, as
+trained by ``concierge models train-classifiers`` and loaded by the server) get a real
+message right?
+
+* Sentiment on TweetEval sentiment TEST (12,284 tweets; never trained or tuned on):
+  macro-recall, negative recall, per-class recall and accuracy of VADER alone (compound
+  >= 0.05 positive, <= -0.05 negative), of an embedding + logistic regression trained
+  on the 2,000 val tweets (the reference), and of Concierge's shipped sentiment head
+  through ``Classifiers.load`` + ``Classifiers.sentiment``. Target: macro-recall >= 0.68
+  and negative recall >= 0.85.
+* Intent: accuracy and macro-F1 of the shipped default head on the Bitext held-out
+  split (``bitext_split``, never trained on), and Banking77 (logistic regression on the
+  same embeddings, trained on train.csv, scored on test.csv) as a second reference.
+* Escalation: precision and recall of ``server.pipeline.escalation.decide_escalation``
+  (the default policy, messages analysed as the server does) on the Bitext held-out
+  split, counting ``contact_human_agent`` and ``complaint`` as must-escalate.
+
+Sections are functions in ``SECTIONS``; each takes a ``QualityRun`` and returns its
+Markdown and raw figures.
+
+    .venv/bin/python bench/quality.py [--data ../shared/data]
+
+Raw results go to bench/out/quality.json; charts to docs/img/quality_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.machine import describe_machine
+from models.classifiers import Classifiers, classifiers_dir, detect_language, train_classifiers
+from models.classifiers.text_cues import vader_scores
+from models.classifiers.training_data import (
+    SENTIMENT_LABEL_NAMES,
+    bitext_split,
+    load_bitext,
+    load_sentiment,
+)
+from retrieval.embedder import Embedder, EmbedderConfig
+
+log = logging.getLogger("bench.quality")
+
+REPO = Path(__file__).resolve().parent.parent
+OUT_DIR = REPO / "bench" / "out"
+IMG_DIR = REPO / "docs" / "img"
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+TARGET_MACRO_RECALL = 0.68
+TARGET_NEGATIVE_RECALL = 0.85
+VADER_THRESHOLD = 0.05  # VADER's documented cut-off for the compound score
+REFERENCE_C = 1.0
+
+
+@dataclass
+class QualityRun:
+    """What every section shares: arguments, the embedder, the trained classifiers."""
+
+    data: Path
+    embedder: Embedder
+    classifiers: Classifiers
+    images: Path
+    vectors: dict[str, npt.NDArray[np.float32]] = field(default_factory=dict)
+
+    def embed(self, key: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed once per key (sections may share texts)."""
+        if key not in self.vectors:
+            started = time.perf_counter()
+            self.vectors[key] = self.embedder.embed_sync(texts, purpose="classifier")
+            log.info(
+                "embedded %d %s texts in %.1f s", len(texts), key, time.perf_counter() - started
+            )
+        return self.vectors[key]
+
+
+SectionResult = tuple[list[str], dict[str, Any]]
+Section = Callable[[QualityRun], SectionResult]
+
+
+# ---------------------------------------------------------------- sentiment
+
+
+def load_tweets(data: Path, split: str) -> tuple[list[str], npt.NDArray[np.int64]]:
+    folder = data / "tweeteval" / "sentiment"
+    texts = [t.strip() for t in (folder / f"{split}_text.txt").read_text("utf-8").splitlines()]
+    labels = np.array([int(x) for x in (folder / f"{split}_labels.txt").read_text().split()])
+    return texts, labels
+
+
+def recall_figures(
+    expected: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    recalls = [float(np.mean(predicted[expected == k] == k)) for k in range(3)]
+    confusion = [
+        [int(np.sum((expected == a) & (predicted == b))) for b in range(3)] for a in range(3)
+    ]
+    return {
+        "macro_recall": float(np.mean(recalls)),
+        "negative_recall": recalls[0],
+        "recall": dict(zip(SENTIMENT_LABEL_NAMES, recalls, strict=True)),
+        "accuracy": float(np.mean(expected == predicted)),
+        "confusion": confusion,
+        "meets_target": bool(
+            np.mean(recalls) >= TARGET_MACRO_RECALL and recalls[0] >= TARGET_NEGATIVE_RECALL
+        ),
+    }
+
+
+def sentiment_section(run: QualityRun) -> SectionResult:
+    from sklearn.linear_model import LogisticRegression
+
+    test_texts, test_y = load_tweets(run.data, "test")
+    val = load_sentiment(run.data)
+    val_y = np.array([SENTIMENT_LABEL_NAMES.index(label) for label in val.labels])
+    test_x = run.embed("tweeteval-test", test_texts)
+    val_x = run.embed("tweeteval-val", val.texts)
+
+    compound = np.array([vader_scores(t)["compound"] for t in test_texts])
+    vader = np.where(compound >= VADER_THRESHOLD, 2, np.where(compound <= -VADER_THRESHOLD, 0, 1))
+    reference = LogisticRegression(C=REFERENCE_C, class_weight="balanced", max_iter=3000)
+    reference.fit(val_x, val_y)
+    started = time.perf_counter()
+    shipped = run.classifiers.sentiment(test_texts, test_x)
+    per_message_ms = (time.perf_counter() - started) / len(test_texts) * 1000
+    shipped_y = np.array([SENTIMENT_LABEL_NAMES.index(r.label) for r in shipped])
+    variants = {
+        "VADER alone": recall_figures(test_y, vader),
+        "embedding + LR on val (reference)": recall_figures(test_y, reference.predict(test_x)),
+        "Concierge sentiment head": recall_figures(test_y, shipped_y),
+    }
+    head = run.classifiers.manifest["heads"]["sentiment"]
+    lines = [
+        f"## Sentiment: TweetEval sentiment test ({len(test_texts)} tweets: "
+        + ", ".join(f"{n} {int(np.sum(test_y == k))}" for k, n in enumerate(SENTIMENT_LABEL_NAMES))
+        + ")",
+        "",
+        f"Target: macro-recall >= {TARGET_MACRO_RECALL} and negative recall >= "
+        f"{TARGET_NEGATIVE_RECALL}. The shipped head: C {head['params']['C']}, decision bias "
+        f"{head['params']['decision_bias']} (chosen by cross-validation on the training "
+        f"tweets); {per_message_ms:.3f} ms per message in a batch of {len(test_texts)}.",
+        "",
+        "| variant | macro-recall | negative recall | neutral recall | positive recall "
+        "| accuracy | target |",
+        "|---|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for name, v in variants.items():
+        r = v["recall"]
+        lines.append(
+            f"| {name} | {v['macro_recall']:.3f} | {r['negative']:.3f} | {r['neutral']:.3f} | "
+            f"{r['positive']:.3f} | {v['accuracy']:.3f} | "
+            f"{'meets' if v['meets_target'] else 'misses'} |"
+        )
+    shipped_frustrated = sum(r.frustrated for r in shipped)
+    lines += ["", f"Frustrated (shipped rule): {shipped_frustrated} of {len(shipped)} test tweets."]
+    plot_sentiment(variants, run.images / "quality_sentiment.png")
+    return lines, {
+        "variants": variants,
+        "shipped_params": head["params"],
+        "shipped_cv_metrics": head["metrics"],
+        "per_message_ms": per_message_ms,
+        "frustrated": shipped_frustrated,
+    }
+
+
+def plot_sentiment(variants: dict[str, dict[str, Any]], path: Path) -> None:
+    """Per-class recall bars per variant, and the shipped head's confusion matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, matrix) = plt.subplots(1, 2, figsize=(13, 5))
+    names = list(variants)
+    x = np.arange(len(names))
+    metrics = [
+        ("negative", "negative recall"),
+        ("neutral", "neutral recall"),
+        ("positive", "positive recall"),
+    ]
+    for i, (key, label) in enumerate(metrics):
+        bars.bar(x + (i - 1.5) * 0.2, [variants[n]["recall"][key] for n in names], 0.2, label=label)
+    bars.bar(x + 1.5 * 0.2, [variants[n]["macro_recall"] for n in names], 0.2, label="macro-recall")
+    bars.axhline(TARGET_NEGATIVE_RECALL, color="red", ls="--", lw=1, label="target negative 0.85")
+    bars.axhline(TARGET_MACRO_RECALL, color="black", ls=":", lw=1, label="target macro 0.68")
+    bars.set_xticks(x, [n.replace(" (", "\n(") for n in names], fontsize=8)
+    bars.set_ylim(0, 1.05)
+    bars.set_title("TweetEval sentiment test: recall")
+    bars.legend(fontsize=7, loc="upper left")
+    confusion = np.array(variants["Concierge sentiment head"]["confusion"], dtype=float)
+    shares = confusion / confusion.sum(axis=1, keepdims=True)
+    matrix.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), share in np.ndenumerate(shares):
+        matrix.text(j, i, f"{share:.2f}\n({int(confusion[i, j])})", ha="center", va="center")
+    matrix.set_xticks(range(3), SENTIMENT_LABEL_NAMES)
+    matrix.set_yticks(range(3), SENTIMENT_LABEL_NAMES)
+    matrix.set_xlabel("predicted")
+    matrix.set_ylabel("true")
+    matrix.set_title("Concierge sentiment head (row-normalized)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- intent
+
+
+def intent_section(run: QualityRun) -> SectionResult:
+    import csv
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    bitext = load_bitext(run.data)
+    _, heldout_rows = bitext_split(bitext)
+    heldout = bitext.subset(heldout_rows)
+    vectors = run.embed("bitext-heldout", heldout.texts)
+    predicted = [r.label for r in run.classifiers.intent(vectors)]
+    bitext_figures = {
+        "examples": len(heldout),
+        "intents": len(set(heldout.labels)),
+        "accuracy": float(
+            np.mean([a == b for a, b in zip(heldout.labels, predicted, strict=True)])
+        ),
+        "macro_f1": float(f1_score(heldout.labels, predicted, average="macro")),
+    }
+
+    def banking(split: str) -> tuple[list[str], list[str]]:
+        path = run.data / "banking77" / f"{split}.csv"
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return [r["text"] for r in rows], [r["category"] for r in rows]
+
+    train_texts, train_labels = banking("train")
+    test_texts, test_labels = banking("test")
+    model = LogisticRegression(C=16.0, max_iter=2000)
+    model.fit(run.embed("banking77-train", train_texts), train_labels)
+    banking_predicted = model.predict(run.embed("banking77-test", test_texts))
+    banking_figures = {
+        "train": len(train_texts),
+        "test": len(test_texts),
+        "intents": len(set(train_labels)),
+        "accuracy": float(np.mean(np.asarray(test_labels) == banking_predicted)),
+        "macro_f1": float(f1_score(test_labels, banking_predicted, average="macro")),
+    }
+    lines = [
+        "## Intent",
+        "",
+        "| data | head | examples | intents | accuracy | macro-F1 |",
+        "|---|---|---:|---:|---:|---:|",
+        f"| Bitext held-out 20% (never trained on) | shipped default | "
+        f"{bitext_figures['examples']} | {bitext_figures['intents']} | "
+        f"{bitext_figures['accuracy']:.3f} | {bitext_figures['macro_f1']:.3f} |",
+        f"| Banking77 test | LR (C 16) on train.csv, same embeddings | {banking_figures['test']} | "
+        f"{banking_figures['intents']} | {banking_figures['accuracy']:.3f} | "
+        f"{banking_figures['macro_f1']:.3f} |",
+    ]
+    return lines, {"bitext_heldout": bitext_figures, "banking77": banking_figures}
+
+
+# ---------------------------------------------------------------- escalation
+
+MUST_ESCALATE = frozenset({"contact_human_agent", "complaint"})
+
+
+def escalation_section(run: QualityRun) -> SectionResult:
+    """Precision and recall of the escalation policy on single Bitext messages.
+
+    Each held-out message is analysed as the server does (the shipped heads on its
+    embedding, the text patterns for requests for a person and refund amounts) and goes
+    through ``decide_escalation`` with the default policy as the first message of a
+    conversation (no streaks). ``contact_human_agent`` and ``complaint`` must escalate.
+    """
+    from server.pipeline.analyze import HUMAN_INTENTS, Analysis, asks_for_human, refund_amount
+    from server.pipeline.escalation import Streaks, decide_escalation
+    from server.tenants import EscalationPolicy
+
+    bitext = load_bitext(run.data)
+    _, heldout_rows = bitext_split(bitext)
+    heldout = bitext.subset(heldout_rows)
+    vectors = run.embed("bitext-heldout", heldout.texts)
+    sentiments = run.classifiers.sentiment(heldout.texts, vectors)
+    intents = run.classifiers.intent(vectors)
+    policy = EscalationPolicy()
+    decisions = []
+    for text, vector, sentiment, intent in zip(
+        heldout.texts, vectors, sentiments, intents, strict=True
+    ):
+        analysis = Analysis(
+            language=detect_language(text),
+            sentiment=sentiment,
+            intent=intent,
+            vector=vector,
+            human_requested=intent.label in HUMAN_INTENTS or asks_for_human(text),
+            refund_amount=refund_amount(text, intent.label),
+        )
+        decisions.append(decide_escalation(policy, text, analysis, Streaks(0, 0)))
+    must = np.array([label in MUST_ESCALATE for label in heldout.labels])
+    did = np.array([d.escalate for d in decisions])
+    true_positive = int(np.sum(must & did))
+    precision = true_positive / max(1, int(did.sum()))
+    recall = true_positive / max(1, int(must.sum()))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    reasons: dict[str, dict[str, int]] = {}
+    for decision, wanted in zip(decisions, must, strict=True):
+        if decision.reason is not None:
+            row = reasons.setdefault(str(decision.reason), {"must": 0, "other": 0})
+            row["must" if wanted else "other"] += 1
+    missed: dict[str, int] = {}
+    for label, decision in zip(heldout.labels, decisions, strict=True):
+        if label in MUST_ESCALATE and not decision.escalate:
+            missed[label] = missed.get(label, 0) + 1
+    figures = {
+        "messages": len(heldout),
+        "must_escalate": int(must.sum()),
+        "escalated": int(did.sum()),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "by_reason": reasons,
+        "missed_by_intent": missed,
+    }
+    lines = [
+        "## Escalation",
+        "",
+        "Bitext held-out split, one message each, default policy; must escalate: "
+        + ", ".join(sorted(MUST_ESCALATE))
+        + ".",
+        "",
+        "| messages | must escalate | escalated | precision | recall | F1 |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {len(heldout)} | {figures['must_escalate']} | {figures['escalated']} | "
+        f"{precision:.3f} | {recall:.3f} | {f1:.3f} |",
+        "",
+        "| reason | on must-escalate messages | on other messages |",
+        "|---|---:|---:|",
+        *(f"| {r} | {c['must']} | {c['other']} |" for r, c in sorted(reasons.items())),
+    ]
+    if missed:
+        lines += ["", "Missed: " + ", ".join(f"{k} {v}" for k, v in sorted(missed.items()))]
+    return lines, figures
+
+
+# ---------------------------------------------------------------- main
+
+SECTIONS: dict[str, Section] = {
+    "sentiment": sentiment_section,
+    "intent": intent_section,
+    "escalation": escalation_section,
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="shared data folder (../shared/data)"
+    )
+    parser.add_argument("--model", default=EMBEDDING_MODEL, help="embedding model name")
+    parser.add_argument(
+        "--classifiers",
+        type=Path,
+        default=None,
+        help="a data directory whose classifiers to use (trained there if missing or "
+        "stale); default: a temporary one",
+    )
+    parser.add_argument("--sections", nargs="*", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the JSON")
+    parser.add_argument("--images", type=Path, default=IMG_DIR, help="folder for the PNGs")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for chatty in ("sentence_transformers", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    started = time.perf_counter()
+    embedder = Embedder(EmbedderConfig(args.model))
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.images.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="concierge-quality-") as tmp:
+        data_dir = args.classifiers or Path(tmp)
+        try:
+            train_started = time.perf_counter()
+            report = train_classifiers(
+                embedder, args.data, classifiers_dir(data_dir), progress=lambda m: log.info("%s", m)
+            )
+            train_s = time.perf_counter() - train_started
+            run = QualityRun(
+                args.data, embedder, Classifiers.load(classifiers_dir(data_dir)), args.images
+            )
+            outputs = {name: SECTIONS[name](run) for name in args.sections}
+        finally:
+            embedder.shutdown()
+    total_s = time.perf_counter() - started
+    machine = describe_machine(
+        sentence_transformers=("sentence-transformers",),
+        torch=("torch",),
+        scikit_learn=("scikit-learn",),
+        vader=("vaderSentiment",),
+        py3langid=("py3langid",),
+    )
+    head = [
+        f"# Classifier quality ({embedder.model_name} on {embedder.device})",
+        "",
+        f"Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`",
+        f"Machine: {machine['cpu_model']} ({machine['cpus_usable']} usable CPUs), "
+        f"Python {machine['python']}, torch {machine['torch']}, "
+        f"scikit-learn {machine['scikit_learn']}.",
+        f"Classifiers: {'up to date, reused' if report.up_to_date else 'trained'} in "
+        f"{train_s:.1f} s at {report.directory}.",
+        "",
+    ]
+    body: list[str] = []
+    for lines, _ in outputs.values():
+        body += [*lines, ""]
+    body.append(f"Run time {total_s:.0f} s.")
+    sys.stdout.write("\n".join([*head, *body, ""]))
+    raw = {
+        "machine": machine,
+        "argv": sys.argv,
+        "embedding_model": embedder.model_name,
+        "training": {"up_to_date": report.up_to_date, "seconds": train_s},
+        "sections": {name: figures for name, (_, figures) in outputs.items()},
+        "total_s": total_s,
+    }
+    json_path = args.out / "quality.json"
+    json_path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    sys.stdout.write(f"\nRaw results: {json_path}\nCharts: {args.images}/quality_*.png\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

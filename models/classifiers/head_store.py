@@ -1,0 +1,208 @@
+"""Trained heads on disk: versioned folders of ``.npz`` arrays plus a verified manifest.
+
+Layout under ``<data_dir>/classifiers/``::
+
+    default/versions/v000001/{manifest.json, sentiment.npz, intent.npz}
+    tenants/<tenant>/versions/v000001/{manifest.json, intent.npz}
+
+A version is built in ``staging/``, every file fsynced and listed in ``manifest.json``
+with its SHA-256 and size, then published by one atomic rename; readers take the
+newest version, so they see a whole head set or the previous one, never half of one.
+Arrays are read with ``allow_pickle=False``: a stored model is data, never code.
+``read_version`` checks every file against the manifest before loading any of it, and a
+truncated or altered file is refused with ``ClassifiersUnavailableError`` naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.classifiers.linear_head import LinearHead
+from models.prepare import sha256_file
+from server.errors import ConciergeError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+VERSION_PREFIX = "v"
+KEEP_VERSIONS = 2
+TRAIN_COMMAND = "concierge models train-classifiers"
+
+
+class ClassifiersUnavailableError(ConciergeError):
+    """No trained classifiers on disk, or they fail verification; train them first."""
+
+    status_code = 503
+    error_type = "classifiers_unavailable"
+
+
+def classifiers_dir(data_dir: Path) -> Path:
+    """Where the classifiers of a data directory live."""
+    return Path(data_dir) / "classifiers"
+
+
+def default_root(directory: Path) -> Path:
+    return directory / "default"
+
+
+def tenant_root(directory: Path, tenant: str) -> Path:
+    return directory / "tenants" / tenant
+
+
+@dataclass(frozen=True)
+class StoredHeads:
+    """One published version read back: its heads and its manifest."""
+
+    folder: Path
+    version: int
+    heads: dict[str, LinearHead]
+    manifest: dict[str, Any]
+
+
+def published_versions(root: Path) -> list[int]:
+    """Version numbers under ``root/versions``, ascending."""
+    folder = root / "versions"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        int(entry.name[1:])
+        for entry in folder.iterdir()
+        if entry.name.startswith(VERSION_PREFIX) and entry.name[1:].isdigit() and entry.is_dir()
+    )
+
+
+def newest_version_folder(root: Path) -> Path | None:
+    versions = published_versions(root)
+    return root / "versions" / f"{VERSION_PREFIX}{versions[-1]:06d}" if versions else None
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a version folder, after checking every file it lists."""
+
+    def refuse(problem: str) -> ClassifiersUnavailableError:
+        return ClassifiersUnavailableError(
+            f"classifiers at {folder}: {problem}; run `{TRAIN_COMMAND} --force` to retrain"
+        )
+
+    try:
+        manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise refuse(f"{MANIFEST} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise refuse(f"{MANIFEST} is unreadable ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise refuse(f"{MANIFEST} has an unknown format")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise refuse(f"{MANIFEST} lists no files")
+    for name, meta in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise refuse(f"{name} is missing")
+        size = path.stat().st_size
+        if size != meta.get("bytes"):
+            raise refuse(
+                f"{name} is {size} bytes, the manifest says {meta.get('bytes')} (truncated?)"
+            )
+        if sha256_file(path) != meta.get("sha256"):
+            raise refuse(f"{name} fails its SHA-256 check (altered or corrupt)")
+    return manifest
+
+
+def read_version(folder: Path) -> StoredHeads:
+    """Verify a version folder and load every head it holds."""
+    manifest = read_manifest(folder)
+    heads: dict[str, LinearHead] = {}
+    try:
+        for name, meta in manifest["heads"].items():
+            with np.load(folder / meta["file"], allow_pickle=False) as arrays:
+                heads[name] = LinearHead.from_arrays(meta["labels"], arrays)
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ClassifiersUnavailableError(
+            f"classifiers at {folder}: malformed head ({exc}); run `{TRAIN_COMMAND} --force`"
+        ) from exc
+    return StoredHeads(folder, int(folder.name[1:]), heads, manifest)
+
+
+def write_version(
+    root: Path,
+    heads: dict[str, LinearHead],
+    head_info: dict[str, dict[str, Any]],
+    extra: dict[str, Any],
+) -> Path:
+    """Publish ``heads`` as the next version under ``root``; return the new folder.
+
+    ``head_info`` holds per-head metadata (metrics, parameters) for the manifest;
+    ``extra`` holds the rest (sources, embedding model, tenant). Old versions beyond
+    ``KEEP_VERSIONS`` are removed afterwards.
+    """
+    staging = root / "staging" / f"build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        listed: dict[str, dict[str, Any]] = {}
+        described: dict[str, dict[str, Any]] = {}
+        for name, head in heads.items():
+            file_name = f"{name}.npz"
+            path = staging / file_name
+            with path.open("wb") as handle:
+                arrays: dict[str, Any] = head.arrays()
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            listed[file_name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            described[name] = {"file": file_name, "labels": list(head.labels), **head_info[name]}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "created_at": time.time(),
+            "files": listed,
+            "heads": described,
+            **extra,
+        }
+        manifest_path = staging / MANIFEST
+        with manifest_path.open("w", encoding="utf-8") as handle:
+            handle.write(json.dumps(manifest, indent=1, sort_keys=True))
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(staging)
+        versions = root / "versions"
+        versions.mkdir(exist_ok=True)
+        with _one_writer(root):
+            existing = published_versions(root)
+            target = versions / f"{VERSION_PREFIX}{(existing[-1] if existing else 0) + 1:06d}"
+            os.rename(staging, target)  # atomic: readers see the old version or the whole new one
+            _fsync_dir(versions)
+            for number in published_versions(root)[:-KEEP_VERSIONS]:
+                shutil.rmtree(versions / f"{VERSION_PREFIX}{number:06d}", ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def _one_writer(root: Path) -> Iterator[None]:
+    """Two trainings publishing at once (CLI and server) take turns: an ``flock``."""
+    with (root / ".writer.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

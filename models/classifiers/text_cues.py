@@ -1,0 +1,110 @@
+"""Features read from the raw text of a message, next to its sentence embedding.
+
+The sentence embedding knows what a message is about but is weak at how loudly it is
+said: "ok" and "OK!!!" embed almost alike. The sentiment head therefore also gets a few
+numbers computed here, the same way at training and at serving time:
+
+* VADER's lexicon scores (negative, neutral, positive, compound): a hand-built lexicon
+  with rules for negation, intensifiers, emoticons and caps (MIT, ``vaderSentiment``);
+* shouting cues: "!" and "?" counts, runs like "!!!" or "?!", the share of ALL-CAPS words;
+* frustration phrases: "third time", "still not", "ridiculous", "unacceptable", ...
+
+``frustration_cues`` is also what the frustration flag of a sentiment result counts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+CUE_FEATURE_NAMES = (
+    "vader_negative",
+    "vader_neutral",
+    "vader_positive",
+    "vader_compound",
+    "exclamations",
+    "questions",
+    "punctuation_runs",
+    "caps_share",
+    "frustration_phrases",
+)
+
+FRUSTRATION_PHRASES = (
+    r"\b(second|third|fourth|fifth|\d+(st|nd|rd|th)) time\b",
+    r"\bstill (not|no|haven'?t|hasn'?t|waiting|nothing|broken)\b",
+    r"\bridiculous\b",
+    r"\bunacceptable\b",
+    r"\bwaste of\b",
+    r"\bfed up\b",
+    r"\bsick (and tired|of)\b",
+    r"\b(worst|terrible|horrible|awful|useless|pathetic|disgusting)\b",
+    r"\bnobody (cares|helps|answers)\b",
+    r"\bno one (cares|helps|answers)\b",
+    r"\b(so|very|extremely|really) (frustrated|annoyed|angry|disappointed)\b",
+    r"\b(frustrat\w*|furious|outraged|infuriat\w*)\b",
+)
+_FRUSTRATION = re.compile("|".join(f"(?:{p})" for p in FRUSTRATION_PHRASES), re.IGNORECASE)
+_PUNCTUATION_RUN = re.compile(r"[!?]{2,}")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+_analyzer: Any = None
+_analyzer_lock = threading.Lock()
+
+
+def _vader() -> Any:
+    """VADER's analyzer, built once on first use (it reads its lexicon file, ~100 ms)."""
+    global _analyzer
+    with _analyzer_lock:
+        if _analyzer is None:
+            from vaderSentiment.vaderSentiment import (  # type: ignore[import-untyped]
+                SentimentIntensityAnalyzer,
+            )
+
+            _analyzer = SentimentIntensityAnalyzer()
+        return _analyzer
+
+
+def vader_scores(text: str) -> dict[str, float]:
+    """VADER's ``neg``, ``neu``, ``pos`` and ``compound`` for one text."""
+    scores: dict[str, float] = _vader().polarity_scores(text)
+    return scores
+
+
+def frustration_cues(text: str) -> int:
+    """How many frustration signals a text carries: phrases, "!!"/"?!" runs, shouted words.
+
+    Each distinct phrase match counts once, a run of two or more "!"/"?" counts once, and
+    two or more ALL-CAPS words of three letters or more count once.
+    """
+    found = len({m.group(0).lower() for m in _FRUSTRATION.finditer(text)})
+    found += 1 if _PUNCTUATION_RUN.search(text) else 0
+    shouted = [w for w in _WORD.findall(text) if len(w) >= 3 and w.isupper()]
+    found += 1 if len(shouted) >= 2 else 0
+    return found
+
+
+def cue_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """One row of ``CUE_FEATURE_NAMES`` values per text, unscaled (the head standardizes)."""
+    rows = np.zeros((len(texts), len(CUE_FEATURE_NAMES)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        vader = vader_scores(text)
+        words = _WORD.findall(text)
+        caps = sum(1 for w in words if len(w) >= 3 and w.isupper())
+        rows[i] = (
+            vader["neg"],
+            vader["neu"],
+            vader["pos"],
+            vader["compound"],
+            math.log1p(text.count("!")),
+            math.log1p(text.count("?")),
+            math.log1p(len(_PUNCTUATION_RUN.findall(text))),
+            caps / len(words) if words else 0.0,
+            math.log1p(len({m.group(0).lower() for m in _FRUSTRATION.finditer(text)})),
+        )
+    return rows

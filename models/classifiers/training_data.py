@@ -1,0 +1,251 @@
+"""Reading labelled examples for the heads, with errors that say what to fix.
+
+The default heads learn from the shared data folder (``Settings.training_data_dir``):
+
+* intent: Bitext customer support (``instruction`` -> ``intent``, 27 intents). A fixed,
+  stratified 20% of it is held out (``bitext_split``) and never trained on, so the
+  accuracy ``bench/quality.py`` reports on it is an honest estimate;
+* sentiment: the 2,000 TweetEval sentiment ``val`` tweets (0 negative, 1 neutral,
+  2 positive). TweetEval's sentiment ``test`` split is the evaluation set and is never
+  read here. The angry and sad tweets of TweetEval emotion (``train`` and ``val``) are
+  not trained on: they only help estimate negative recall when the decision bias is
+  chosen (``load_negative_emotions``).
+
+A tenant's own intents come from a CSV (``text,label`` header) or JSONL
+(``{"text": ..., "label": ...}`` per line) file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from models.prepare import sha256_file
+from server.errors import InvalidRequestError
+
+BITEXT_CSV = Path("bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv")
+SENTIMENT_TEXT = Path("tweeteval/sentiment/val_text.txt")
+SENTIMENT_LABELS = Path("tweeteval/sentiment/val_labels.txt")
+SENTIMENT_MAPPING = Path("tweeteval/sentiment/mapping.txt")
+SENTIMENT_LABEL_NAMES = ("negative", "neutral", "positive")
+EMOTION_FILES = tuple(
+    Path(f"tweeteval/emotion/{name}")
+    for name in ("train_text.txt", "train_labels.txt", "val_text.txt", "val_labels.txt")
+)
+EMOTION_MAPPING = Path("tweeteval/emotion/mapping.txt")
+NEGATIVE_EMOTIONS = ("anger", "sadness")
+DEFAULT_SOURCES = (
+    BITEXT_CSV,
+    SENTIMENT_TEXT,
+    SENTIMENT_LABELS,
+    SENTIMENT_MAPPING,
+    *EMOTION_FILES,
+    EMOTION_MAPPING,
+)
+
+HELDOUT_FRACTION = 0.2
+SPLIT_SEED = 20_240_611
+MIN_EXAMPLES_PER_LABEL = 5
+MAX_TEXT_CHARS = 4_000
+
+
+class TrainingDataError(InvalidRequestError):
+    """A training file is missing, empty, or not in the expected shape."""
+
+    error_type = "invalid_training_data"
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts and their labels, in file order."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: npt.NDArray[np.int64]) -> LabelledTexts:
+        return LabelledTexts([self.texts[i] for i in indices], [self.labels[i] for i in indices])
+
+
+def source_hashes(source: Path) -> dict[str, dict[str, object]]:
+    """SHA-256 and size of every default source file; refuses a missing one."""
+    if not source.is_dir():
+        raise TrainingDataError(
+            f"training data folder {source} does not exist (set --source or "
+            "CONCIERGE_TRAINING_DATA_DIR)"
+        )
+    missing = [str(source / name) for name in DEFAULT_SOURCES if not (source / name).is_file()]
+    if missing:
+        raise TrainingDataError(f"training data missing in {source}: {', '.join(missing)}")
+    return {
+        str(name): {"sha256": sha256_file(source / name), "bytes": (source / name).stat().st_size}
+        for name in DEFAULT_SOURCES
+    }
+
+
+def load_bitext(source: Path) -> LabelledTexts:
+    """Bitext ``instruction`` -> ``intent``, every row."""
+    path = source / BITEXT_CSV
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"instruction", "intent"} <= set(reader.fieldnames or ()):
+            raise TrainingDataError(f"{path}: needs the columns 'instruction' and 'intent'")
+        rows = [(row["instruction"].strip(), row["intent"].strip()) for row in reader]
+    rows = [(text, label) for text, label in rows if text and label]
+    if not rows:
+        raise TrainingDataError(f"{path}: no rows")
+    return LabelledTexts([text for text, _ in rows], [label for _, label in rows])
+
+
+def bitext_split(
+    data: LabelledTexts,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(train, held-out) row indices: per intent, a seeded shuffle, 20% held out.
+
+    Pure numpy with a fixed seed, so training and ``bench/quality.py`` agree on the split
+    whatever the scikit-learn version.
+    """
+    rng = np.random.default_rng(SPLIT_SEED)
+    labels = np.asarray(data.labels)
+    train: list[int] = []
+    heldout: list[int] = []
+    for label in sorted(set(data.labels)):
+        rows = np.flatnonzero(labels == label)
+        rows = rows[rng.permutation(len(rows))]
+        cut = math.ceil(len(rows) * HELDOUT_FRACTION) if len(rows) > 1 else 0
+        heldout.extend(int(i) for i in rows[:cut])
+        train.extend(int(i) for i in rows[cut:])
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(heldout), dtype=np.int64)
+
+
+def load_sentiment(source: Path) -> LabelledTexts:
+    """TweetEval sentiment ``val``: tweets and their label names."""
+    names = _mapping(source / SENTIMENT_MAPPING)
+    if tuple(names[i] for i in sorted(names)) != SENTIMENT_LABEL_NAMES:
+        raise TrainingDataError(
+            f"{source / SENTIMENT_MAPPING}: expected {SENTIMENT_LABEL_NAMES}, got {names}"
+        )
+    texts = (source / SENTIMENT_TEXT).read_text(encoding="utf-8").splitlines()
+    ids = (source / SENTIMENT_LABELS).read_text(encoding="utf-8").split()
+    if len(texts) != len(ids) or not texts:
+        raise TrainingDataError(
+            f"{source / SENTIMENT_TEXT} has {len(texts)} lines, "
+            f"{source / SENTIMENT_LABELS} has {len(ids)} labels"
+        )
+    try:
+        labels = [names[int(i)] for i in ids]
+    except (KeyError, ValueError) as exc:
+        raise TrainingDataError(f"{source / SENTIMENT_LABELS}: unknown label {exc}") from exc
+    return LabelledTexts([t.strip() for t in texts], labels)
+
+
+def load_negative_emotions(source: Path) -> list[str]:
+    """TweetEval emotion ``train`` + ``val`` tweets labelled anger or sadness."""
+    names = _mapping(source / EMOTION_MAPPING)
+    wanted = {number for number, name in names.items() if name in NEGATIVE_EMOTIONS}
+    if len(wanted) != len(NEGATIVE_EMOTIONS):
+        raise TrainingDataError(f"{source / EMOTION_MAPPING}: expected {NEGATIVE_EMOTIONS}")
+    texts: list[str] = []
+    for split in ("train", "val"):
+        lines = (source / f"tweeteval/emotion/{split}_text.txt").read_text("utf-8").splitlines()
+        ids = (source / f"tweeteval/emotion/{split}_labels.txt").read_text("utf-8").split()
+        if len(lines) != len(ids):
+            raise TrainingDataError(f"tweeteval/emotion/{split}: texts and labels differ in count")
+        texts += [t.strip() for t, i in zip(lines, ids, strict=True) if int(i) in wanted]
+    return texts
+
+
+def _mapping(path: Path) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            number, _, name = line.strip().partition("\t")
+            names[int(number)] = name.strip()
+    return names
+
+
+def load_tenant_examples(path: Path) -> LabelledTexts:
+    """A tenant's labelled examples from ``.csv`` (text,label) or ``.jsonl``; validated.
+
+    Refuses an unreadable or empty file, missing columns or keys, empty texts or labels,
+    fewer than two labels, and labels with fewer than ``MIN_EXAMPLES_PER_LABEL`` examples
+    (cross-validation and a sensible head need a few of each).
+    """
+    if not path.is_file():
+        raise TrainingDataError(f"examples file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = _read_csv_examples(path)
+    elif suffix in {".jsonl", ".ndjson"}:
+        rows = _read_jsonl_examples(path)
+    else:
+        raise TrainingDataError(f"{path}: use a .csv (text,label) or .jsonl file")
+    if not rows:
+        raise TrainingDataError(f"{path}: no examples")
+    counts = Counter(label for _, label in rows)
+    if len(counts) < 2:
+        raise TrainingDataError(f"{path}: needs at least two different labels, found {len(counts)}")
+    thin = sorted(label for label, n in counts.items() if n < MIN_EXAMPLES_PER_LABEL)
+    if thin:
+        listed = ", ".join(f"{label} ({counts[label]})" for label in thin)
+        raise TrainingDataError(
+            f"{path}: each label needs at least {MIN_EXAMPLES_PER_LABEL} examples; "
+            f"too few: {listed}"
+        )
+    return LabelledTexts([text for text, _ in rows], [label for _, label in rows])
+
+
+def _checked(path: Path, where: str, text: object, label: object) -> tuple[str, str]:
+    if not isinstance(text, str) or not text.strip():
+        raise TrainingDataError(f"{path} {where}: empty or missing text")
+    if not isinstance(label, str) or not label.strip():
+        raise TrainingDataError(f"{path} {where}: empty or missing label")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TrainingDataError(f"{path} {where}: text longer than {MAX_TEXT_CHARS} characters")
+    return text.strip(), label.strip()
+
+
+def _read_csv_examples(path: Path) -> list[tuple[str, str]]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or ())
+            if not {"text", "label"} <= columns:
+                raise TrainingDataError(
+                    f"{path}: needs a header with the columns 'text' and 'label', "
+                    f"found {sorted(columns) or 'none'}"
+                )
+            return [
+                _checked(path, f"line {reader.line_num}", row.get("text"), row.get("label"))
+                for row in reader
+            ]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TrainingDataError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
+
+
+def _read_jsonl_examples(path: Path) -> list[tuple[str, str]]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{path}: not UTF-8 ({exc})") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise TrainingDataError(f"{path} line {number}: not JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise TrainingDataError(f"{path} line {number}: expected an object with text, label")
+        rows.append(_checked(path, f"line {number}", record.get("text"), record.get("label")))
+    return rows

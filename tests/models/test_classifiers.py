@@ -1,0 +1,326 @@
+"""Sentiment, intent and language classifiers: trained on small real subsets in tmp folders.
+
+The source folders mimic ``../shared/data`` with a few hundred rows of the real files, so
+training takes seconds; the figures on the full data are ``bench/quality.py``'s job.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from models.classifiers import (
+    Classifiers,
+    ClassifiersUnavailableError,
+    TrainingDataError,
+    classifiers_dir,
+    detect_language,
+    train_classifiers,
+    train_tenant_intents,
+)
+from models.classifiers.head_store import default_root, newest_version_folder
+from models.classifiers.text_cues import frustration_cues
+from models.classifiers.training_data import BITEXT_CSV
+from retrieval.embedder import Embedder
+from tests.servers import CONCIERGE, REPO
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+INTENTS = ("track_order", "cancel_order", "get_refund", "contact_human_agent", "complaint")
+BITEXT_ROWS_PER_INTENT = 12
+TWEETS_PER_LABEL = 80
+EMOTION_ROWS = 20
+
+pytestmark = pytest.mark.skipif(
+    not (SHARED_DATA / BITEXT_CSV).is_file(), reason="needs ../shared/data beside the repo"
+)
+
+
+def build_source(folder: Path) -> Path:
+    """A small copy of the shared data folder's layout with real rows."""
+    bitext = folder / BITEXT_CSV
+    bitext.parent.mkdir(parents=True)
+    with (SHARED_DATA / BITEXT_CSV).open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or ())
+        taken: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for row in reader:
+            if row["intent"] in INTENTS and len(taken[row["intent"]]) < BITEXT_ROWS_PER_INTENT:
+                taken[row["intent"]].append(row)
+    with bitext.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for rows in taken.values():
+            writer.writerows(rows)
+
+    for task, split, per_label in (
+        ("sentiment", "val", TWEETS_PER_LABEL),
+        ("emotion", "train", EMOTION_ROWS),
+        ("emotion", "val", EMOTION_ROWS),
+    ):
+        target = folder / "tweeteval" / task
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED_DATA / "tweeteval" / task / "mapping.txt", target / "mapping.txt")
+        texts = (SHARED_DATA / f"tweeteval/{task}/{split}_text.txt").read_text("utf-8")
+        labels = (SHARED_DATA / f"tweeteval/{task}/{split}_labels.txt").read_text("utf-8")
+        counts: dict[str, int] = defaultdict(int)
+        kept = []
+        for text, label in zip(texts.splitlines(), labels.split(), strict=True):
+            if counts[label] < per_label:
+                counts[label] += 1
+                kept.append((text, label))
+        (target / f"{split}_text.txt").write_text("\n".join(t for t, _ in kept) + "\n", "utf-8")
+        (target / f"{split}_labels.txt").write_text("\n".join(lb for _, lb in kept) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_source(tmp_path_factory.mktemp("shared-data"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, source: Path) -> Path:
+    """A classifiers folder trained once for the module; tests copy it before changing it."""
+    out = classifiers_dir(tmp_path_factory.mktemp("data"))
+    report = train_classifiers(embedder, source, out)
+    assert not report.up_to_date
+    return out
+
+
+def copy_of(trained: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "classifiers"
+    shutil.copytree(trained, target)
+    return target
+
+
+def write_examples(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+RETURNS = [
+    "I want to send these shoes back",
+    "how do I return an item I bought",
+    "can I return a jacket that does not fit",
+    "I need a return label for my parcel",
+    "start a return for my last purchase",
+    "the dress is too small, I want to return it",
+]
+WARRANTY = [
+    "is my blender still under warranty",
+    "does the warranty cover a broken screen",
+    "how long is the warranty on headphones",
+    "my kettle broke, can I claim the warranty",
+    "warranty repair for my vacuum cleaner",
+    "what does the two year warranty include",
+]
+
+
+# ---------------------------------------------------------------- trained heads
+
+
+def test_round_trip_and_manifest(trained: Path, embedder: Embedder) -> None:
+    classifiers = Classifiers.load(trained)
+    assert set(classifiers.intent_labels()) == set(INTENTS)
+    manifest = classifiers.manifest
+    assert manifest["embedding_model"] == embedder.model_name
+    assert {"sentiment.npz", "intent.npz"} == set(manifest["files"])
+    assert str(BITEXT_CSV) in manifest["sources"]
+    assert "cv_macro_recall" in manifest["heads"]["sentiment"]["metrics"]
+    assert "heldout_accuracy" in manifest["heads"]["intent"]["metrics"]
+    texts = ["Where is my package? I want to track my order", "please cancel my order"]
+    results = classifiers.intent(embedder.embed_sync(texts))
+    assert [r.label for r in results] == ["track_order", "cancel_order"]
+    assert all(0 < r.confidence <= 1 for r in results)
+
+
+def test_obvious_sentiment(trained: Path, embedder: Embedder) -> None:
+    classifiers = Classifiers.load(trained)
+    texts = [
+        "This is the third time my order is late, absolutely unacceptable!!!",
+        "Thanks so much, that worked perfectly",
+    ]
+    angry, happy = classifiers.sentiment(texts, embedder.embed_sync(texts))
+    assert angry.label == "negative" and angry.frustrated and angry.score < 0
+    assert happy.label == "positive" and not happy.frustrated and happy.score > 0
+    assert all(0 < r.confidence <= 1 and -1 <= r.score <= 1 for r in (angry, happy))
+    with pytest.raises(ValueError, match="texts but"):
+        classifiers.sentiment(texts, embedder.embed_sync(texts[:1]))
+
+
+def test_frustration_cues() -> None:
+    assert frustration_cues("This is the third time, absolutely unacceptable!!!") == 3
+    assert frustration_cues("still not delivered") == 1
+    assert frustration_cues("WHY IS THIS SO SLOW") == 1  # shouted words
+    assert frustration_cues("Thanks, that worked perfectly") == 0
+    assert frustration_cues("I am sad my order is late") == 0
+
+
+def test_unchanged_data_is_up_to_date_and_force_retrains(
+    trained: Path, tmp_path: Path, embedder: Embedder, source: Path
+) -> None:
+    out = copy_of(trained, tmp_path)
+    before = newest_version_folder(default_root(out))
+    report = train_classifiers(embedder, source, out)
+    assert report.up_to_date and "up to date" in report.lines()[0]
+    assert newest_version_folder(default_root(out)) == before
+    changed = tmp_path / "changed"
+    shutil.copytree(source, changed)
+    with (changed / BITEXT_CSV).open("a", encoding="utf-8") as handle:
+        handle.write(',,"where is my parcel, track it please",track_order,,,,,ORDER,B,ok\n')
+    assert not train_classifiers(embedder, changed, out).up_to_date
+    assert newest_version_folder(default_root(out)) != before
+
+
+def test_tenant_head_overrides_default(trained: Path, tmp_path: Path, embedder: Embedder) -> None:
+    out = copy_of(trained, tmp_path)
+    classifiers = Classifiers.load(out)
+    assert classifiers.intent_labels("acme") == classifiers.intent_labels()  # none yet
+    examples = write_examples(
+        tmp_path / "acme.csv",
+        [(t, "returns") for t in RETURNS] + [(t, "warranty") for t in WARRANTY],
+    )
+    report = train_tenant_intents(embedder, examples, out, "acme")
+    assert report.heads["intent"].examples == 12
+    classifiers.reload_tenant("acme")  # trained after load: picked up
+    assert sorted(classifiers.intent_labels("acme")) == ["returns", "warranty"]
+    vectors = embedder.embed_sync(["my toaster stopped working, is it covered by warranty?"])
+    assert classifiers.intent(vectors, tenant="acme")[0].label == "warranty"
+    assert classifiers.intent(vectors, tenant="other")[0].label in INTENTS
+    assert classifiers.intent(vectors)[0].label in INTENTS
+    assert sorted(Classifiers.load(out).intent_labels("acme")) == ["returns", "warranty"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", "", "columns 'text' and 'label'"),
+        ("header-only.csv", "text,label\n", "no examples"),
+        ("wrong.csv", "question,intent\nhi,greet\n", "columns 'text' and 'label'"),
+        ("one-label.csv", "text,label\n" + "hello there,greet\n" * 6, "two different labels"),
+        (
+            "thin.csv",
+            "text,label\n" + "a return please,returns\n" * 6 + "warranty?,warranty\n" * 2,
+            "too few: warranty (2)",
+        ),
+        ("blank.csv", "text,label\n,returns\n", "empty or missing text"),
+        ("bad.jsonl", '{"text": "hi", "label": "x"}\nnot json\n', "line 2: not JSON"),
+        ("keys.jsonl", '{"question": "hi", "label": "x"}\n', "empty or missing text"),
+        ("examples.txt", "hi\n", "use a .csv"),
+    ],
+)
+def test_bad_examples_files_are_clear_errors(
+    tmp_path: Path, embedder: Embedder, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train_tenant_intents(embedder, path, tmp_path / "classifiers", "acme")
+
+
+def test_jsonl_examples_and_bad_tenant(tmp_path: Path, embedder: Embedder) -> None:
+    path = tmp_path / "acme.jsonl"
+    rows = [{"text": t, "label": "returns"} for t in RETURNS]
+    rows += [{"text": t, "label": "warranty"} for t in WARRANTY]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    report = train_tenant_intents(embedder, path, tmp_path / "classifiers", "acme")
+    assert report.heads["intent"].labels == 2
+    with pytest.raises(Exception, match="must match"):
+        train_tenant_intents(embedder, path, tmp_path / "classifiers", "../escape")
+
+
+def test_corrupt_or_missing_heads_are_refused(trained: Path, tmp_path: Path) -> None:
+    with pytest.raises(ClassifiersUnavailableError, match="concierge models train-classifiers"):
+        Classifiers.load(tmp_path / "nothing-here")
+    assert ClassifiersUnavailableError.status_code == 503
+
+    truncated = copy_of(trained, tmp_path / "truncated")
+    file = newest_version_folder(default_root(truncated))
+    assert file is not None
+    data = (file / "intent.npz").read_bytes()
+    (file / "intent.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ClassifiersUnavailableError, match=r"intent\.npz is \d+ bytes"):
+        Classifiers.load(truncated)
+
+    altered = copy_of(trained, tmp_path / "altered")
+    file = newest_version_folder(default_root(altered))
+    assert file is not None
+    data = bytearray((file / "sentiment.npz").read_bytes())
+    data[-100] ^= 0xFF
+    (file / "sentiment.npz").write_bytes(bytes(data))
+    with pytest.raises(ClassifiersUnavailableError, match=r"sentiment\.npz fails its SHA-256"):
+        Classifiers.load(altered)
+
+
+def test_missing_source_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
+    with pytest.raises(TrainingDataError, match="does not exist"):
+        train_classifiers(embedder, tmp_path / "absent", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingDataError, match="training data missing"):
+        train_classifiers(embedder, tmp_path / "empty", tmp_path / "out")
+
+
+# ---------------------------------------------------------------- language
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Where is my order? It has been two weeks since I paid.", "en"),
+        ("Wo ist meine Bestellung? Ich warte seit zwei Wochen.", "de"),
+        ("Où est ma commande ? J'attends depuis deux semaines.", "fr"),
+        ("我的订单在哪里？我已经等了两个星期了。", "zh"),  # noqa: RUF001
+    ],
+)
+def test_detect_language(text: str, code: str) -> None:
+    result = detect_language(text)
+    assert result.code == code
+    assert result.confidence > 0.8
+
+
+@pytest.mark.parametrize("text", ["ok", "Danke!", "12345", "   "])
+def test_short_texts_fall_back_to_english_with_low_confidence(text: str) -> None:
+    result = detect_language(text)
+    assert result.code == "en" and result.confidence <= 0.2
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def concierge(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CONCIERGE), "models", "train-classifiers", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CONCIERGE_DATA_DIR": str(data_dir)},
+        check=False,
+    )
+
+
+def test_cli_trains_then_reports_up_to_date(source: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = concierge("--source", str(source), data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    assert "sentiment:" in first.stdout and "cv_macro_recall" in first.stdout
+    assert str(data_dir / "classifiers") in first.stdout
+    second = concierge("--source", str(source), data_dir=data_dir)
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout
+
+    missing = concierge("--source", str(tmp_path / "absent"), data_dir=data_dir)
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+    alone = concierge("--tenant", "acme", data_dir=data_dir)
+    assert alone.returncode == 2 and "go together" in alone.stderr
