@@ -10,7 +10,7 @@ under 50 ms p50 on the 2-core machine.
   times the first ``token`` event and the end of the stream; the ``final`` event carries the
   server's per-stage ``timings_ms`` and, with ``include_prompt``, the composed messages.
 * Phase 2, "chat": each composed prompt is sent to streaming ``/v1/chat/completions`` with
-  the same temperature and exactly as many output tokens as its reply had (``max_tokens``
+  the same sampling settings and exactly as many output tokens as its reply had (``max_tokens``
   plus ``ignore_eos``), so prompt and output lengths match request by request.
 
 The phases run on two fresh ``concierge serve`` processes with the same settings, one after
@@ -443,9 +443,10 @@ def _support_event(call: Call, event: str, data: str, began: float) -> None:
         call.error = data
 
 
-def chat_sender(client: httpx.AsyncClient, model: str, temperature: float) -> Send:
-    """Streams ``/v1/chat/completions`` with the call's composed prompt and exactly its
-    reply's output length; TTFT is the first chunk with content."""
+def chat_sender(client: httpx.AsyncClient, model: str, sampling: dict[str, float]) -> Send:
+    """Streams ``/v1/chat/completions`` with the call's composed prompt, the pipeline's
+    sampling settings and exactly its reply's output length; TTFT is the first chunk
+    with content."""
 
     async def send(call: Call) -> None:
         body = {
@@ -453,7 +454,7 @@ def chat_sender(client: httpx.AsyncClient, model: str, temperature: float) -> Se
             "messages": call.prompt,
             "max_tokens": call.completion_tokens,
             "ignore_eos": True,
-            "temperature": temperature,
+            **sampling,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -803,7 +804,12 @@ def measure(args: argparse.Namespace, data_dir: Path, stamp: str) -> tuple[Phase
     """Phase 1 on one fresh server, phase 2 on another; returns both and the start load."""
     plan = build_plan(args)
     env = server_env(args, data_dir)
-    temperature = Settings(data_dir=data_dir).reply_temperature
+    settings = Settings(data_dir=data_dir)
+    sampling = {
+        "temperature": settings.reply_temperature,
+        "frequency_penalty": settings.reply_frequency_penalty,
+        "presence_penalty": settings.reply_presence_penalty,
+    }
     port = args.port or free_port()
     load = wait_for_quiet_machine(args.max_load, args.wait_idle)
     support_levels = [
@@ -836,7 +842,7 @@ def measure(args: argparse.Namespace, data_dir: Path, stamp: str) -> tuple[Phase
         return run_phase(
             "chat",
             server,
-            lambda client, model: chat_sender(client, model, temperature),
+            lambda client, model: chat_sender(client, model, sampling),
             chat_levels,
             args.ready_timeout,
         )

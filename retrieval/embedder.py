@@ -38,6 +38,8 @@ class EmbedderConfig:
     device: DeviceChoice = "auto"
     batch_size: int = 64
     workers: int = 1  # torch already uses every core for one batch; more threads only contend
+    threads: int | None = None
+    """torch intra-op threads of this process (None: torch's default, one per core)."""
 
 
 class Embedder:
@@ -83,6 +85,10 @@ class Embedder:
             spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
             location = getattr(spec.source, "locate", None)
             path = str(location()) if location else str(getattr(spec.source, "repo_id", spec.name))
+            if self.config.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.config.threads)
             self.device = _pick_device(self.config.device)
             started = time.perf_counter()
             model = SentenceTransformer(path, device=self.device)

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     # embeddings and retrieval
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
     embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedding_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads of the server process (the embedder); none: one per core",
+    )
     max_embedding_inputs: int = Field(2048, ge=1, description="inputs per /v1/embeddings request")
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     retrieval_fusion: Literal["weighted", "rrf"] = Field(

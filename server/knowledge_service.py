@@ -91,6 +91,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
             settings.embedding_model,
             device=settings.embedding_device,
             batch_size=settings.embedding_batch_size,
+            threads=settings.embedding_threads,
         )
     )
     knowledge = KnowledgeBase(
