@@ -148,7 +148,7 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.documents import check_tenant
     from server.knowledge_service import build_retrieval
     from server.schemas.support import BulkProductIn
-    from server.support_service import _product
+    from server.support_service import product_from
 
     try:
         check_tenant(args.tenant)
@@ -158,7 +158,7 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
         ]
         retrieval = build_retrieval(settings)
         catalog = ProductCatalog(retrieval.database, retrieval.embedder)
-        count = catalog.put(args.tenant, [_product(p.product_id, p) for p in products])
+        count = catalog.put(args.tenant, [product_from(p.product_id, p) for p in products])
     except ConciergeError as exc:
         return _fail(exc)
     sys.stdout.write(f"catalog {args.tenant}: {count} products embedded and stored\n")

@@ -111,7 +111,8 @@ _REINDEX_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 360
 
 EMBEDDING_DURATION = Histogram(
     "concierge_embedding_duration_seconds",
-    "Time to embed one batch of texts, by purpose (query, document, history, catalog, classifier, api).",
+    "Time to embed one batch of texts, by purpose "
+    "(query, document, history, catalog, classifier, api).",
     ["purpose"],
     buckets=_SEARCH_BUCKETS,
 )

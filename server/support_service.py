@@ -130,12 +130,12 @@ class SupportService:
         self, tenant: str, products: Sequence[BulkProductIn]
     ) -> ProductsChangedOut:
         count = await asyncio.to_thread(
-            self.catalog.put, tenant, [_product(p.product_id, p) for p in products]
+            self.catalog.put, tenant, [product_from(p.product_id, p) for p in products]
         )
         return ProductsChangedOut(tenant=tenant, upserted=count)
 
     async def put_product(self, tenant: str, product_id: str, body: ProductIn) -> ProductOut:
-        await asyncio.to_thread(self.catalog.put, tenant, [_product(product_id, body)])
+        await asyncio.to_thread(self.catalog.put, tenant, [product_from(product_id, body)])
         return ProductOut(product_id=product_id, **body.model_dump())
 
     async def delete_product(self, tenant: str, product_id: str) -> None:
@@ -206,7 +206,7 @@ def _customer_out(customer: Customer, created: bool = False) -> CustomerOut:
     )
 
 
-def _product(product_id: str, body: ProductIn) -> Product:
+def product_from(product_id: str, body: ProductIn) -> Product:
     return Product(
         product_id=product_id,
         name=body.name,

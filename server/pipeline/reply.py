@@ -95,7 +95,7 @@ class ReplyEvent:
 
 
 @dataclass
-class _Prepared:
+class PreparedReply:
     """Everything decided before the first token."""
 
     request: ReplyRequest
@@ -165,7 +165,7 @@ class ReplyPipeline:
 
     # ------------------------------------------------------------------ before tokens
 
-    async def prepare(self, request: ReplyRequest) -> _Prepared:
+    async def prepare(self, request: ReplyRequest) -> PreparedReply:
         started = time.perf_counter()
         config = self._tenants.get(request.tenant)
         analyzer = Analyzer(self._embedder, self._load_classifiers())
@@ -180,7 +180,7 @@ class ReplyPipeline:
             (analysis, analysis_seconds),
             ((conversation, memory, profile), recall_seconds),
         ) = await asyncio.gather(analysis_task, recall_task)
-        prepared = _Prepared(
+        prepared = PreparedReply(
             request=request,
             config=config,
             conversation=conversation,
@@ -293,7 +293,7 @@ class ReplyPipeline:
     # ------------------------------------------------------------------ tokens and after
 
     async def run(
-        self, prepared: _Prepared, disconnected: DisconnectCheck
+        self, prepared: PreparedReply, disconnected: DisconnectCheck
     ) -> AsyncIterator[ReplyEvent]:
         """Yield ``meta``, ``token``... and ``final`` (after the turn is committed)."""
         yield ReplyEvent("meta", _meta(prepared))
@@ -326,7 +326,7 @@ class ReplyPipeline:
         yield ReplyEvent("final", _final(prepared, conversation, ticket, reply, usage))
 
     async def _generate(
-        self, prepared: _Prepared, disconnected: DisconnectCheck
+        self, prepared: PreparedReply, disconnected: DisconnectCheck
     ) -> AsyncIterator[GenerationChunk]:
         """Stream the engine's chunks; abort the engine request if the client leaves."""
         assert prepared.prompt is not None
@@ -383,7 +383,7 @@ class ReplyPipeline:
             if not finished:
                 self._spawn(self._engine.abort(request_id))
 
-    def _fixed_reply(self, prepared: _Prepared) -> str:
+    def _fixed_reply(self, prepared: PreparedReply) -> str:
         voice = prepared.config.voice
         if prepared.conversation.mode is ConversationMode.HUMAN:
             return voice.human_mode_ack
@@ -391,7 +391,7 @@ class ReplyPipeline:
 
     def _persist_sync(
         self,
-        prepared: _Prepared,
+        prepared: PreparedReply,
         reply: str,
         answered_by: AnsweredBy,
         usage: dict[str, int],
@@ -450,7 +450,7 @@ class ReplyPipeline:
 
     def _after_commit(
         self,
-        prepared: _Prepared,
+        prepared: PreparedReply,
         conversation: Conversation,
         ticket: Ticket | None,
         reply: str,
@@ -473,7 +473,7 @@ class ReplyPipeline:
         if prepared.seq == 1 and prepared.profile is not None:
             self._spawn(asyncio.to_thread(self._remember_conversation, prepared, reply))
 
-    def _remember_conversation(self, prepared: _Prepared, reply: str) -> None:
+    def _remember_conversation(self, prepared: PreparedReply, reply: str) -> None:
         """A history entry for the new conversation, so later ones can recall it.
 
         Filed under the first message's vector (already computed): a later message about
@@ -527,7 +527,7 @@ def _count_analysis(analysis: Analysis) -> None:
     metrics.INTENTS.labels(intent=analysis.intent.label).inc()
 
 
-def _answered_by(prepared: _Prepared) -> AnsweredBy:
+def _answered_by(prepared: PreparedReply) -> AnsweredBy:
     if prepared.conversation.mode is ConversationMode.HUMAN:
         return AnsweredBy.HUMAN_QUEUE
     return AnsweredBy.MODEL if prepared.prompt is not None else AnsweredBy.HANDOVER
@@ -542,7 +542,7 @@ def _escalation(decision: EscalationDecision, ticket: Ticket | None) -> dict[str
     }
 
 
-def _meta(prepared: _Prepared) -> dict[str, Any]:
+def _meta(prepared: PreparedReply) -> dict[str, Any]:
     analysis = prepared.analysis.as_dict()
     data: dict[str, Any] = {
         "conversation_id": prepared.conversation.conversation_id,
@@ -558,7 +558,7 @@ def _meta(prepared: _Prepared) -> dict[str, Any]:
 
 
 def _final(
-    prepared: _Prepared,
+    prepared: PreparedReply,
     conversation: Conversation,
     ticket: Ticket | None,
     reply: str,
@@ -585,7 +585,7 @@ def _final(
     return data
 
 
-def _transcript(prepared: _Prepared, reply: str) -> list[dict[str, Any]]:
+def _transcript(prepared: PreparedReply, reply: str) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     if prepared.memory.summary:
         lines.append({"role": "summary", "text": prepared.memory.summary})
