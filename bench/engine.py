@@ -229,7 +229,7 @@ async def run_direct(settings: Settings, plan: Plan) -> Phase:
 # -- phase B: concierge serve over HTTP --------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -240,16 +240,21 @@ def _env_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def concierge_command() -> list[str]:
+    """The ``concierge`` script of this environment (or the module when not installed)."""
+    script = Path(sys.executable).parent / "concierge"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+
+
 class ConciergeServer:
     """A ``concierge serve`` subprocess in its own session, so that it and the vLLM
     engine-core child it spawns can be stopped as one process group and nothing leaks."""
 
-    def __init__(self, overrides: dict[str, Any], log_path: Path) -> None:
-        self.port = _free_port()
+    def __init__(self, overrides: dict[str, Any], log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        script = Path(sys.executable).parent / "concierge"
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+        command = concierge_command()
         env = {
             **os.environ,
             **{f"CONCIERGE_{k.upper()}": _env_value(v) for k, v in overrides.items()},

@@ -42,8 +42,6 @@ import logging
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +53,7 @@ from typing import Any
 
 import httpx
 
+from bench.engine import ConciergeServer, concierge_command, free_port
 from bench.machine import describe_machine
 from server.config import Settings
 
@@ -211,11 +210,6 @@ def build_plan(args: argparse.Namespace) -> Plan:
 # -- data directory ------------------------------------------------------------------------
 
 
-def concierge_command() -> list[str]:
-    script = Path(sys.executable).parent / "concierge"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
-
-
 def run_cli(data_dir: Path, *arguments: str) -> None:
     """One ``concierge`` command against ``data_dir``; its output is shown only if it fails."""
     env = {**os.environ, "CONCIERGE_DATA_DIR": str(data_dir)}
@@ -253,57 +247,17 @@ def prepare_data_dir(data_dir: Path) -> None:
 # -- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """``concierge serve`` in its own session, so that it and vLLM's engine-core child are
-    stopped as one process group and their CPU time can be told apart from everyone else's."""
+class Server(ConciergeServer):
+    """The benchmark's ``concierge serve``, which can also say how much CPU its process
+    group (the server and vLLM's engine-core child) used, to tell it from everyone else's."""
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        command = [*concierge_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.info("started %s (pid %d), log in %s", " ".join(command), self.proc.pid, log_path)
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        overrides = {name.removeprefix("CONCIERGE_").lower(): value for name, value in env.items()}
+        super().__init__(overrides, log_path, port)
 
     def cpu_seconds(self) -> float:
         """CPU time of every process in the server's group (reaped children included)."""
         return sum(_process_cpu_seconds(pid, self.proc.pid) for pid in _pids())
-
-    def stop(self) -> None:
-        """SIGTERM for uvicorn's graceful shutdown (which stops the engine), then SIGKILL
-        for whatever is left of the group."""
-        pgid = self.proc.pid  # start_new_session: the group id is the server's pid
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                log.warning("server did not stop on SIGTERM; killing it")
-                self.proc.kill()
-                self.proc.wait(10)
-        if not _wait_group_gone(pgid, 15.0):
-            log.warning("killing leftover processes of group %d", pgid)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-        self._log.close()
 
 
 def _pids() -> Iterator[int]:
@@ -597,24 +551,13 @@ def run_with_server(
     log_path: Path,
     phase: Callable[[Server], Coroutine[Any, Any, Phase]],
 ) -> Phase:
-    """Start a fresh server, run ``phase`` against it, and always stop it.
-
-    A server that dies during start-up is started once more: the lifespan imports
-    transformers from several threads at once (engine, embedder, token counter), which
-    now and then fails with a "partially initialized module" ImportError.
-    """
-    for attempt in (1, 2):
-        server = Server(env, port, log_path.with_name(f"{log_path.stem}-{attempt}.log"))
-        try:
-            return asyncio.run(phase(server))
-        except ServerStartError:
-            if attempt == 2:
-                raise
-            log.warning("%s server died starting (%s); starting another", endpoint, server.log_path)
-        finally:
-            server.stop()
-            log.info("%s server stopped", endpoint)
-    raise AssertionError("unreachable")
+    """Start a fresh server, run ``phase`` against it, and always stop it."""
+    server = Server(env, port, log_path)
+    try:
+        return asyncio.run(phase(server))
+    finally:
+        server.stop()
+        log.info("%s server stopped", endpoint)
 
 
 # -- report --------------------------------------------------------------------------------

@@ -166,13 +166,10 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.catalog import ProductCatalog
     from retrieval.documents import check_tenant
     from server.knowledge_service import build_retrieval
-    from server.pipeline.profile import ProfileBuilder
     from server.schemas.support import CUSTOMER_ID_PATTERN, CustomerIn, EventIn
-    from server.store.conversations import ConversationStore
-    from server.store.customers import CustomerEvent, CustomerStore
+    from server.store.customers import CustomerEvent
     from server.support_service import SupportService
 
     try:
@@ -197,16 +194,8 @@ def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
                     CustomerEvent(event.kind, event.timestamp(), dict(event.payload))
                 )
         retrieval = build_retrieval(settings)
-        customers = CustomerStore(retrieval.database)
-        conversations = ConversationStore(retrieval.database)
-        catalog = ProductCatalog(retrieval.database, retrieval.embedder)
-        service = SupportService(
-            customers,
-            conversations,
-            catalog,
-            retrieval.history,
-            ProfileBuilder(customers, conversations, catalog),
-        )
+        service = SupportService.over(retrieval.database, retrieval.embedder, retrieval.history)
+        customers = service.customers
         created = stored = skipped = 0
         for customer_id, body in people:
             _, new = customers.upsert(

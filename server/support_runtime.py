@@ -15,16 +15,12 @@ from models.classifiers import Classifiers, ClassifiersUnavailableError, classif
 from models.engine.base import EngineClient
 from models.prepare import models_dir
 from models.registry import ModelRegistry, ModelTask
-from retrieval.catalog import ProductCatalog
 from server.config import Settings
 from server.errors import ModelNotFoundError
 from server.knowledge_service import Retrieval
-from server.pipeline.profile import ProfileBuilder
 from server.pipeline.reply import PipelineSettings, ReplyPipeline, Stores
 from server.pipeline.tokens import TokenCounter, load_token_counter
 from server.pipeline.webhook import TicketNotifier
-from server.store.conversations import ConversationStore
-from server.store.customers import CustomerStore
 from server.support_service import SupportService
 from server.tenants import TenantConfigs
 
@@ -88,9 +84,8 @@ def served_model_folder(settings: Settings) -> Path | None:
 async def running_support(
     settings: Settings, retrieval: Retrieval, engine: EngineClient
 ) -> AsyncIterator[Support]:
-    customers = CustomerStore(retrieval.database)
-    conversations = ConversationStore(retrieval.database)
-    catalog = ProductCatalog(retrieval.database, retrieval.embedder)
+    service = SupportService.over(retrieval.database, retrieval.embedder, retrieval.history)
+    customers, conversations, catalog = service.customers, service.conversations, service.catalog
     tenants = TenantConfigs(settings.effective_tenants_dir)
     classifiers = ClassifierSlot(classifiers_dir(settings.data_dir))
     counter: TokenCounter = await asyncio.to_thread(
@@ -109,13 +104,6 @@ async def running_support(
         notifier=notifier,
         token_counter=counter,
         classifiers=classifiers,
-    )
-    service = SupportService(
-        customers,
-        conversations,
-        catalog,
-        retrieval.history,
-        ProfileBuilder(customers, conversations, catalog),
     )
     warm = asyncio.create_task(asyncio.to_thread(_warm_up, pipeline))
     try:

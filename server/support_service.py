@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from retrieval.catalog import Product, ProductCatalog
+from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from server import metrics
 from server.errors import NotFoundError
@@ -78,6 +81,20 @@ class SupportService:
     history: CustomerHistory
     profiles: ProfileBuilder
 
+    @classmethod
+    def over(cls, database: Engine, embedder: Embedder, history: CustomerHistory) -> SupportService:
+        """The stores, the catalog and the profile builder on one database."""
+        customers = CustomerStore(database)
+        conversations = ConversationStore(database)
+        catalog = ProductCatalog(database, embedder)
+        return cls(
+            customers,
+            conversations,
+            catalog,
+            history,
+            ProfileBuilder(customers, conversations, catalog),
+        )
+
     # ------------------------------------------------------------------ customers
 
     async def put_customer(self, tenant: str, customer_id: str, body: CustomerIn) -> CustomerOut:
@@ -92,6 +109,9 @@ class SupportService:
             attributes=dict(body.attributes),
         )
         return _customer_out(customer, created)
+
+    async def customer(self, tenant: str, customer_id: str) -> CustomerOut:
+        return _customer_out(await self.get_customer(tenant, customer_id))
 
     async def get_customer(self, tenant: str, customer_id: str) -> Customer:
         customer = await asyncio.to_thread(self.customers.get, tenant, customer_id)

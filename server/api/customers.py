@@ -37,15 +37,7 @@ async def put_customer(
 async def get_customer(
     customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
 ) -> CustomerOut:
-    customer = await service.get_customer(tenant, customer_id)
-    return CustomerOut(
-        customer_id=customer.customer_id,
-        name=customer.name,
-        tier=customer.tier,
-        locale=customer.locale,
-        consent=customer.consent,
-        attributes=customer.attributes,
-    )
+    return await service.customer(tenant, customer_id)
 
 
 @router.post("/{customer_id}/events", response_model=EventsOut, status_code=201, responses=_ERRORS)
