@@ -141,6 +141,8 @@ class ServedIndex:
     excluded: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     row_mask: npt.NDArray[np.float32] | None = None
     load_error: str | None = None
+    pending_documents: int = 0
+    """Documents added, changed or deleted in the store since this version was built."""
 
 
 @dataclass(frozen=True)
@@ -420,7 +422,12 @@ class KnowledgeBase:
         row_mask = None
         if stale:
             row_mask = (~np.isin(version.vectors.ids, excluded)).astype(np.float32)
-        return ServedIndex(version, excluded, row_mask)
+        pending = sum(
+            1
+            for doc_id in wanted.keys() | version.documents.keys()
+            if wanted.get(doc_id) != version.documents.get(doc_id, {}).get("content_hash")
+        )
+        return ServedIndex(version, excluded, row_mask, pending_documents=pending)
 
     # ------------------------------------------------------------ reindex
 
@@ -487,7 +494,11 @@ class KnowledgeBase:
         metrics.REINDEX_DOCUMENTS.labels(action="embedded").inc(report.embedded_documents)
         metrics.REINDEX_DOCUMENTS.labels(action="reused").inc(report.reused_documents)
         metrics.REINDEX_DOCUMENTS.labels(action="removed").inc(report.removed_documents)
-        metrics.REINDEX_DOCUMENTS_PER_SECOND.labels(tenant=tenant).set(report.documents_per_second)
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label != metrics.OTHER_TENANTS:
+            metrics.REINDEX_DOCUMENTS_PER_SECOND.labels(tenant=tenant_label).set(
+                report.documents_per_second
+            )
         return report
 
     def _compatible(self, version: KbVersion) -> bool:
@@ -657,18 +668,20 @@ class KnowledgeBase:
         refused = self._refused.setdefault(tenant, set())
         if number not in refused:
             refused.add(number)
-            metrics.INDEX_LOAD_FAILURES.labels(tenant=tenant, collection=COLLECTION).inc()
+            tenant_label = metrics.TENANT_LABELS.label(tenant)
+            metrics.INDEX_LOAD_FAILURES.labels(tenant=tenant_label, collection=COLLECTION).inc()
             log.error("tenant %s: refusing index version %d: %s", tenant, number, exc.message)
 
     def _install(self, tenant: str, served: ServedIndex) -> None:
         self._served[tenant] = served  # one reference swap: searches see old or new, whole
         version = served.version
-        labels = {"tenant": tenant, "collection": COLLECTION}
-        if version is None:
+        labels = {"tenant": metrics.TENANT_LABELS.label(tenant), "collection": COLLECTION}
+        if version is None or labels["tenant"] == metrics.OTHER_TENANTS:
             return
         metrics.INDEX_DOCUMENTS.labels(**labels).set(len(version.documents))
         metrics.INDEX_CHUNKS.labels(**labels).set(version.vectors.size)
         metrics.INDEX_VERSION.labels(**labels).set(version.number)
+        metrics.INDEX_PENDING_DOCUMENTS.labels(**labels).set(served.pending_documents)
         created = version.manifest.created_at
         metrics.INDEX_AGE.labels(**labels).set_function(lambda: time.time() - created)
 

@@ -23,6 +23,7 @@ from server import metrics
 from server.api import admin, customers, health, openai, support, support_admin
 from server.config import Settings
 from server.embeddings import EmbeddingService
+from server.engine_metering import MeteredEngine
 from server.error_responses import install_error_handlers
 from server.errors import EngineUnavailableError
 from server.generation import GenerationService
@@ -42,7 +43,11 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(_import_model_libraries)
-        active = engine or build_engine(settings)
+        metrics.TENANT_LABELS.configure(
+            tuple(settings.metrics_tenants), settings.metrics_max_tenants
+        )
+        metrics.watch_gpu_memory()
+        active: EngineClient = MeteredEngine(engine or build_engine(settings))
         app.state.engine = active
         app.state.engine_start_error = None
         app.state.generation = GenerationService(active, model_aliases=(settings.model,))

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         "(`concierge models train-classifiers`)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="json or text; default json in production, text in development"
+    )
 
     # generation
     engine: EngineKind = EngineKind.VLLM_LOCAL
@@ -151,6 +154,13 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
         description="tenant of /v1 and /admin calls that name none (X-Concierge-Tenant header)",
     )
+    metrics_tenants: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="tenants shown by name in metric labels; others are 'other'",
+    )
+    metrics_max_tenants: int = Field(
+        20, ge=0, le=1000, description="without metrics_tenants, the first N seen are named"
+    )
     tenants_dir: Path | None = Field(
         None, description="tenant config files <tenant>.toml; default <data_dir>/tenants"
     )
@@ -200,7 +210,7 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
-    @field_validator("remote_urls", "cors_allow_origins", mode="before")
+    @field_validator("remote_urls", "cors_allow_origins", "metrics_tenants", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``a,b`` in an environment variable as well as a list."""
@@ -225,6 +235,12 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return default_database_url(self.data_dir)
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment is Environment.PRODUCTION else "text"
 
     @property
     def effective_tenants_dir(self) -> Path:

@@ -9,6 +9,9 @@ shows the gateway and the engine together.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
@@ -90,8 +93,19 @@ GENERATION_PROMPT_TOKENS = Histogram(
 )
 GENERATION_REQUESTS = Counter(
     "concierge_generation_requests",
-    "Generation requests by endpoint and outcome (stop, length, abort, error).",
+    "Generation requests by endpoint (chat, completion, support) and outcome "
+    "(stop, length, abort, error).",
     ["endpoint", "outcome"],
+)
+GENERATION_IN_FLIGHT = Gauge(
+    "concierge_generation_requests_in_flight",
+    "Generation requests handed to the engine and not finished (running or queued in it): "
+    "the saturation signal autoscaling and the queue alert use.",
+)
+GENERATION_INTER_TOKEN_LATENCY = Histogram(
+    "concierge_generation_inter_token_latency_seconds",
+    "Time between consecutive output chunks of one generation, as the gateway sees it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0),
 )
 
 REMOTE_UPSTREAM_HEALTHY = Gauge(
@@ -136,6 +150,12 @@ INDEX_VERSION = Gauge(
     "Number of the served index version, per tenant and collection.",
     ["tenant", "collection"],
 )
+INDEX_PENDING_DOCUMENTS = Gauge(
+    "concierge_index_pending_documents",
+    "Documents added, changed or deleted since the served version was built (not yet "
+    "searchable as they are now): above 0 for long means a reindex is due or failing.",
+    ["tenant", "collection"],
+)
 INDEX_AGE = Gauge(
     "concierge_index_age_seconds",
     "Seconds since the served index version was built.",
@@ -172,6 +192,8 @@ JOBS_FINISHED = Counter(
     "Background jobs finished, by kind and final state (succeeded, failed, cancelled).",
     ["kind", "state"],
 )
+for _state in ("succeeded", "failed", "cancelled"):  # exported at 0, so alerts see the series
+    JOBS_FINISHED.labels(kind="kb_reindex", state=_state)
 SEARCH_DURATION = Histogram(
     "concierge_search_duration_seconds",
     "Search time inside the index (embedding excluded), by collection and mode.",
@@ -180,9 +202,11 @@ SEARCH_DURATION = Histogram(
 )
 SEARCH_EMPTY_RESULTS = Counter(
     "concierge_search_empty_results",
-    "Searches that returned nothing, by collection.",
+    "Searches that returned nothing, by collection (kb, history, catalog): KB gaps.",
     ["collection"],
 )
+for _collection in ("kb", "history", "catalog"):  # exported at 0 from the start
+    SEARCH_EMPTY_RESULTS.labels(collection=_collection)
 
 # ---------------------------------------------------------------- the support reply pipeline
 
@@ -258,3 +282,93 @@ WEBHOOK_DELIVERIES = Counter(
     "Ticket webhook attempts by outcome (delivered, retry, failed).",
     ["outcome"],
 )
+for _outcome in ("delivered", "retry", "failed"):
+    WEBHOOK_DELIVERIES.labels(outcome=_outcome)
+
+
+def export_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
+    """Export a counter's known label values at 0 before their first event.
+
+    A series that appears with its first increment already at 1 is invisible to
+    ``rate()`` and ``increase()`` until a second event, so a lone escalation would
+    never show on a dashboard or fire an alert.
+    """
+    for value in values:
+        counter.labels(**{label: value})
+
+
+# ---------------------------------------------------------------- process and GPU memory
+
+GPU_MEMORY_ALLOCATED = Gauge(
+    "concierge_gpu_memory_allocated_bytes",
+    "CUDA memory held by tensors of this process (embedder, classifiers), per device; "
+    "absent without CUDA. vLLM's own KV cache use is vllm:kv_cache_usage_perc.",
+    ["device"],
+)
+GPU_MEMORY_RESERVED = Gauge(
+    "concierge_gpu_memory_reserved_bytes",
+    "CUDA memory reserved by PyTorch's caching allocator in this process, per device.",
+    ["device"],
+)
+
+
+def watch_gpu_memory() -> bool:
+    """Export the CUDA memory gauges, read at scrape time; False (nothing exported) without CUDA.
+
+    Process memory and CPU come from prometheus_client's default process collector
+    (``process_resident_memory_bytes``, ``process_cpu_seconds_total``).
+    """
+    try:
+        import torch
+    except ImportError:
+        return False
+    if not torch.cuda.is_available():
+        return False
+    for index in range(torch.cuda.device_count()):
+        device = str(index)
+        GPU_MEMORY_ALLOCATED.labels(device).set_function(
+            functools.partial(_cuda_bytes, torch.cuda.memory_allocated, index)
+        )
+        GPU_MEMORY_RESERVED.labels(device).set_function(
+            functools.partial(_cuda_bytes, torch.cuda.memory_reserved, index)
+        )
+    return True
+
+
+def _cuda_bytes(read: Callable[[int], int], device: int) -> float:
+    return float(read(device))
+
+
+# ---------------------------------------------------------------- bounded tenant labels
+
+OTHER_TENANTS = "other"
+
+
+class TenantLabels:
+    """Map tenant names to a bounded set of label values.
+
+    A label value per tenant would let one admin who creates many tenants explode the
+    series count. Tenants named in ``CONCIERGE_METRICS_TENANTS`` always get their own
+    value; with no list, the first ``limit`` tenants seen do. Everyone else shares
+    ``other``: counters still add up, and per-tenant gauges (documents, index age) are
+    not exported for them, since one gauge cannot hold several tenants' values.
+    """
+
+    def __init__(self, configured: tuple[str, ...] = (), limit: int = 20) -> None:
+        self.configure(configured, limit)
+
+    def configure(self, configured: tuple[str, ...], limit: int) -> None:
+        self._fixed = frozenset(configured)
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, tenant: str) -> str:
+        if tenant in self._fixed or tenant in self._seen:
+            return tenant
+        if not self._fixed and len(self._seen) < self._limit:
+            self._seen.add(tenant)
+            return tenant
+        return OTHER_TENANTS
+
+
+TENANT_LABELS = TenantLabels()

@@ -6,6 +6,8 @@ and client disconnects still reach the endpoint.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -15,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import metrics
 from server.error_responses import error_body
+from server.logs import REQUEST_ID
 
 REQUEST_ID_HEADER = "x-request-id"
+access_log = logging.getLogger("concierge.access")
 
 
 class BodySizeLimitMiddleware:
@@ -97,7 +101,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, REQUEST_ID_HEADER.encode())
-        request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
+        request_id = incoming if incoming and _ACCEPTED_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
@@ -112,16 +116,22 @@ class RequestContextMiddleware:
             await send(message)
 
         metrics.HTTP_IN_FLIGHT.inc()
+        token = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
             route = _route_template(scope)
             method = scope.get("method", "GET")
+            seconds = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_REQUEST_DURATION.labels(route, method).observe(
-                time.perf_counter() - started
-            )
+            metrics.HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+            access_log.info("%s %s %d %.1f ms", method, route, status, seconds * 1000)
+            REQUEST_ID.reset(token)
+
+
+_ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""Ids a caller may choose; anything else (spaces, quotes, text) is replaced, not logged."""
 
 
 def _too_large_message(limit: int) -> str:

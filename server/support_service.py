@@ -73,6 +73,10 @@ def history_text(event: CustomerEvent) -> tuple[HistoryKind, str] | None:
     return None
 
 
+FEEDBACK_KINDS = ("csat", "thumbs_up", "thumbs_down", "comment")
+"""Label values of ``concierge_feedback_total``."""
+
+
 @dataclass
 class SupportService:
     customers: CustomerStore
@@ -87,6 +91,7 @@ class SupportService:
         customers = CustomerStore(database)
         conversations = ConversationStore(database)
         catalog = ProductCatalog(database, embedder)
+        metrics.export_at_zero(metrics.FEEDBACK, "kind", FEEDBACK_KINDS)
         return cls(
             customers,
             conversations,
@@ -196,7 +201,7 @@ class SupportService:
             metrics.CSAT.observe(body.csat)
             metrics.FEEDBACK.labels(kind="csat").inc()
         if body.thumbs is not None:
-            metrics.FEEDBACK.labels(kind=f"thumbs_{body.thumbs}").inc()
+            metrics.FEEDBACK.labels(kind=f"thumbs_{body.thumbs}").inc()  # in FEEDBACK_KINDS
         if body.comment.strip():
             metrics.FEEDBACK.labels(kind="comment").inc()
         return FeedbackOut(feedback_id=feedback_id, conversation_id=conversation_id)

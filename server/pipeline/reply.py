@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from models.classifiers import Classifiers, ClassifiersUnavailableError
+from models.classifiers.training_data import SENTIMENT_LABEL_NAMES
 from models.engine.base import EngineClient, GenerationChunk, SamplingOptions
 from retrieval.catalog import ProductCatalog
 from retrieval.embedder import Embedder
@@ -32,6 +33,7 @@ from server.errors import ClientClosedRequestError, GenerationError
 from server.pipeline.analyze import Analysis, Analyzer
 from server.pipeline.escalation import (
     EscalationDecision,
+    EscalationReason,
     Streaks,
     decide_escalation,
     next_streaks,
@@ -56,6 +58,9 @@ from server.store.conversations import (
 )
 from server.store.customers import CustomerStore
 from server.tenants import TenantConfig, TenantConfigs
+
+REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
+"""Label values of ``concierge_replies_total`` (see ``server/metrics.py``)."""
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +167,9 @@ class ReplyPipeline:
         )
         self._profiles = ProfileBuilder(stores.customers, stores.conversations, catalog)
         self._background: set[asyncio.Task[Any]] = set()
+        metrics.export_at_zero(metrics.ESCALATIONS, "reason", [r.value for r in EscalationReason])
+        metrics.export_at_zero(metrics.REPLIES, "outcome", REPLY_OUTCOMES)
+        metrics.export_at_zero(metrics.SENTIMENT, "label", SENTIMENT_LABEL_NAMES)
 
     # ------------------------------------------------------------------ before tokens
 
@@ -369,6 +377,11 @@ class ReplyPipeline:
                 if first and item.text:
                     first = False
                     prepared.stage("time_to_first_token", prepared.started)
+                    metrics.GENERATION_TIME_TO_FIRST_TOKEN.labels(endpoint="support").observe(
+                        time.perf_counter() - prepared.started
+                    )
+                if item.finish_reason is not None:
+                    _count_generation(item)
                 yield item
             prepared.stage("generation", mark)
         except (ClientClosedRequestError, asyncio.CancelledError, GeneratorExit):
@@ -518,6 +531,13 @@ def _timed(function: Callable[..., _T]) -> Callable[..., tuple[_T, float]]:
         return result, time.perf_counter() - started
 
     return timed
+
+
+def _count_generation(last: GenerationChunk) -> None:
+    """The support endpoint's share of the generation metrics (chat has its own)."""
+    metrics.GENERATION_REQUESTS.labels("support", last.finish_reason).inc()
+    metrics.GENERATION_OUTPUT_TOKENS.labels("support").observe(last.output_tokens)
+    metrics.GENERATION_PROMPT_TOKENS.labels("support").observe(last.prompt_tokens)
 
 
 def _count_analysis(analysis: Analysis) -> None:

@@ -1,0 +1,88 @@
+"""``MeteredEngine``: engine-level saturation and pacing metrics for any ``EngineClient``.
+
+Every generation (chat, completion, support reply) passes through the engine, so the
+engine boundary is the one place where "how many requests does the engine hold now"
+and "how fast do tokens come out" can be measured the same way for the in-process
+vLLM engine and for remote ``vllm serve`` replicas. The wrapper adds no behaviour:
+it forwards every call and only observes the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from models.engine.base import (
+    ChatMessage,
+    EngineClient,
+    GenerationChunk,
+    ModelInfo,
+    SamplingOptions,
+)
+from server import metrics
+
+
+class MeteredEngine:
+    """Wraps an engine; counts in-flight generations and inter-token latency."""
+
+    def __init__(self, inner: EngineClient) -> None:
+        self.inner = inner
+
+    @property
+    def ready(self) -> bool:
+        return self.inner.ready
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.inner.model_info
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return _metered(self.inner.stream_chat(messages, options, request_id))
+
+    def stream_completion(
+        self, prompt: str, options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return _metered(self.inner.stream_completion(prompt, options, request_id))
+
+    async def abort(self, request_id: str) -> None:
+        await self.inner.abort(request_id)
+
+    async def check_health(self) -> None:
+        await self.inner.check_health()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+
+async def _metered(stream: AsyncIterator[GenerationChunk]) -> AsyncIterator[GenerationChunk]:
+    """Yield ``stream`` unchanged; in flight from the first pull until it ends or is closed.
+
+    Inter-token latency is the gap between chunks that carry text, divided by the
+    tokens the later chunk added, so a remote engine that batches several tokens into
+    one SSE event is measured per token like the in-process engine.
+    """
+    metrics.GENERATION_IN_FLIGHT.inc()
+    last_text_at: float | None = None
+    last_tokens = 0
+    try:
+        async for chunk in stream:
+            if chunk.text:
+                now = time.perf_counter()
+                added = max(chunk.output_tokens - last_tokens, 1)
+                if last_text_at is not None:
+                    gap = (now - last_text_at) / added
+                    for _ in range(added):
+                        metrics.GENERATION_INTER_TOKEN_LATENCY.observe(gap)
+                last_text_at = now
+                last_tokens = chunk.output_tokens
+            yield chunk
+    finally:
+        metrics.GENERATION_IN_FLIGHT.dec()
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            await closer()
