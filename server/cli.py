@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from server.cli_db import add_db_commands
 from server.cli_kb import add_kb_commands
 from server.cli_support import add_support_commands
 from server.config import EngineKind, Settings
+from server.logs import configure_logging
 
 log = logging.getLogger("concierge")
 
@@ -40,13 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, ValueError) as exc:  # ValueError: unreadable config file
         sys.stderr.write(f"invalid settings:\n{exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("httpx", "bm25s", "sentence_transformers"):  # per-call INFO lines are noise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.effective_log_format)
     handler: Any = args.handler
     result: int = handler(args, settings)
     return result
@@ -128,6 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_kb_commands(commands)
     add_support_commands(commands)
+    add_db_commands(commands)
     return parser
 
 
@@ -161,7 +158,8 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to the handler configure_logging set
+        access_log=False,  # RequestContextMiddleware logs route templates, never raw paths
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import ConciergeError
@@ -88,7 +89,26 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, error_type, str(exc.detail), None, headers=dict(exc.headers or {})
         )
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses what SQLite stores: NUL characters in text, NaN in JSON,
+        # strings longer than their column. The transaction rolled back; nothing was
+        # written. The driver's message quotes the value, so it is not echoed or logged.
+        log.warning("database refused a value on %s %s", request.method, _route(request))
+        return error_response(
+            400,
+            "invalid_request_error",
+            "a value in the request cannot be stored (text with NUL characters, "
+            "a non-finite number, or a value longer than its field allows)",
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s", request.method, _route(request))
         return error_response(500, "internal_error", "internal server error")
+
+
+def _route(request: Request) -> str:
+    """The matched route's template: raw paths can carry customer ids."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

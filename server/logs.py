@@ -22,7 +22,7 @@ LogFormat = Literal["json", "text"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_CHATTY_LOGGERS = ("httpx", "bm25s", "sentence_transformers")
+_CHATTY_LOGGERS = ("httpx", "bm25s", "sentence_transformers", "alembic.runtime.migration")
 """Libraries that log one INFO line per call: noise at INFO level."""
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.postgres import INSTALL_HINT, PostgresServer, find_bindir
 from tests.servers import REPO, ServerProcess, local_engine_env, start_server
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from retrieval.embedder import Embedder
 
 ENGINE_START_TIMEOUT_S = 420.0
@@ -60,3 +64,62 @@ def model_name(base_url: str) -> str:
     import httpx
 
     return str(httpx.get(f"{base_url}/v1/models", timeout=10).json()["data"][0]["id"])
+
+
+# ---------------------------------------------------------------- SQL store on both backends
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole run, started from the installed server binaries.
+
+    Missing binaries fail the tests (both backends are part of ``make test``) unless
+    CONCIERGE_TEST_POSTGRES=0 says this machine runs the SQLite half only.
+    """
+    if os.environ.get("CONCIERGE_TEST_POSTGRES", "1") == "0":
+        pytest.skip("CONCIERGE_TEST_POSTGRES=0: PostgreSQL store tests skipped")
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    running = PostgresServer(bindir)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for this test: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    running: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex}"
+    url = running.create_database(name)
+    try:
+        yield url
+    finally:
+        running.drop_database(name)
+
+
+@pytest.fixture
+def store_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on this test's database with the schema migrated to the newest revision."""
+    from server.store.database import create_database_engine, upgrade_schema
+
+    engine = create_database_engine(database_url)
+    upgrade_schema(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- ordering
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run tests marked ``last`` after all others: they inspect what the whole run left."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

@@ -32,7 +32,9 @@ class ReplyIn(_Strict):
     conversation_id: str | None = Field(None, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
     message: str = Field(min_length=1)
     channel: Literal["chat", "email", "web", "app", "voice", "sms", "api"] = "chat"
-    locale: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    locale: str | None = Field(
+        None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+    )
     stream: bool = False
     include_prompt: bool = Field(
         False, description="return the composed prompt (for debugging and audits)"
@@ -140,7 +142,7 @@ class CustomerIn(_Strict):
 
     name: str = Field(min_length=1, max_length=200)
     tier: str = Field("standard", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
-    locale: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    locale: str = Field("en", max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     consent: dict[str, bool] = Field(
         default_factory=lambda: {"personalization": True, "marketing": False},
         description="purposes the customer agreed to: personalization, marketing",

@@ -1,18 +1,37 @@
-"""The SQL engine and the one ``MetaData`` every table is declared on.
+"""The SQL engine, the one ``MetaData`` every table is declared on, and schema upgrades.
 
 Tables are declared next to the code that owns them (``retrieval/documents.py``,
-``retrieval/history.py``) on the shared ``METADATA`` so one ``create_schema`` call
-creates them all. SQLite runs in WAL mode with ``synchronous=FULL``: readers never
-block the writer, and a committed write survives a crash or power loss, which is
-what "acknowledged only after commit" needs.
+``retrieval/history.py``, ``retrieval/catalog.py``, ``server/store/customers.py``,
+``server/store/conversations.py``) on the shared ``METADATA``. The schema itself is
+created and changed only by the Alembic migrations in ``server/store/migrations``, so
+SQLite and PostgreSQL databases of any age reach the same shape the same way.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: readers never block the writer, and
+a committed write survives a crash or power loss, which is what "acknowledged only
+after commit" needs. PostgreSQL is reached through psycopg 3.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 METADATA = MetaData()
 
@@ -21,14 +40,69 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 SQLITE_FILE_NAME = "concierge.sqlite3"
 
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+BASELINE_REVISION = "0001"
+"""The first migration: the schema ``METADATA.create_all`` built before migrations existed."""
+BASELINE_TABLES = frozenset(
+    {
+        "kb_documents",
+        "history_entries",
+        "products",
+        "customers",
+        "customer_events",
+        "conversations",
+        "turns",
+        "tickets",
+        "feedback",
+    }
+)
+"""The tables of the baseline; a database holding any of them without a revision predates
+migrations."""
+
+UPGRADE_LOCK_KEY = 0x636F6E6369657267  # "concierg": one advisory-lock key for schema upgrades
+
+TABLE_MODULES = (
+    "retrieval.documents",
+    "retrieval.history",
+    "retrieval.catalog",
+    "server.store.customers",
+    "server.store.conversations",
+)
+"""The modules that declare tables on ``METADATA``."""
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """The revision a database was at before an upgrade and the one it is at now."""
+
+    before: str | None
+    after: str | None
+    adopted: bool = False
+    """True when tables built by ``create_all`` (no revision yet) were stamped at the baseline."""
+
 
 def default_database_url(data_dir: Path) -> str:
     """The embedded default: one SQLite file in the data directory."""
     return f"sqlite:///{(data_dir / SQLITE_FILE_NAME).resolve()}"
 
 
+def normalize_database_url(url: str) -> str:
+    """Send plain PostgreSQL URLs to psycopg 3, the driver we install.
+
+    Operators (and hosting platforms) write ``postgres://`` or ``postgresql://``;
+    SQLAlchemy would pick psycopg2 for those, which is not a dependency.
+    """
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def create_database_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets durable, concurrent-reader settings."""
+    url = normalize_database_url(url)
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
@@ -40,8 +114,95 @@ def create_database_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    METADATA.create_all(engine)
+    """Bring the database to the newest schema (idempotent); what start-up calls."""
+    upgrade_schema(engine)
+
+
+def declared_metadata() -> MetaData:
+    """``METADATA`` with every table on it: the modules that declare them are imported here.
+
+    They import this module, so they cannot be imported at its top; comparing the
+    database with the code (tests, autogenerate) needs all of them.
+    """
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return METADATA
+
+
+def upgrade_schema(engine: Engine) -> SchemaUpgrade:
+    """Apply every pending migration in one transaction, holding the upgrade lock.
+
+    Two processes starting at once must not both create tables: PostgreSQL serializes
+    them on a transaction-level advisory lock, SQLite on its write lock (``BEGIN
+    IMMEDIATE``). The second one then finds the schema current and does nothing.
+    A database whose tables were made by ``create_all`` before migrations existed is
+    stamped at the baseline first (missing baseline tables are created), then upgraded.
+    """
+    from alembic import command
+
+    with engine.connect() as connection:
+        _lock_for_upgrade(connection)
+        before = current_revision(connection)
+        adopted = before is None and _adopt_unversioned(connection)
+        command.upgrade(alembic_config(connection), "head")
+        after = current_revision(connection)
+        connection.commit()
+    return SchemaUpgrade(before, after, adopted)
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The migration the database is at; ``None`` for an empty or pre-migration one."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+
+
+def alembic_config(connection: Connection | None) -> Config:
+    """Alembic's configuration, built in code: no ``alembic.ini``, no URL (nor password) in it.
+
+    ``migrations/env.py`` runs on the connection handed over in ``attributes``.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _lock_for_upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        # pysqlite would only open the transaction at the first INSERT; open it now, as a writer
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _adopt_unversioned(connection: Connection) -> bool:
+    """Stamp a ``create_all`` database at the baseline; False when it holds no tables of ours.
+
+    Older releases created tables as their features arrived (the KB tables before the
+    support tables), so the baseline tables that are missing are created first. Their
+    declarations have not changed since the baseline, so ``METADATA`` builds them exactly
+    as the baseline migration would.
+    """
+    from alembic import command
+
+    present = set(inspect(connection).get_table_names())
+    if not present & BASELINE_TABLES:
+        return False
+    tables = declared_metadata().tables
+    missing = [tables[name] for name in sorted(BASELINE_TABLES - present)]
+    METADATA.create_all(connection, tables=missing)
+    command.stamp(alembic_config(connection), BASELINE_REVISION)
+    return True
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

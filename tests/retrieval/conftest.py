@@ -1,8 +1,12 @@
-"""Retrieval fixtures: fresh SQLite and index folders per test (the embedder: tests/conftest.py)."""
+"""Retrieval fixtures: a fresh database and index folder per test.
+
+``database`` is ``store_engine`` from tests/conftest.py, so every test that stores
+documents or history runs on SQLite and on PostgreSQL; the embedder is shared there too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,15 +15,11 @@ from sqlalchemy import Engine
 from retrieval.documents import DocumentStore
 from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, RetrievalConfig
-from server.store.database import create_database_engine, create_schema
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'concierge.sqlite3'}")
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+def database(store_engine: Engine) -> Engine:
+    return store_engine
 
 
 KnowledgeFactory = Callable[..., KnowledgeBase]

@@ -1,8 +1,10 @@
-"""Conversation store on real SQLite: turns, tickets, release, memory, analytics, erasure."""
+"""Conversation and customer stores on real SQLite and PostgreSQL.
+
+Turns, tickets, release, memory, analytics, erasure; every test that takes ``database``
+runs once per backend (``store_engine`` in tests/conftest.py).
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -18,19 +20,17 @@ from server.store.conversations import (
     WebhookStatus,
 )
 from server.store.customers import CustomerEvent, CustomerStore, EventKind
-from server.store.database import create_database_engine, create_schema
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Engine:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    create_schema(engine)
-    return engine
+def database(store_engine: Engine) -> Engine:
+    return store_engine
 
 
 def turn(conversation_id: str, seq: int, message: str, **extra: object) -> Turn:
     values: dict[str, object] = {
-        "turn_id": f"turn_{conversation_id}_{seq}",
+        # the column is VARCHAR(40) like the ids the pipeline makes; PostgreSQL enforces it
+        "turn_id": f"turn_{conversation_id[-24:]}_{seq}",
         "conversation_id": conversation_id,
         "seq": seq,
         "created_at": 1000.0 + seq,

@@ -1,0 +1,184 @@
+"""Alembic migrations on SQLite and PostgreSQL: schema, idempotence, adoption, CLI, locking.
+
+The migrations, not ``create_all``, build every database, so the check that matters is
+that an upgraded database is exactly what the code declares: autogenerate's comparison
+against ``METADATA`` must find nothing to do, on both backends.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select
+
+from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
+from server.cli import main
+from server.store.database import (
+    BASELINE_REVISION,
+    BASELINE_TABLES,
+    alembic_config,
+    create_database_engine,
+    current_revision,
+    declared_metadata,
+    head_revision,
+    upgrade_schema,
+)
+from tests.servers import REPO
+
+RETRIEVAL_ERA_TABLES = ("kb_documents", "history_entries")
+"""What ``create_all`` made before the support tables existed."""
+
+
+def schema_differences(engine: Engine) -> list[object]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, declared_metadata()))
+
+
+def revision_of(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return current_revision(conn)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    """An engine on an empty database (no schema yet), disposed by the test's end."""
+    return create_database_engine(database_url)
+
+
+def test_upgrading_an_empty_database_builds_exactly_the_declared_schema(engine: Engine) -> None:
+    try:
+        result = upgrade_schema(engine)
+        assert (result.before, result.after, result.adopted) == (None, head_revision(), False)
+        assert schema_differences(engine) == []
+        tables = set(inspect(engine).get_table_names())
+        assert tables == set(declared_metadata().tables) | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_twice_changes_nothing(store_engine: Engine) -> None:
+    DocumentStore(store_engine).upsert("shop", [Document("faq", "We ship in 2 days.")])
+    again = upgrade_schema(store_engine)
+    assert again.before == again.after == head_revision() and not again.adopted
+    assert schema_differences(store_engine) == []
+    assert DocumentStore(store_engine).count("shop") == 1
+
+
+def test_a_database_built_by_create_all_is_stamped_and_keeps_its_rows(engine: Engine) -> None:
+    try:
+        declared_metadata().create_all(engine)
+        DocumentStore(engine).upsert("shop", [Document("faq", "We ship in 2 days.")])
+        result = upgrade_schema(engine)
+        assert result.adopted and result.before is None and result.after == head_revision()
+        assert schema_differences(engine) == []
+        assert DocumentStore(engine).get("shop", "faq") is not None
+    finally:
+        engine.dispose()
+
+
+def test_a_retrieval_era_database_gets_the_missing_baseline_tables(engine: Engine) -> None:
+    try:
+        metadata = declared_metadata()
+        metadata.create_all(engine, tables=[metadata.tables[n] for n in RETRIEVAL_ERA_TABLES])
+        DocumentStore(engine).upsert("shop", [Document("faq", "We ship in 2 days.")])
+        result = upgrade_schema(engine)
+        assert result.adopted and revision_of(engine) == head_revision()
+        assert set(inspect(engine).get_table_names()) >= BASELINE_TABLES
+        assert schema_differences(engine) == []
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(KB_DOCUMENTS)).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_baseline_downgrades_to_nothing_and_upgrades_again(store_engine: Engine) -> None:
+    with store_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert set(inspect(store_engine).get_table_names()) <= {"alembic_version"}
+    assert revision_of(store_engine) is None
+    assert upgrade_schema(store_engine).after == BASELINE_REVISION == head_revision()
+    assert schema_differences(store_engine) == []
+
+
+def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -> None:
+    """Separate processes, as in a rolling deploy: Alembic's context is process-global."""
+    script = (
+        "import sys\n"
+        "from server.store.database import create_database_engine, upgrade_schema\n"
+        "engine = create_database_engine(sys.argv[1])\n"
+        "print(upgrade_schema(engine).before)\n"
+    )
+
+    def start_up() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, database_url],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: start_up(), range(4)))
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    # exactly one of them found the database empty and built it
+    assert sorted(r.stdout.strip() for r in results) == ["0001", "0001", "0001", "None"]
+    engine = create_database_engine(database_url)
+    try:
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_and_current_commands(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CONCIERGE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONCIERGE_DATABASE_URL", database_url)
+    password = create_database_engine(database_url).url.password
+
+    assert main(["db", "current"]) == 0
+    assert "revision: none (behind" in capsys.readouterr().out
+
+    assert main(["db", "upgrade"]) == 0
+    upgraded = capsys.readouterr().out
+    assert "revision before: none" in upgraded and f"revision now: {head_revision()}" in upgraded
+
+    assert main(["db", "upgrade"]) == 0
+    assert f"revision before: {head_revision()}" in capsys.readouterr().out
+
+    assert main(["db", "current"]) == 0
+    current = capsys.readouterr().out
+    assert f"revision: {head_revision()} (up to date)" in current
+    if password:
+        assert password not in upgraded + current and "***" in current
+
+
+def test_db_current_reports_an_unreachable_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONCIERGE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CONCIERGE_DATABASE_URL", "postgresql://app:hunter2@127.0.0.1:9/shop")
+    assert main(["db", "current"]) == 1
+    error = capsys.readouterr().err
+    assert "error: database postgresql+psycopg://app:***@127.0.0.1:9/shop" in error
+    assert "hunter2" not in error
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+def test_postgres_urls_use_psycopg_3(scheme: str) -> None:
+    engine = create_database_engine(f"{scheme}://app:secret@db.internal:5432/concierge")
+    assert engine.url.drivername == "postgresql+psycopg"
+    assert engine.url.database == "concierge" and engine.url.password == "secret"
