@@ -394,7 +394,7 @@ class KnowledgeBase:
     def put_documents(self, tenant: str, documents: Sequence[Document]) -> list[StoreChange]:
         """Store documents; edited ones stop matching with their old text at once."""
         changes = self.store.upsert(check_tenant(tenant), documents)
-        if any(change.action == "updated" for change in changes):
+        if any(change.action != "unchanged" for change in changes):
             self._mark_stale(tenant)
         return changes
 
@@ -406,11 +406,21 @@ class KnowledgeBase:
         return changes
 
     def _mark_stale(self, tenant: str) -> None:
+        self.served(tenant)  # load what is published first: "no version" must mean none exists
         with self._lock_for(tenant):
             current = self._served.get(tenant)
             if current is None or current.version is None:
+                self._export_unindexed(tenant)
                 return
             self._install(tenant, self._with_staleness(tenant, current.version))
+
+    def _export_unindexed(self, tenant: str) -> None:
+        """A KB with documents and no version yet: every document waits for a reindex."""
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label != metrics.OTHER_TENANTS:
+            metrics.INDEX_PENDING_DOCUMENTS.labels(tenant=tenant_label, collection=COLLECTION).set(
+                len(self.store.hashes(tenant))
+            )
 
     def _with_staleness(self, tenant: str, version: KbVersion) -> ServedIndex:
         wanted = self.store.hashes(tenant)
@@ -642,7 +652,9 @@ class KnowledgeBase:
                 error = error or exc.message
                 continue
             served = self._with_staleness(tenant, version)
-            return ServedIndex(served.version, served.excluded, served.row_mask, error)
+            return ServedIndex(
+                served.version, served.excluded, served.row_mask, error, served.pending_documents
+            )
         return ServedIndex(None, load_error=error)
 
     def _load_version(self, tenant: str, number: int) -> KbVersion:
@@ -675,8 +687,11 @@ class KnowledgeBase:
     def _install(self, tenant: str, served: ServedIndex) -> None:
         self._served[tenant] = served  # one reference swap: searches see old or new, whole
         version = served.version
-        labels = {"tenant": metrics.TENANT_LABELS.label(tenant), "collection": COLLECTION}
-        if version is None or labels["tenant"] == metrics.OTHER_TENANTS:
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label == metrics.OTHER_TENANTS:
+            return
+        labels = {"tenant": tenant_label, "collection": COLLECTION}
+        if version is None:
             return
         metrics.INDEX_DOCUMENTS.labels(**labels).set(len(version.documents))
         metrics.INDEX_CHUNKS.labels(**labels).set(version.vectors.size)

@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(_import_model_libraries)
         metrics.TENANT_LABELS.configure(
-            tuple(settings.metrics_tenants), settings.metrics_max_tenants
+            tuple(settings.metrics_tenants),
+            settings.effective_tenants_dir,
+            (settings.default_tenant,),
         )
         metrics.watch_gpu_memory()
         active: EngineClient = MeteredEngine(engine or build_engine(settings))

@@ -156,10 +156,8 @@ class Settings(BaseSettings):
     )
     metrics_tenants: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="tenants shown by name in metric labels; others are 'other'",
-    )
-    metrics_max_tenants: int = Field(
-        20, ge=0, le=1000, description="without metrics_tenants, the first N seen are named"
+        description="tenants named in metric labels; default: the default tenant and every "
+        "tenant with an installed tenant file; others are 'other'",
     )
     tenants_dir: Path | None = Field(
         None, description="tenant config files <tenant>.toml; default <data_dir>/tenants"

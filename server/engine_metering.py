@@ -60,13 +60,19 @@ class MeteredEngine:
 
 
 async def _metered(stream: AsyncIterator[GenerationChunk]) -> AsyncIterator[GenerationChunk]:
-    """Yield ``stream`` unchanged; in flight from the first pull until it ends or is closed.
+    """Yield ``stream`` unchanged; in flight from the first pull until it finishes or closes.
+
+    The count drops on the chunk that carries ``finish_reason``, not when the consumer
+    closes the iterator: a caller that stops reading after the last chunk (and leaves
+    the generator to the garbage collector) must not hold the gauge up, because the
+    autoscaler reads it. ``finally`` covers aborts and errors.
 
     Inter-token latency is the gap between chunks that carry text, divided by the
     tokens the later chunk added, so a remote engine that batches several tokens into
     one SSE event is measured per token like the in-process engine.
     """
     metrics.GENERATION_IN_FLIGHT.inc()
+    counted = True
     last_text_at: float | None = None
     last_tokens = 0
     try:
@@ -80,9 +86,13 @@ async def _metered(stream: AsyncIterator[GenerationChunk]) -> AsyncIterator[Gene
                         metrics.GENERATION_INTER_TOKEN_LATENCY.observe(gap)
                 last_text_at = now
                 last_tokens = chunk.output_tokens
+            if chunk.finish_reason is not None and counted:
+                counted = False
+                metrics.GENERATION_IN_FLIGHT.dec()
             yield chunk
     finally:
-        metrics.GENERATION_IN_FLIGHT.dec()
+        if counted:
+            metrics.GENERATION_IN_FLIGHT.dec()
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import ConciergeError
+from server.route_names import route_template
 from server.schemas.errors import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # PostgreSQL refuses what SQLite stores: NUL characters in text, NaN in JSON,
         # strings longer than their column. The transaction rolled back; nothing was
         # written. The driver's message quotes the value, so it is not echoed or logged.
-        log.warning("database refused a value on %s %s", request.method, _route(request))
+        route = route_template(request.scope)
+        log.warning("database refused a value on %s %s", request.method, route)
         return error_response(
             400,
             "invalid_request_error",
@@ -104,11 +106,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, _route(request))
+        # a backstop for errors outside RequestContextMiddleware, which answers the rest
+        log.exception("unhandled error on %s %s", request.method, route_template(request.scope))
         return error_response(500, "internal_error", "internal server error")
-
-
-def _route(request: Request) -> str:
-    """The matched route's template: raw paths can carry customer ids."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))

@@ -16,13 +16,13 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 LogFormat = Literal["json", "text"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_CHATTY_LOGGERS = ("httpx", "bm25s", "sentence_transformers", "alembic.runtime.migration")
+_CHATTY_LOGGERS = ("httpx", "httpx2", "bm25s", "sentence_transformers", "alembic.runtime.migration")
 """Libraries that log one INFO line per call: noise at INFO level."""
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
@@ -52,13 +52,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str, log_format: LogFormat) -> None:
-    """Install one stderr handler on the root logger; library loggers propagate to it.
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record.
 
-    In JSON mode vLLM is told not to install its own handler, so its lines come out
-    as JSON too instead of a second, differently formatted stream.
+    Test runners and embedding programs swap ``sys.stderr``; a handler bound to the
+    object of the moment it was made would later write into a closed stream.
     """
-    handler = logging.StreamHandler(sys.stderr)
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        return
+
+
+def configure_logging(level: str, log_format: LogFormat) -> None:
+    """Install Concierge's stderr handler on the root logger; library loggers propagate to it.
+
+    Calling it again replaces the handler it installed before and leaves handlers that
+    others added alone. In JSON mode vLLM is told not to install its own handler, so
+    its lines in this process come out as JSON too (its engine-core subprocess keeps
+    vLLM's own format).
+    """
+    handler = _StderrHandler()
     handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -67,7 +88,8 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
-        root.removeHandler(existing)
+        if isinstance(existing, _StderrHandler):
+            root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
     for chatty in _CHATTY_LOGGERS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -99,8 +100,8 @@ GENERATION_REQUESTS = Counter(
 )
 GENERATION_IN_FLIGHT = Gauge(
     "concierge_generation_requests_in_flight",
-    "Generation requests handed to the engine and not finished (running or queued in it): "
-    "the saturation signal autoscaling and the queue alert use.",
+    "Generation requests handed to the engine and not finished: running plus queued in "
+    "the engine (vllm:num_requests_waiting is the queued part). The autoscaling signal.",
 )
 GENERATION_INTER_TOKEN_LATENCY = Histogram(
     "concierge_generation_inter_token_latency_seconds",
@@ -345,30 +346,35 @@ OTHER_TENANTS = "other"
 
 
 class TenantLabels:
-    """Map tenant names to a bounded set of label values.
+    """Map tenant names to a bounded, configured set of label values.
 
-    A label value per tenant would let one admin who creates many tenants explode the
-    series count. Tenants named in ``CONCIERGE_METRICS_TENANTS`` always get their own
-    value; with no list, the first ``limit`` tenants seen do. Everyone else shares
+    A label value per tenant name a caller sends would let anyone explode the series
+    count (and push real tenants out). Only configured tenants get their own value:
+    those named in ``CONCIERGE_METRICS_TENANTS`` when it is set, else the default
+    tenant and every tenant an admin installed a tenant file for. Everyone else shares
     ``other``: counters still add up, and per-tenant gauges (documents, index age) are
     not exported for them, since one gauge cannot hold several tenants' values.
     """
 
-    def __init__(self, configured: tuple[str, ...] = (), limit: int = 20) -> None:
-        self.configure(configured, limit)
+    def __init__(self) -> None:
+        self.configure((), None, ())
 
-    def configure(self, configured: tuple[str, ...], limit: int) -> None:
-        self._fixed = frozenset(configured)
-        self._limit = limit
-        self._seen: set[str] = set()
+    def configure(
+        self, named: tuple[str, ...], tenants_dir: Path | None, always: tuple[str, ...]
+    ) -> None:
+        self._named = frozenset(named)
+        self._always = frozenset(always)
+        self._tenants_dir = tenants_dir
 
     def label(self, tenant: str) -> str:
-        if tenant in self._fixed or tenant in self._seen:
+        if self._named:
+            return tenant if tenant in self._named else OTHER_TENANTS
+        if tenant in self._always:
             return tenant
-        if not self._fixed and len(self._seen) < self._limit:
-            self._seen.add(tenant)
-            return tenant
-        return OTHER_TENANTS
+        installed = (
+            self._tenants_dir is not None and (self._tenants_dir / f"{tenant}.toml").is_file()
+        )
+        return tenant if installed else OTHER_TENANTS
 
 
 TENANT_LABELS = TenantLabels()

@@ -10,7 +10,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,9 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server import metrics
 from server.error_responses import error_body
 from server.logs import REQUEST_ID
+from server.route_names import route_template
 
 REQUEST_ID_HEADER = "x-request-id"
 access_log = logging.getLogger("concierge.access")
+log = logging.getLogger(__name__)
 
 
 class BodySizeLimitMiddleware:
@@ -75,19 +76,7 @@ class BodySizeLimitMiddleware:
         metrics.HTTP_REJECTED_BODIES.labels(
             reason="too_large" if status == 413 else "malformed"
         ).inc()
-        body = error_body(error_type, message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, status, error_type, message)
 
 
 class RequestContextMiddleware:
@@ -104,12 +93,14 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and _ACCEPTED_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        response_started = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
@@ -119,9 +110,18 @@ class RequestContextMiddleware:
         token = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, not by an app-level handler: Starlette runs those outside
+            # every middleware, where the request id is gone from the log line and from
+            # the response. A stream that already started can only be cut off.
+            log.exception("unhandled error on %s %s", scope.get("method"), route_template(scope))
+            if response_started:
+                raise
+            status = 500
+            await _send_error(send_with_id, 500, "internal_error", "internal server error")
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
-            route = _route_template(scope)
+            route = route_template(scope)
             method = scope.get("method", "GET")
             seconds = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
@@ -134,15 +134,25 @@ _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """Ids a caller may choose; anything else (spaces, quotes, text) is replaced, not logged."""
 
 
+async def _send_error(send: Send, status: int, error_type: str, message: str) -> None:
+    """A complete error response in the one JSON shape, sent at the ASGI level."""
+    body = error_body(error_type, message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def _too_large_message(limit: int) -> str:
     return f"the request body exceeds the limit of {limit} bytes"
-
-
-def _route_template(scope: Scope) -> str:
-    """The matched route's path template; unmatched paths share one label value."""
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

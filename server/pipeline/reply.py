@@ -386,9 +386,11 @@ class ReplyPipeline:
             prepared.stage("generation", mark)
         except (ClientClosedRequestError, asyncio.CancelledError, GeneratorExit):
             metrics.REPLIES.labels(outcome="aborted").inc()
+            metrics.GENERATION_REQUESTS.labels("support", "abort").inc()
             raise
         except GenerationError:
             metrics.REPLIES.labels(outcome="error").inc()
+            metrics.GENERATION_REQUESTS.labels("support", "error").inc()
             raise
         finally:
             if not task.done():

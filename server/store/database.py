@@ -107,10 +107,14 @@ def create_database_engine(url: str) -> Engine:
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,  # error messages would otherwise quote customer data
+        )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def create_schema(engine: Engine) -> None:
@@ -186,23 +190,14 @@ def _lock_for_upgrade(connection: Connection) -> None:
 
 
 def _adopt_unversioned(connection: Connection) -> bool:
-    """Stamp a ``create_all`` database at the baseline; False when it holds no tables of ours.
+    """True for a database with tables of ours and no revision: built before migrations.
 
-    Older releases created tables as their features arrived (the KB tables before the
-    support tables), so the baseline tables that are missing are created first. Their
-    declarations have not changed since the baseline, so ``METADATA`` builds them exactly
-    as the baseline migration would.
+    Nothing is stamped here: the baseline migration creates only the tables such a
+    database lacks, so running it adopts the database with the baseline's own
+    declarations, not with today's ``METADATA``, which later migrations may change.
     """
-    from alembic import command
-
     present = set(inspect(connection).get_table_names())
-    if not present & BASELINE_TABLES:
-        return False
-    tables = declared_metadata().tables
-    missing = [tables[name] for name in sorted(BASELINE_TABLES - present)]
-    METADATA.create_all(connection, tables=missing)
-    command.stamp(alembic_config(connection), BASELINE_REVISION)
-    return True
+    return bool(present & BASELINE_TABLES)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

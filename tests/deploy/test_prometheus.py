@@ -63,16 +63,19 @@ def without_threshold_filter(expression: str) -> str:
     return _THRESHOLD.sub(lambda match: f"{match.group(1)} bool {match.group(2)}", expression)
 
 
-def test_promtool_accepts_the_shipped_config_and_rules() -> None:
+def test_promtool_accepts_the_config_and_rules_and_their_unit_tests_pass() -> None:
+    """``alerts.test.yml`` feeds each alert a failure (it must fire) and a healthy case."""
     for command in (
         [binary("promtool"), "check", "config", str(PROMETHEUS_CONFIG)],
         [binary("promtool"), "check", "rules", str(ALERT_RULES)],
+        [binary("promtool"), "test", "rules", str(ALERT_RULES.with_name("alerts.test.yml"))],
     ):
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_a_summary_and_a_runbook_section() -> None:
+def test_every_alert_has_a_summary_a_runbook_section_and_a_unit_test() -> None:
+    unit_tests = ALERT_RULES.with_name("alerts.test.yml").read_text(encoding="utf-8")
     runbook = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     anchors = {
         re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
@@ -87,6 +90,7 @@ def test_every_alert_has_a_summary_and_a_runbook_section() -> None:
         assert rule["annotations"]["summary"]
         anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
         assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in docs/operations.md"
+        assert f"alertname: {rule['alert']}" in unit_tests, f"{rule['alert']}: no promtool test"
 
 
 def test_the_threshold_rewrite_keeps_the_expression_and_drops_only_the_filter() -> None:

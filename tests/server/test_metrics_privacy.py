@@ -61,13 +61,17 @@ def test_no_label_value_carries_a_customer_id_an_email_or_message_text(
         )
         assert answer.status_code == 200, answer.text
         assert client.get(f"/v1/customers/{customer_id}/profile").status_code == 200
+        # raw paths are where ids leak into labels: a known route, and one nobody serves
+        assert client.get(f"/v1/customers/{customer_id}/no-such-view").status_code == 404
+        assert client.get(f"/{email}/{customer_id}").status_code == 404
         exposed = label_values(client.get("/metrics").text)
 
     ids, messages = stored_customer_data(data_dir / SQLITE_FILE_NAME)
     assert customer_id in ids and message in messages  # the canaries reached the store
     assert exposed, "the scrape has labelled series"
     leaks = [value for value in exposed if EMAIL.search(value)]
-    leaks += [value for value in exposed if value in ids and len(value) >= 3]
+    leaks += [value for value in exposed if value in ids]
+    leaks += [value for value in exposed for id_ in ids if len(id_) >= 6 and id_ in value]
     leaks += [
         value
         for value in exposed
