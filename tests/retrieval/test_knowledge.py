@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from retrieval.documents import Document, DocumentFormat, DocumentStore
 from retrieval.embedder import Embedder
@@ -318,3 +319,36 @@ def test_tenants_have_separate_indexes(kb: KnowledgeBase, embedder: Embedder) ->
     assert {h.doc_id for h in kb.search("globex", "warranty", vector, 10)} == {"globex.md"}
     assert "globex.md" not in {h.doc_id for h in kb.search(TENANT, "warranty", vector, 10)}
     assert kb.search("initech", "warranty", vector, 10) == []  # no KB yet: empty, not an error
+
+
+def test_pending_documents_count_every_change_not_yet_reindexed(
+    make_knowledge: KnowledgeFactory, tmp_path: Path
+) -> None:
+    tenant = "pending-kb"
+    metrics.TENANT_LABELS.configure((tenant,), None, ())
+    try:
+
+        def pending() -> float | None:
+            labels = {"tenant": tenant, "collection": "kb"}
+            return REGISTRY.get_sample_value("concierge_index_pending_documents", labels)
+
+        knowledge = make_knowledge()
+        knowledge.put_documents(tenant, _documents(ARTICLES))
+        assert pending() == len(ARTICLES)  # never indexed: everything waits
+        knowledge.reindex(tenant)
+        assert pending() == 0
+        title, text = ARTICLES["password.md"]
+        knowledge.put_documents(
+            tenant,
+            [
+                Document("password.md", text + " Edited.", title, DocumentFormat.MARKDOWN),
+                Document("new.md", "A brand new article.", "New", DocumentFormat.MARKDOWN),
+            ],
+        )
+        assert pending() == 2  # one edited, one created
+        knowledge.delete_documents(tenant, ["new.md"])
+        assert pending() == 1
+        knowledge.reindex(tenant)
+        assert pending() == 0
+    finally:
+        metrics.TENANT_LABELS.configure((), None, ())

@@ -54,6 +54,32 @@ def test_metrics_expose_vllm_and_concierge_series(base_url: str, model_name: str
     assert prometheus_value(text, "concierge_http_request_duration_seconds_bucket") is not None
 
 
+def test_generations_leave_the_in_flight_gauge_and_record_inter_token_gaps(
+    base_url: str, model_name: str
+) -> None:
+    def itl_count() -> float:
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+        return prometheus_value(text, "concierge_generation_inter_token_latency_seconds_count") or 0
+
+    before = itl_count()
+    body = {
+        "model": model_name,
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "Count to five."}],
+        "stream": True,
+        "ignore_eos": True,
+    }
+    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=60) as reply:
+        assert reply.status_code == 200
+        for _ in reply.iter_lines():
+            pass
+    completed = {**body, "stream": False}
+    assert httpx.post(f"{base_url}/v1/chat/completions", json=completed, timeout=60).is_success
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    assert prometheus_value(text, "concierge_generation_requests_in_flight") == 0
+    assert itl_count() - before >= 2 * 7 - 2  # about one gap per token after the first
+
+
 def test_unmatched_paths_share_one_metric_label(base_url: str) -> None:
     for path in ("/a", "/b/c", "/d?e=f"):
         httpx.get(f"{base_url}{path}", timeout=10)
