@@ -298,6 +298,14 @@ def export_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
         counter.labels(**{label: value})
 
 
+PII_REDACTIONS = Counter(
+    "concierge_pii_redactions",
+    "Pieces of personal data redacted before storage, indexing or the prompt, by kind "
+    "(email, phone, card, iban, national_id) and where (message, history).",
+    ["kind", "where"],
+)
+
+
 # ---------------------------------------------------------------- process and GPU memory
 
 GPU_MEMORY_ALLOCATED = Gauge(

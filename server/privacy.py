@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from server import metrics
+
 
 class PiiKind(StrEnum):
     EMAIL = "email"
@@ -134,10 +136,17 @@ def mask(kind: PiiKind, value: str) -> str:
     return "***"  # national ids: no part of them helps a support conversation
 
 
-def redact_text(text: str) -> str:
-    """``text`` with every piece of personal data replaced by its masked form (one-way)."""
+def redact_text(text: str, where: str | None = None) -> str:
+    """``text`` with every piece of personal data replaced by its masked form (one-way).
+
+    ``where`` names the place for ``concierge_pii_redactions`` (message, history).
+    """
     redactor = Redactor()
-    return redactor.masked(redactor.redact(text))
+    masked = redactor.masked(redactor.redact(text))
+    if where is not None:
+        for kind, _ in redactor.found:
+            metrics.PII_REDACTIONS.labels(kind=kind.value, where=where).inc()
+    return masked
 
 
 @dataclass

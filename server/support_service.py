@@ -23,6 +23,7 @@ from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from server import metrics
 from server.errors import NotFoundError
 from server.pipeline.profile import ProfileBuilder, format_day
+from server.privacy import redact_text
 from server.schemas.support import (
     BulkProductIn,
     ConversationOut,
@@ -140,7 +141,8 @@ class SupportService:
         for event in events:
             described = history_text(event)
             if described is not None:
-                entries.append(HistoryEntry(described[0], described[1], event.occurred_at))
+                text = redact_text(described[1], where="history")
+                entries.append(HistoryEntry(described[0], text, event.occurred_at))
         self.history.add(tenant, customer_id, entries)
         return EventsOut(customer_id=customer_id, event_ids=ids, history_entries=len(entries))
 

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from models.classifiers import Classifiers, ClassifiersUnavailableError
@@ -45,6 +45,7 @@ from server.pipeline.recommend import Recommendation, recommend_sync, should_rec
 from server.pipeline.retrieve import Retrieved, retrieve_sync
 from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
+from server.privacy import redact_text
 from server.store.conversations import (
     AnsweredBy,
     Conversation,
@@ -174,7 +175,14 @@ class ReplyPipeline:
     # ------------------------------------------------------------------ before tokens
 
     async def prepare(self, request: ReplyRequest) -> PreparedReply:
+        """Analyse, recall, retrieve and compose for ``request``.
+
+        The message is redacted first: every later stage (the prompt, the stored turn,
+        the history index, ticket transcripts) sees ``j***@example.com``, never the
+        address, and the model can still tell the customer which one it means.
+        """
         started = time.perf_counter()
+        request = replace(request, message=redact_text(request.message, where="message"))
         config = self._tenants.get(request.tenant)
         analyzer = Analyzer(self._embedder, self._load_classifiers())
         analysis_task = asyncio.get_running_loop().run_in_executor(

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
+import time
+import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.privacy import PiiKind, Redactor, find_pii, iban_valid, luhn_valid, mask, redact_text
+from server.store.database import SQLITE_FILE_NAME
+from tests.servers import ServerProcess
 
 
 def card_number(rng: random.Random, length: int = 16) -> str:
@@ -110,3 +118,53 @@ def test_check_digit_algorithms() -> None:
     assert iban_valid("GB82 WEST 1234 5698 7654 32") and not iban_valid(
         "GB82 WEST 1234 5698 7654 33"
     )
+
+
+# ---------------------------------------------------------------- end to end, on the server
+
+
+def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_log(
+    server: ServerProcess, base_url: str, data_dir: Path
+) -> None:
+    rng = random.Random()
+    card = card_number(rng)
+    email = f"canary.{uuid.uuid4().hex[:8]}@example.org"
+    phone = f"+44 20 7946 {rng.randrange(1000, 9999)}"
+    customer_id = f"pii-{uuid.uuid4().hex[:8]}"
+    headers = {"X-Concierge-Tenant": "pii-canary"}
+    with httpx.Client(base_url=base_url, timeout=180, headers=headers) as client:
+        assert client.put(f"/v1/customers/{customer_id}", json={"name": "Pat"}).status_code == 200
+        note = {"kind": "note", "payload": {"text": f"Prefers calls on {phone}, mail {email}."}}
+        answer = client.post(f"/v1/customers/{customer_id}/events", json={"events": [note]})
+        assert answer.status_code == 201, answer.text
+        message = f"Please update my saved card to {card} and send the invoice to {email}."
+        answer = client.post(
+            "/v1/support/reply",
+            json={"customer_id": customer_id, "message": message, "include_prompt": True},
+        )
+        assert answer.status_code == 200, answer.text
+    body = answer.text
+    prompt = json.dumps(answer.json()["prompt"])
+    assert f"**** {card[-4:]}" in prompt and mask(PiiKind.EMAIL, email) in prompt
+    canaries = (card, card[:-4], email, phone, phone.replace(" ", ""))
+    for canary in canaries:
+        assert canary not in body, "nor in the reply, its prompt or its metadata"
+
+    def stored(sql: str) -> list[str]:
+        database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
+        with sqlite3.connect(database, uri=True) as connection:
+            return [row[0] for row in connection.execute(sql, (customer_id,))]
+
+    turns = stored("SELECT message FROM turns WHERE customer_id = ?")
+    deadline = time.monotonic() + 30  # the exchange joins the history after the reply
+    history = stored("SELECT text FROM history_entries WHERE customer_id = ?")
+    while len(history) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        history = stored("SELECT text FROM history_entries WHERE customer_id = ?")
+    masked = message.replace(card, f"**** {card[-4:]}")
+    assert turns == [masked.replace(email, mask(PiiKind.EMAIL, email))]
+    assert len(history) >= 2, "the note and the conversation are in the history index"
+    log = server.log_tail(100_000)
+    for canary in canaries:
+        assert all(canary not in text for text in turns + history)
+        assert canary not in log
