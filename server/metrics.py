@@ -298,6 +298,10 @@ def export_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
         counter.labels(**{label: value})
 
 
+CUSTOMER_ERASURES = Counter(
+    "concierge_customer_erasures",
+    "Customers erased through DELETE /v1/customers/{id}.",
+)
 PII_REDACTIONS = Counter(
     "concierge_pii_redactions",
     "Pieces of personal data redacted before storage, indexing or the prompt, by kind "

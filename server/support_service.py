@@ -29,6 +29,7 @@ from server.schemas.support import (
     ConversationOut,
     CustomerIn,
     CustomerOut,
+    ErasureReceipt,
     EventIn,
     EventsOut,
     FeedbackIn,
@@ -124,6 +125,35 @@ class SupportService:
         if customer is None:
             raise NotFoundError(f"customer {customer_id!r} not found", param="customer_id")
         return customer
+
+    async def erase_customer(self, tenant: str, customer_id: str) -> ErasureReceipt:
+        """Forget a customer: rows, events, conversations, tickets, feedback, history vectors.
+
+        The profile is derived from these rows on every read, so nothing else holds the
+        customer. Each store deletes in its own transaction; a retry after a failure
+        removes what is left. Nothing at all to remove is a 404, so a typo in the id is
+        not mistaken for an erasure.
+        """
+        removed = await asyncio.to_thread(self._erase_sync, tenant, customer_id)
+        total = sum(removed.values())
+        if total == 0:
+            raise NotFoundError(
+                f"customer {customer_id!r} not found (nothing to erase)", param="customer_id"
+            )
+        metrics.CUSTOMER_ERASURES.inc()
+        return ErasureReceipt(
+            customer_id=customer_id,
+            tenant=tenant,
+            erased_at=time.time(),
+            removed=removed,
+            total=total,
+        )
+
+    def _erase_sync(self, tenant: str, customer_id: str) -> dict[str, int]:
+        removed = self.conversations.forget_customer(tenant, customer_id)
+        removed["history_entries"] = self.history.forget_customer(tenant, customer_id)
+        removed.update(self.customers.forget(tenant, customer_id))
+        return removed
 
     async def add_events(
         self, tenant: str, customer_id: str, events: Sequence[EventIn]

@@ -12,6 +12,7 @@ from server.schemas.support import (
     CUSTOMER_ID_PATTERN,
     CustomerIn,
     CustomerOut,
+    ErasureReceipt,
     EventIn,
     EventsIn,
     EventsOut,
@@ -58,3 +59,11 @@ async def get_profile(
 ) -> dict[str, Any]:
     """The derived profile: orders and spend, favourite categories, open tickets, mood."""
     return await service.profile(tenant, customer_id)
+
+
+@router.delete("/{customer_id}", response_model=ErasureReceipt, responses=_ERRORS)
+async def erase_customer(
+    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
+) -> ErasureReceipt:
+    """Erase the customer and everything stored about them; the receipt counts what went."""
+    return await service.erase_customer(tenant, customer_id)

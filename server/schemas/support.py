@@ -204,6 +204,19 @@ class EventsOut(BaseModel):
     history_entries: int
 
 
+class ErasureReceipt(BaseModel):
+    """What ``DELETE /v1/customers/{id}`` removed, table by table (rows or vectors)."""
+
+    customer_id: str
+    tenant: str
+    erased_at: float
+    removed: dict[str, int] = Field(
+        description="customers, customer_events, conversations, turns, tickets, feedback, "
+        "history_entries (rows and their vectors)"
+    )
+    total: int
+
+
 _REQUIRED_PAYLOAD = {
     EventKind.ORDER: ("order_id",),
     EventKind.RETURN: ("order_id",),
