@@ -212,6 +212,37 @@ class CustomerHistory:
                     state.rows.pop(entry_id, None)
         return int(removed or 0)
 
+    def purge_before(self, kind: HistoryKind, cutoff: float) -> int:
+        """Delete every tenant's entries of ``kind`` that happened before ``cutoff``."""
+        with self._lock:
+            with self._engine.begin() as conn:
+                doomed = conn.execute(
+                    select(
+                        HISTORY_ENTRIES.c.entry_id,
+                        HISTORY_ENTRIES.c.tenant,
+                        HISTORY_ENTRIES.c.customer_id,
+                    ).where(
+                        HISTORY_ENTRIES.c.kind == str(kind),
+                        HISTORY_ENTRIES.c.occurred_at < cutoff,
+                    )
+                ).all()
+                if doomed:
+                    conn.execute(
+                        delete(HISTORY_ENTRIES).where(
+                            HISTORY_ENTRIES.c.entry_id.in_([row.entry_id for row in doomed])
+                        )
+                    )
+            for row in doomed:
+                state = self._tenants.get(row.tenant)
+                if state is None:
+                    continue  # not loaded: it will load without the deleted rows
+                state.index.remove_ids(faiss.IDSelectorBatch(np.array([row.entry_id])))
+                state.rows.pop(row.entry_id, None)
+                owned = state.customers.get(row.customer_id)
+                if owned is not None and row.entry_id in owned:
+                    owned.remove(row.entry_id)
+        return len(doomed)
+
     def _state(self, tenant: str) -> _TenantHistory:
         state = self._tenants.get(tenant)
         if state is None:

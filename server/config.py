@@ -154,6 +154,15 @@ class Settings(BaseSettings):
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
         description="tenant of /v1 and /admin calls that name none (X-Concierge-Tenant header)",
     )
+    conversation_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="delete conversations idle this long (and their turns, tickets, feedback, "
+        "history summaries); unset keeps them",
+    )
+    retention_check_interval_s: float = Field(
+        3600.0, gt=0, description="how often the retention purge runs"
+    )
     metrics_tenants: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="tenants named in metric labels; default: the default tenant and every "

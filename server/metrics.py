@@ -302,6 +302,11 @@ CUSTOMER_ERASURES = Counter(
     "concierge_customer_erasures",
     "Customers erased through DELETE /v1/customers/{id}.",
 )
+RETENTION_PURGED = Counter(
+    "concierge_retention_purged",
+    "Rows deleted because they outlived CONCIERGE_CONVERSATION_RETENTION_DAYS, by table.",
+    ["table"],
+)
 PII_REDACTIONS = Counter(
     "concierge_pii_redactions",
     "Pieces of personal data redacted before storage, indexing or the prompt, by kind "

@@ -105,13 +105,37 @@ async def running_support(
         token_counter=counter,
         classifiers=classifiers,
     )
-    warm = asyncio.create_task(asyncio.to_thread(_warm_up, pipeline))
+    background = [asyncio.create_task(asyncio.to_thread(_warm_up, pipeline))]
+    if settings.conversation_retention_days is not None:
+        background.append(
+            asyncio.create_task(
+                enforce_retention(
+                    service,
+                    settings.conversation_retention_days,
+                    settings.retention_check_interval_s,
+                )
+            )
+        )
     try:
         yield Support(service, pipeline, tenants)
     finally:
-        warm.cancel()
-        await asyncio.gather(warm, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await pipeline.close()
+
+
+async def enforce_retention(service: SupportService, days: float, interval_s: float) -> None:
+    """Purge expired conversations at start-up and then every ``interval_s``."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(service.purge_expired_sync, days)
+        except Exception:
+            log.exception("retention purge failed; retrying in %.0f s", interval_s)
+        else:
+            if any(removed.values()):
+                log.info("retention (%g days) purged %s", days, removed)
+        await asyncio.sleep(interval_s)
 
 
 def _warm_up(pipeline: ReplyPipeline) -> None:

@@ -155,6 +155,16 @@ class SupportService:
         removed.update(self.customers.forget(tenant, customer_id))
         return removed
 
+    def purge_expired_sync(self, retention_days: float, now: float | None = None) -> dict[str, int]:
+        """Delete conversations (turns, tickets, feedback) idle for ``retention_days``, and
+        the conversation summaries in the history index from before the same cutoff."""
+        cutoff = (now if now is not None else time.time()) - retention_days * 86_400
+        removed = self.conversations.purge_inactive_before(cutoff)
+        removed["history_entries"] = self.history.purge_before(HistoryKind.CONVERSATION, cutoff)
+        for table, count in removed.items():
+            metrics.RETENTION_PURGED.labels(table=table).inc(count)
+        return removed
+
     async def add_events(
         self, tenant: str, customer_id: str, events: Sequence[EventIn]
     ) -> EventsOut:

@@ -515,6 +515,29 @@ class ConversationStore:
                 removed[table.name] = int(count or 0)
         return removed
 
+    def purge_inactive_before(self, cutoff: float) -> dict[str, int]:
+        """Delete conversations untouched since ``cutoff`` (epoch s) with their turns,
+        tickets and feedback, for every tenant; counts per table.
+
+        The retention setting's work: old conversations are personal data kept for no
+        purpose. One transaction, so a purge is all or nothing.
+        """
+        removed: dict[str, int] = {}
+        with self._engine.begin() as conn:
+            expired = select(CONVERSATIONS.c.conversation_id).where(
+                CONVERSATIONS.c.updated_at < cutoff
+            )
+            for table in (TURNS, TICKETS, FEEDBACK):
+                count = conn.execute(
+                    delete(table).where(table.c.conversation_id.in_(expired))
+                ).rowcount
+                removed[table.name] = int(count or 0)
+            count = conn.execute(
+                delete(CONVERSATIONS).where(CONVERSATIONS.c.updated_at < cutoff)
+            ).rowcount
+            removed[CONVERSATIONS.name] = int(count or 0)
+        return removed
+
     # ---------------------------------------------------------------- analytics
 
     def analytics(self, tenant: str, since: float, gaps_limit: int = 20) -> dict[str, Any]:
