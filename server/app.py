@@ -29,6 +29,7 @@ from server.errors import EngineUnavailableError
 from server.generation import GenerationService
 from server.knowledge_service import KnowledgeService, running_retrieval
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.store.audit import AuditLog
 from server.support_runtime import running_support
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
                     app.state.support_service = support_side.service
                     app.state.reply_pipeline = support_side.pipeline
                     app.state.tenant_configs = support_side.tenants
+                    app.state.audit_log = AuditLog(retrieval.database)
                     yield
         finally:
             for task in tasks:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
@@ -12,8 +14,13 @@ from server.config import Settings
 from server.embeddings import EmbeddingService
 from server.generation import GenerationService
 from server.knowledge_service import KnowledgeService, Retrieval
+from server.logs import REQUEST_ID
 from server.pipeline.reply import ReplyPipeline
+from server.store.audit import AuditLog
 from server.support_service import SupportService
+
+ANONYMOUS_ACTOR = "anonymous"
+"""The actor of requests made without an API key (development on loopback)."""
 
 
 def get_settings(request: Request) -> Settings:
@@ -82,3 +89,27 @@ EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)
 SupportServiceDep = Annotated[SupportService, Depends(get_support_service)]
 ReplyPipelineDep = Annotated[ReplyPipeline, Depends(get_reply_pipeline)]
 TenantDep = Annotated[str, Depends(get_tenant)]
+
+
+@dataclass(frozen=True)
+class Auditor:
+    """Writes admin actions to the audit log with this request's id and actor."""
+
+    log: AuditLog
+    request_id: str
+    actor: str
+
+    async def record(
+        self, tenant: str, action: str, target: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            self.log.record, tenant, self.actor, action, target, self.request_id, detail
+        )
+
+
+def get_auditor(request: Request) -> Auditor:
+    # until API keys exist (issue 6) every caller is the anonymous development caller
+    return Auditor(request.app.state.audit_log, REQUEST_ID.get(), ANONYMOUS_ACTOR)
+
+
+AuditDep = Annotated[Auditor, Depends(get_auditor)]

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from retrieval.knowledge import ReindexMode
-from server.deps import KnowledgeServiceDep
+from server.deps import AuditDep, KnowledgeServiceDep
 from server.errors import InvalidRequestError
 from server.schemas.errors import ErrorResponse
 from server.schemas.retrieval import (
@@ -44,10 +44,17 @@ Wait = Annotated[bool, Query(description="wait for the reindex job to finish")]
     "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
 )
 async def put_document(
-    tenant: str, doc_id: str, body: DocumentIn, service: KnowledgeServiceDep, wait: Wait = False
+    tenant: str,
+    doc_id: str,
+    body: DocumentIn,
+    service: KnowledgeServiceDep,
+    audit: AuditDep,
+    wait: Wait = False,
 ) -> DocumentsChangedOut:
     """Create or replace a document; its old text stops matching at once."""
-    return await service.put_document(tenant, doc_id, body, wait)
+    changed = await service.put_document(tenant, doc_id, body, wait)
+    await audit.record(tenant, "kb.document.put", doc_id)
+    return changed
 
 
 @router.get("/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentOut, responses=_ERRORS)
@@ -60,15 +67,21 @@ async def get_document(tenant: str, doc_id: str, service: KnowledgeServiceDep) -
     "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
 )
 async def delete_document(
-    tenant: str, doc_id: str, service: KnowledgeServiceDep, wait: Wait = False
+    tenant: str, doc_id: str, service: KnowledgeServiceDep, audit: AuditDep, wait: Wait = False
 ) -> DocumentsChangedOut:
     """Delete a document; it stops matching at once, and the next version drops it."""
-    return await service.delete_document(tenant, doc_id, wait)
+    changed = await service.delete_document(tenant, doc_id, wait)
+    await audit.record(tenant, "kb.document.delete", doc_id)
+    return changed
 
 
 @router.post("/kb/{tenant}/documents:bulk", response_model=DocumentsChangedOut, responses=_ERRORS)
 async def bulk_documents(
-    tenant: str, request: Request, service: KnowledgeServiceDep, wait: Wait = False
+    tenant: str,
+    request: Request,
+    service: KnowledgeServiceDep,
+    audit: AuditDep,
+    wait: Wait = False,
 ) -> DocumentsChangedOut:
     """Many documents at once: a JSON body ``{"documents": [...]}`` or multipart ``files``.
 
@@ -85,7 +98,9 @@ async def bulk_documents(
             )
         files = [(upload.filename or "", await upload.read()) for upload in uploads]
         reindex = str(form.get("reindex", "true")).lower() not in {"false", "0", "no"}
-        return await service.bulk_files(tenant, files, reindex, wait)
+        changed = await service.bulk_files(tenant, files, reindex, wait)
+        await audit.record(tenant, "kb.documents.bulk", "files", {"files": len(files)})
+        return changed
     if not content_type.startswith("application/json"):
         raise InvalidRequestError(
             "send application/json or multipart/form-data", param="content-type"
@@ -96,13 +111,16 @@ async def bulk_documents(
         raise InvalidRequestError(f"invalid JSON: {exc.msg}", param="body") from exc
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    return await service.bulk_json(tenant, body, wait)
+    changed = await service.bulk_json(tenant, body, wait)
+    await audit.record(tenant, "kb.documents.bulk", "json", {"documents": len(body.documents)})
+    return changed
 
 
 @router.post("/kb/{tenant}/reindex", status_code=202, responses=_ERRORS)
 async def reindex(
     tenant: str,
     service: KnowledgeServiceDep,
+    audit: AuditDep,
     body: ReindexIn | None = None,
     mode: Literal["incremental", "full"] | None = None,
     wait: Wait = False,
@@ -110,6 +128,7 @@ async def reindex(
     """Start a reindex job (``mode`` as query parameter or JSON); 202 with the job."""
     chosen = ReindexMode(mode or (body.mode if body else "incremental"))
     job = await service.reindex(tenant, chosen, wait)
+    await audit.record(tenant, "kb.reindex", job.job_id, {"mode": str(chosen)})
     return JSONResponse(job.as_dict(), status_code=200 if job.state.finished else 202)
 
 
@@ -120,9 +139,13 @@ async def get_job(job_id: str, service: KnowledgeServiceDep) -> dict[str, object
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, responses=_ERRORS)
-async def cancel_job(job_id: str, service: KnowledgeServiceDep) -> dict[str, object]:
+async def cancel_job(
+    job_id: str, service: KnowledgeServiceDep, audit: AuditDep
+) -> dict[str, object]:
     """Ask a job to stop; nothing it built is published."""
-    return service.cancel_job(job_id).as_dict()
+    job = service.cancel_job(job_id)
+    await audit.record(job.tenant, "kb.reindex.cancel", job_id)
+    return job.as_dict()
 
 
 @router.get("/kb/{tenant}/stats", responses=_ERRORS)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from server.deps import SupportServiceDep, TenantDep
+from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
     CUSTOMER_ID_PATTERN,
@@ -17,6 +17,7 @@ from server.schemas.support import (
     EventsIn,
     EventsOut,
 )
+from server.store.audit import customer_reference
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -63,7 +64,11 @@ async def get_profile(
 
 @router.delete("/{customer_id}", response_model=ErasureReceipt, responses=_ERRORS)
 async def erase_customer(
-    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
+    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ErasureReceipt:
     """Erase the customer and everything stored about them; the receipt counts what went."""
-    return await service.erase_customer(tenant, customer_id)
+    receipt = await service.erase_customer(tenant, customer_id)
+    await audit.record(
+        tenant, "customer.erase", customer_reference(customer_id), {"removed": receipt.removed}
+    )
+    return receipt

@@ -17,7 +17,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from server.deps import ReplyPipelineDep, SettingsDep, SupportServiceDep, TenantDep
+from server.deps import (
+    AuditDep,
+    ReplyPipelineDep,
+    SettingsDep,
+    SupportServiceDep,
+    TenantDep,
+)
 from server.errors import ConciergeError, InvalidRequestError
 from server.pipeline.reply import ReplyEvent, ReplyRequest
 from server.schemas.errors import ErrorResponse
@@ -108,10 +114,12 @@ async def get_conversation(
     "/conversations/{conversation_id}/release", response_model=ConversationOut, responses=_ERRORS
 )
 async def release_conversation(
-    conversation_id: str, service: SupportServiceDep, tenant: TenantDep
+    conversation_id: str, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ConversationOut:
     """Hand an escalated conversation back to the model and close its ticket."""
-    return await service.release(tenant, conversation_id)
+    released = await service.release(tenant, conversation_id)
+    await audit.record(tenant, "conversation.release", conversation_id)
+    return released
 
 
 @router.post(

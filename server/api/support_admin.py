@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from server.deps import SupportServiceDep, TenantDep
+from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
     PRODUCT_ID_PATTERN,
@@ -33,17 +35,25 @@ async def list_products(service: SupportServiceDep, tenant: TenantDep) -> Produc
 
 @router.post("/catalog/products:bulk", response_model=ProductsChangedOut, responses=_ERRORS)
 async def put_products(
-    body: BulkProductsIn, service: SupportServiceDep, tenant: TenantDep
+    body: BulkProductsIn, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ProductsChangedOut:
     """Create or replace many products; each is embedded for recommendations."""
-    return await service.put_products(tenant, body.products)
+    changed = await service.put_products(tenant, body.products)
+    await audit.record(tenant, "catalog.products.bulk", "json", {"products": len(body.products)})
+    return changed
 
 
 @router.put("/catalog/products/{product_id}", response_model=ProductOut, responses=_ERRORS)
 async def put_product(
-    product_id: ProductId, body: ProductIn, service: SupportServiceDep, tenant: TenantDep
+    product_id: ProductId,
+    body: ProductIn,
+    service: SupportServiceDep,
+    tenant: TenantDep,
+    audit: AuditDep,
 ) -> ProductOut:
-    return await service.put_product(tenant, product_id, body)
+    product = await service.put_product(tenant, product_id, body)
+    await audit.record(tenant, "catalog.product.put", product_id)
+    return product
 
 
 @router.get("/catalog/products/{product_id}", response_model=ProductOut, responses=_ERRORS)
@@ -55,10 +65,22 @@ async def get_product(
 
 @router.delete("/catalog/products/{product_id}", status_code=204, responses=_ERRORS)
 async def delete_product(
-    product_id: ProductId, service: SupportServiceDep, tenant: TenantDep
+    product_id: ProductId, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> Response:
     await service.delete_product(tenant, product_id)
+    await audit.record(tenant, "catalog.product.delete", product_id)
     return Response(status_code=204)
+
+
+@router.get("/audit", responses=_ERRORS)
+async def audit_events(
+    tenant: TenantDep,
+    audit: AuditDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The tenant's audit log, newest first: admin actions with actor and request id."""
+    events = await asyncio.to_thread(audit.log.events, tenant, limit)
+    return {"events": [asdict(event) for event in events]}
 
 
 @router.get("/tickets", responses=_ERRORS)

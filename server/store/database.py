@@ -67,6 +67,7 @@ TABLE_MODULES = (
     "retrieval.catalog",
     "server.store.customers",
     "server.store.conversations",
+    "server.store.audit",
 )
 """The modules that declare tables on ``METADATA``."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from server.store.audit import customer_reference
 from server.store.database import SQLITE_FILE_NAME
 from tests.server.test_bad_input import assert_error_shape
 
@@ -89,6 +91,14 @@ def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
         assert body["removed"] == before
         assert body["total"] == sum(before.values())
         assert (body["customer_id"], body["tenant"]) == (customer_id, tenant)
+
+        audit = client.get("/admin/audit").json()["events"]
+        erased = [event for event in audit if event["action"] == "customer.erase"]
+        assert len(erased) == 1 and erased[0]["target"] == customer_reference(customer_id)
+        assert erased[0]["request_id"] == receipt.headers["x-request-id"]
+        assert erased[0]["detail"]["removed"] == before
+        assert customer_id not in json.dumps(audit), "the log names customers by digest"
+        assert any(event["action"] == "kb.documents.bulk" for event in audit)
 
         assert rows_of(data_dir, tenant, customer_id) == dict.fromkeys(TABLES, 0)
         assert rows_of(data_dir, tenant, keeper) == kept_before, "other customers untouched"
