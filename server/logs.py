@@ -22,8 +22,8 @@ LogFormat = Literal["json", "text"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_CHATTY_LOGGERS = ("httpx", "httpx2", "bm25s", "sentence_transformers", "alembic.runtime.migration")
-"""Libraries that log one INFO line per call: noise at INFO level."""
+_CHATTY_LOGGERS = ("httpx", "httpx2", "bm25s", "sentence_transformers", "alembic", "faiss.loader")
+"""Libraries whose INFO lines (one per call, or start-up chatter) are noise at INFO level."""
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 
