@@ -205,11 +205,8 @@ class CustomerHistory:
                 ).rowcount
             state = self._tenants.get(tenant)
             if state is not None:
-                gone = np.array(state.customers.pop(customer_id, []), dtype=np.int64)
-                if gone.shape[0]:
-                    state.index.remove_ids(faiss.IDSelectorBatch(gone))
-                for entry_id in gone.tolist():
-                    state.rows.pop(entry_id, None)
+                owned = state.customers.pop(customer_id, [])
+                _drop(state, [(entry_id, customer_id) for entry_id in owned])
         return int(removed or 0)
 
     def purge_before(self, kind: HistoryKind, cutoff: float) -> int:
@@ -232,15 +229,11 @@ class CustomerHistory:
                             HISTORY_ENTRIES.c.entry_id.in_([row.entry_id for row in doomed])
                         )
                     )
-            for row in doomed:
-                state = self._tenants.get(row.tenant)
-                if state is None:
-                    continue  # not loaded: it will load without the deleted rows
-                state.index.remove_ids(faiss.IDSelectorBatch(np.array([row.entry_id])))
-                state.rows.pop(row.entry_id, None)
-                owned = state.customers.get(row.customer_id)
-                if owned is not None and row.entry_id in owned:
-                    owned.remove(row.entry_id)
+            for tenant in {row.tenant for row in doomed}:
+                state = self._tenants.get(tenant)
+                if state is not None:  # a tenant not loaded yet loads without the rows
+                    entries = [(r.entry_id, r.customer_id) for r in doomed if r.tenant == tenant]
+                    _drop(state, entries)
         return len(doomed)
 
     def _state(self, tenant: str) -> _TenantHistory:
@@ -288,6 +281,19 @@ class CustomerHistory:
     def stats(self, tenant: str) -> dict[str, Any]:
         state = self._state(tenant)
         return {"entries": int(state.index.ntotal), "customers": len(state.customers)}
+
+
+def _drop(state: _TenantHistory, entries: Sequence[tuple[int, str]]) -> None:
+    """Remove ``(entry_id, customer_id)`` entries from a loaded tenant's memory and index."""
+    if not entries:
+        return
+    ids = np.array([entry_id for entry_id, _ in entries], dtype=np.int64)
+    state.index.remove_ids(faiss.IDSelectorBatch(ids))
+    for entry_id, customer_id in entries:
+        state.rows.pop(entry_id, None)
+        owned = state.customers.get(customer_id)
+        if owned is not None and entry_id in owned:
+            owned.remove(entry_id)
 
 
 def _check_customer(customer_id: str) -> None:

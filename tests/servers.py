@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -155,3 +156,12 @@ def wait_for_running(base_url: str, expected: float, timeout_s: float = 20.0) ->
 
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def query_server_database(data_dir: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` from a test server's SQLite file, opened read-only (no lock held)."""
+    from server.store.database import SQLITE_FILE_NAME
+
+    database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
+    with sqlite3.connect(database, uri=True) as connection:
+        return list(connection.execute(sql, params))

@@ -41,8 +41,6 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 SQLITE_FILE_NAME = "concierge.sqlite3"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-BASELINE_REVISION = "0001"
-"""The first migration: the schema ``METADATA.create_all`` built before migrations existed."""
 BASELINE_TABLES = frozenset(
     {
         "kb_documents",

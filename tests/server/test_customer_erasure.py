@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import httpx
 
 from server.store.audit import customer_reference
-from server.store.database import SQLITE_FILE_NAME
 from tests.server.test_bad_input import assert_error_shape
+from tests.servers import prometheus_value, query_server_database
 
+ERASURES_METRIC = "concierge_customer_erasures_total"
 TABLES = (
     "customers",
     "customer_events",
@@ -26,15 +26,17 @@ TABLES = (
 
 
 def rows_of(data_dir: Path, tenant: str, customer_id: str) -> dict[str, int]:
-    database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
-    with sqlite3.connect(database, uri=True) as connection:
-        return {
-            table: connection.execute(
+    return {
+        table: int(
+            query_server_database(
+                data_dir,
                 f"SELECT count(*) FROM {table} WHERE tenant = ? AND customer_id = ?",
-                (tenant, customer_id),
-            ).fetchone()[0]
-            for table in TABLES
-        }
+                tenant,
+                customer_id,
+            )[0][0]
+        )
+        for table in TABLES
+    }
 
 
 def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
@@ -85,12 +87,17 @@ def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
         assert all(before[table] >= 1 for table in TABLES), before
         kept_before = rows_of(data_dir, tenant, keeper)
 
+        erasures = prometheus_value(
+            client.get("/metrics").text, "concierge_customer_erasures_total"
+        )
         receipt = client.delete(f"/v1/customers/{customer_id}")
         assert receipt.status_code == 200, receipt.text
         body = receipt.json()
         assert body["removed"] == before
         assert body["total"] == sum(before.values())
         assert (body["customer_id"], body["tenant"]) == (customer_id, tenant)
+        after = prometheus_value(client.get("/metrics").text, ERASURES_METRIC)
+        assert after == (erasures or 0) + 1
 
         audit = client.get("/admin/audit").json()["events"]
         erased = [event for event in audit if event["action"] == "customer.erase"]

@@ -10,7 +10,6 @@ test sends itself just before scanning.
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.store.database import SQLITE_FILE_NAME
+from tests.servers import query_server_database
 
 pytestmark = pytest.mark.last
 
@@ -36,13 +35,14 @@ def label_values(metrics_text: str) -> set[str]:
     }
 
 
-def stored_customer_data(database: Path) -> tuple[set[str], set[str]]:
-    """Customer ids and message texts the server stored, read without writing."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        ids = {row[0] for row in connection.execute("SELECT customer_id FROM customers")}
-        ids |= {row[0] for row in connection.execute("SELECT customer_id FROM turns")}
-        messages = {row[0] for row in connection.execute("SELECT message FROM turns")}
-    return ids, messages
+def stored_customer_data(data_dir: Path) -> tuple[set[str], set[str]]:
+    """Customer ids and message texts the server stored."""
+
+    def column(sql: str) -> set[str]:
+        return {str(row[0]) for row in query_server_database(data_dir, sql)}
+
+    ids = column("SELECT customer_id FROM customers") | column("SELECT customer_id FROM turns")
+    return ids, column("SELECT message FROM turns")
 
 
 def test_no_label_value_carries_a_customer_id_an_email_or_message_text(
@@ -66,7 +66,7 @@ def test_no_label_value_carries_a_customer_id_an_email_or_message_text(
         assert client.get(f"/{email}/{customer_id}").status_code == 404
         exposed = label_values(client.get("/metrics").text)
 
-    ids, messages = stored_customer_data(data_dir / SQLITE_FILE_NAME)
+    ids, messages = stored_customer_data(data_dir)
     assert customer_id in ids  # the canaries reached the store
     assert any(message[-12:] in stored for stored in messages)
     assert all(email not in stored for stored in messages), "messages are stored redacted"

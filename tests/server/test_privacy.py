@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -13,10 +12,10 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from server.privacy import PiiKind, Redactor, find_pii, iban_valid, luhn_valid, mask, redact_text
-from server.store.database import SQLITE_FILE_NAME
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, query_server_database
 
 
 def card_number(rng: random.Random, length: int = 16) -> str:
@@ -105,6 +104,16 @@ def test_placeholders_are_numbered_stable_and_reversible_within_a_request() -> N
     assert Redactor().restore(redacted).count("***") == 4, "another request cannot restore"
 
 
+def test_redactions_are_counted_by_kind_and_place() -> None:
+    def count(kind: str) -> float:
+        labels = {"kind": kind, "where": "message"}
+        return REGISTRY.get_sample_value("concierge_pii_redactions_total", labels) or 0.0
+
+    before = count("email"), count("card")
+    redact_text("a@example.com, b@example.com, 4111 1111 1111 1111", where="message")
+    assert (count("email") - before[0], count("card") - before[1]) == (2, 1)
+
+
 def test_masks_reveal_only_what_identifies_the_value_to_its_owner() -> None:
     assert mask(PiiKind.EMAIL, "jane@example.com") == "j***@example.com"
     assert mask(PiiKind.CARD, "4111 1111 1111 1111") == "**** 1111"
@@ -151,9 +160,7 @@ def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_
         assert canary not in body, "nor in the reply, its prompt or its metadata"
 
     def stored(sql: str) -> list[str]:
-        database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
-        with sqlite3.connect(database, uri=True) as connection:
-            return [row[0] for row in connection.execute(sql, (customer_id,))]
+        return [str(row[0]) for row in query_server_database(data_dir, sql, customer_id)]
 
     turns = stored("SELECT message FROM turns WHERE customer_id = ?")
     deadline = time.monotonic() + 30  # the exchange joins the history after the reply

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select, update
 
 from retrieval.embedder import Embedder
@@ -59,7 +60,13 @@ def test_the_purge_removes_only_what_outlived_the_retention(
     query = embedder.embed_sync(["parcel"])[0]
     assert len(history.search("shop", "ana", query, top_k=10)) == 3  # loaded in memory
 
+    def purged(table: str) -> float:
+        value = REGISTRY.get_sample_value("concierge_retention_purged_total", {"table": table})
+        return value or 0.0
+
+    turns_before = purged("turns")
     removed = service.purge_expired_sync(retention_days=30, now=now)
+    assert purged("turns") - turns_before == 2
 
     assert removed == {
         "turns": 2,
