@@ -165,3 +165,18 @@ def query_server_database(data_dir: Path, sql: str, *params: object) -> list[tup
     database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
     with sqlite3.connect(database, uri=True) as connection:
         return list(connection.execute(sql, params))
+
+
+def isolated_data_dir(path: Path, shared: Path) -> Path:
+    """A data directory of its own (database, indexes, tenant files) at ``path``.
+
+    The prepared models and trained classifiers are linked from ``shared`` rather than
+    rebuilt, so a second server starts in seconds yet never touches the session
+    server's database or indexes.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "classifiers"):
+        link = path / name
+        if not link.exists():
+            link.symlink_to((shared / name).resolve(), target_is_directory=True)
+    return path
