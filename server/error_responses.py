@@ -76,7 +76,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _concierge(_: Request, exc: ConciergeError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.error_type, exc.message)
-        return error_response(exc.status_code, exc.error_type, exc.message, exc.param)
+        return error_response(
+            exc.status_code, exc.error_type, exc.message, exc.param, headers=exc.headers()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

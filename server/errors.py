@@ -7,6 +7,8 @@ decides status codes, so one failure always looks the same to a client.
 
 from __future__ import annotations
 
+import math
+
 
 class ConciergeError(Exception):
     """Base class: a failure with a client-facing message."""
@@ -14,10 +16,19 @@ class ConciergeError(Exception):
     status_code: int = 500
     error_type: str = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        """Response headers this error carries (``Retry-After`` when a retry time is known)."""
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
 class InvalidRequestError(ConciergeError):
@@ -59,6 +70,23 @@ class ClientClosedRequestError(ConciergeError):
 
     status_code = 499
     error_type = "client_closed_request"
+
+
+class AuthenticationError(ConciergeError):
+    """No API key, or one that is unknown, malformed or revoked."""
+
+    status_code = 401
+    error_type = "authentication_error"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDeniedError(ConciergeError):
+    """A valid key whose role or tenant does not cover what it asked for."""
+
+    status_code = 403
+    error_type = "permission_error"
 
 
 class RateLimitedError(ConciergeError):
