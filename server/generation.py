@@ -25,7 +25,9 @@ from server import metrics
 from server.errors import (
     ClientClosedRequestError,
     ConciergeError,
+    ContextLengthExceededError,
     GenerationError,
+    InvalidRequestError,
     ModelNotFoundError,
 )
 from server.schemas.openai import (
@@ -76,9 +78,15 @@ class _Call:
 class GenerationService:
     """Serves chat and text completions from one ``EngineClient``."""
 
-    def __init__(self, engine: EngineClient, model_aliases: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        engine: EngineClient,
+        model_aliases: tuple[str, ...] = (),
+        max_output_tokens: int | None = None,
+    ) -> None:
         self._engine = engine
         self._aliases = set(model_aliases)
+        self._max_output_tokens = max_output_tokens
         self._background: set[asyncio.Task[None]] = set()
 
     def list_models(self) -> ModelList:
@@ -100,10 +108,38 @@ class GenerationService:
             )
         return served
 
+    def _check_output_limit(self, request: ChatCompletionRequest | CompletionRequest) -> None:
+        """Refuse an output length no one can get, before the engine sees or sizes anything.
+
+        An absurd ``max_tokens`` (10**18, say) is thus a cheap 400 rather than a request
+        that waits for a slot and lets the engine plan for it. Past the model's context it
+        is ``context_length_exceeded``; past ``max_output_tokens`` a plain invalid request.
+        """
+        context = self._engine.model_info.max_model_len
+        cap = self._max_output_tokens
+        for param in ("max_completion_tokens", "max_tokens"):  # the first is copied to the second
+            requested = getattr(request, param, None)
+            if requested is None:
+                continue
+            if context and requested > context:
+                most = min(context, cap or context)
+                raise ContextLengthExceededError(
+                    f"{param}={requested} exceeds the model's context of {context} tokens; "
+                    f"ask for at most {most}",
+                    param=param,
+                )
+            if cap and requested > cap:
+                raise InvalidRequestError(
+                    f"{param}={requested} exceeds this server's limit of {cap} output tokens; "
+                    f"ask for at most {cap}",
+                    param=param,
+                )
+
     async def chat(
         self, request: ChatCompletionRequest, disconnected: DisconnectCheck
     ) -> ChatCompletionResponse | AsyncIterator[str]:
         """A full response, or (when ``stream``) an iterator of SSE event strings."""
+        self._check_output_limit(request)
         messages = [ChatMessage(m.engine_role(), m.text()) for m in request.messages]
         options = _options(request)
         call, first = await self._begin(
@@ -125,6 +161,7 @@ class GenerationService:
         self, request: CompletionRequest, disconnected: DisconnectCheck
     ) -> CompletionResponse | AsyncIterator[str]:
         """Text completion, full or streamed."""
+        self._check_output_limit(request)
         prompt, options = request.prompt_text(), _options(request)
         call, first = await self._begin(
             "completion",

@@ -29,7 +29,7 @@ from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from retrieval.knowledge import KnowledgeBase
 from server import metrics
-from server.errors import ClientClosedRequestError, GenerationError
+from server.errors import ClientClosedRequestError, ConciergeError
 from server.pipeline.analyze import Analysis, Analyzer
 from server.pipeline.escalation import (
     EscalationDecision,
@@ -396,7 +396,7 @@ class ReplyPipeline:
             metrics.REPLIES.labels(outcome="aborted").inc()
             metrics.GENERATION_REQUESTS.labels("support", "abort").inc()
             raise
-        except GenerationError:
+        except ConciergeError:  # engine failures, and overload or the deadline (503, 504)
             metrics.REPLIES.labels(outcome="error").inc()
             metrics.GENERATION_REQUESTS.labels("support", "error").inc()
             raise
