@@ -77,12 +77,16 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: list[str]) -> LexicalIndex:
-        if not texts:
+        tokenized = [terms(text) for text in texts]
+        if not any(tokenized):
+            # No text has a word BM25 counts (empty, punctuation, stop words only), so
+            # nothing can match lexically; bm25s would fail on the empty vocabulary and
+            # take the whole tenant's reindex down with it.
             return cls(None, 0)
         import bm25s
 
         retriever = bm25s.BM25()
-        retriever.index([terms(text) for text in texts], show_progress=False)
+        retriever.index(tokenized, show_progress=False)
         return cls(retriever, len(texts))
 
     def search(

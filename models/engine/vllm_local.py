@@ -144,6 +144,7 @@ class VllmLocalEngine:
         self, tokenize: Any, options: SamplingOptions, request_id: str, prompt_param: str
     ) -> AsyncIterator[GenerationChunk]:
         from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -184,7 +185,8 @@ class VllmLocalEngine:
                 )
         except EngineDeadError as exc:
             raise EngineUnavailableError("the engine died; the server must restart") from exc
-        except ValueError as exc:  # vLLM's own input validation
+        except (ValueError, VLLMClientError) as exc:  # vLLM's own input validation
+            # e.g. an empty prompt: the client's mistake, so a 400 rather than a 500
             raise InvalidRequestError(str(exc)) from exc
         except (asyncio.CancelledError, GeneratorExit):
             raise

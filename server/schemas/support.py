@@ -266,6 +266,18 @@ class BulkProductIn(ProductIn):
 class BulkProductsIn(_Strict):
     products: list[BulkProductIn] = Field(min_length=1, max_length=MAX_PRODUCTS)
 
+    @field_validator("products")
+    @classmethod
+    def _one_entry_per_id(cls, value: list[BulkProductIn]) -> list[BulkProductIn]:
+        # Two entries for one id would both be inserted; refusing is clearer than
+        # silently keeping one of them.
+        seen: set[str] = set()
+        for product in value:
+            if product.product_id in seen:
+                raise ValueError(f"product_id {product.product_id!r} appears more than once")
+            seen.add(product.product_id)
+        return value
+
 
 class ProductOut(ProductIn):
     product_id: str

@@ -103,6 +103,22 @@ def test_a_deleted_document_is_never_returned_again_also_after_restart(
     assert again.stats(TENANT)["documents_indexed"] == len(ARTICLES) - 1
 
 
+def test_a_knowledge_base_whose_text_has_no_searchable_words_still_publishes(
+    make_knowledge: KnowledgeFactory, embedder: Embedder
+) -> None:
+    # found by schemathesis: a document of only punctuation and stop words left BM25
+    # an empty vocabulary, and the tenant's reindex failed every time
+    knowledge = make_knowledge()
+    knowledge.put_documents(TENANT, [Document("dots.md", "... ?! a the", "", DocumentFormat.TEXT)])
+    report = knowledge.reindex(TENANT)
+    assert report.published
+    restarted = make_knowledge()  # the published version loads, without a lexical index
+    for kb in (knowledge, restarted):
+        assert kb.stats(TENANT)["documents_indexed"] == 1
+        for mode in SearchMode:
+            assert _search_mode(kb, embedder, "the dots", mode) in ([], ["dots.md"])
+
+
 def _search_mode(kb: KnowledgeBase, embedder: Embedder, query: str, mode: SearchMode) -> list[str]:
     vector = embedder.embed_sync([query])[0]
     return [hit.doc_id for hit in kb.search(TENANT, query, vector, 10, mode)]

@@ -101,6 +101,31 @@ def test_completion_prompt_longer_than_context(base_url: str) -> None:
     assert error["param"] == "prompt"
 
 
+@pytest.mark.parametrize("prompt", ["", [""]])
+def test_empty_completion_prompt_is_a_400_not_an_engine_failure(
+    base_url: str, prompt: str | list[str]
+) -> None:
+    # found by schemathesis: vLLM refuses an empty prompt with its own error type,
+    # which was reported as a 500 generation_error
+    body = {"model": VALID["model"], "prompt": prompt, "max_tokens": 4}
+    response = httpx.post(f"{base_url}/v1/completions", json=body, timeout=60)
+    assert "empty" in assert_error_shape(response, 400, "invalid_request_error")["message"]
+
+
+def test_bulk_products_naming_one_id_twice_are_refused(base_url: str) -> None:
+    # found by schemathesis: both entries were inserted and the database's unique
+    # constraint turned the request into a 500
+    product = {"product_id": "twice", "name": "Kettle", "category": "kitchen"}
+    response = httpx.post(
+        f"{base_url}/admin/catalog/products:bulk",
+        json={"products": [product, {**product, "name": "Kettle 2"}]},
+        headers={"X-Concierge-Tenant": "bad-input-products"},
+        timeout=60,
+    )
+    error = assert_error_shape(response, 400, "invalid_request_error")
+    assert error["param"] == "products" and "'twice'" in error["message"]
+
+
 @pytest.mark.parametrize("field", ["best_of", "suffix"])
 def test_unsupported_completion_features_are_refused(base_url: str, field: str) -> None:
     body = {"model": VALID["model"], "prompt": "hi", field: 3 if field == "best_of" else "x"}
