@@ -38,6 +38,7 @@ from retrieval.documents import check_tenant
 from retrieval.embedder import Embedder
 from retrieval.index import id_selector, search_parameters
 from server import metrics
+from server.crypto import Keyring, column_purpose
 from server.errors import InvalidRequestError
 from server.store.database import METADATA
 
@@ -57,6 +58,12 @@ HISTORY_ENTRIES = Table(
     Column("model", String(200), nullable=False),
     Index("ix_history_tenant_customer", "tenant", "customer_id"),
 )
+
+
+ENCRYPTED_COLUMNS = ((HISTORY_ENTRIES.c.text, False),)
+"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``)."""
+
+_TEXT = column_purpose(HISTORY_ENTRIES.c.text)
 
 
 class HistoryKind(StrEnum):
@@ -97,9 +104,10 @@ class _TenantHistory:
 class CustomerHistory:
     """Add, search and forget per-customer history entries."""
 
-    def __init__(self, engine: Engine, embedder: Embedder) -> None:
+    def __init__(self, engine: Engine, embedder: Embedder, keyring: Keyring) -> None:
         self._engine = engine
         self._embedder = embedder
+        self._keyring = keyring  # entry texts are stored encrypted, held in memory in clear
         self._tenants: dict[str, _TenantHistory] = {}
         self._lock = threading.Lock()
 
@@ -132,7 +140,7 @@ class CustomerHistory:
                 "customer_id": customer_id,
                 "kind": str(entry.kind),
                 "occurred_at": entry.occurred_at,
-                "text": entry.text,
+                "text": self._keyring.encrypt(entry.text, _TEXT),
                 "embedding": vector.astype(np.float32).tobytes(),
                 "model": self._embedder.model_name,
             }
@@ -264,7 +272,7 @@ class CustomerHistory:
                 rows[entry_id] = (
                     row["customer_id"],
                     HistoryKind(row["kind"]),
-                    row["text"],
+                    self._keyring.decrypt(row["text"], _TEXT),
                     float(row["occurred_at"]),
                 )
         matrix = (

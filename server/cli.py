@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from server.cli_crypto import add_crypto_commands
 from server.cli_db import add_db_commands
 from server.cli_kb import add_kb_commands
 from server.cli_support import add_support_commands
@@ -125,6 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_kb_commands(commands)
     add_support_commands(commands)
     add_db_commands(commands)
+    add_crypto_commands(commands)
     return parser
 
 

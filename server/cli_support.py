@@ -194,7 +194,9 @@ def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
                     CustomerEvent(event.kind, event.timestamp(), dict(event.payload))
                 )
         retrieval = build_retrieval(settings)
-        service = SupportService.over(retrieval.database, retrieval.embedder, retrieval.history)
+        service = SupportService.over(
+            retrieval.database, retrieval.embedder, retrieval.history, retrieval.keyring
+        )
         customers = service.customers
         created = stored = skipped = 0
         for customer_id, body in people:

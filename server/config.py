@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in the data directory"
     )
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="AES-256 keys for stored customer text: `<key_id>:<base64 32 bytes>`, "
+        "comma-separated, first one encrypts; overrides the key file",
+    )
+    encryption_key_file: Path | None = Field(
+        None,
+        description="key file (`<key_id>:<base64 key>` per line, first encrypts); default "
+        "<data_dir>/secrets/encryption.keys, created with a new key when missing",
+    )
 
     # embeddings and retrieval
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -242,6 +252,13 @@ class Settings(BaseSettings):
         if self.database_url is not None and self.database_url.get_secret_value():
             return self.database_url.get_secret_value()
         return default_database_url(self.data_dir)
+
+    @property
+    def effective_encryption_key_file(self) -> Path:
+        """The configured key file, or ``secrets/encryption.keys`` in the data directory."""
+        if self.encryption_key_file is not None:
+            return self.encryption_key_file
+        return self.data_dir / "secrets" / "encryption.keys"
 
     @property
     def effective_log_format(self) -> Literal["json", "text"]:

@@ -138,6 +138,21 @@ class ConfigurationError(ConciergeError):
     error_type = "configuration_error"
 
 
+class EncryptionKeyError(ConfigurationError):
+    """A stored value names an encryption key this process does not have, or the key
+    configuration is unusable; the value is refused rather than returned as garbage."""
+
+    error_type = "encryption_key_error"
+
+
+class DecryptionError(ConciergeError):
+    """A stored encrypted value fails authentication: altered, truncated or moved from
+    another column. Refused, never returned."""
+
+    status_code = 500
+    error_type = "decryption_error"
+
+
 class ConflictError(ConciergeError):
     """The request clashes with the current state (e.g. a job that already finished)."""
 

@@ -39,6 +39,7 @@ from retrieval.knowledge import (
     SearchMode,
 )
 from server.config import Settings
+from server.crypto import Keyring, load_keyring
 from server.errors import InvalidRequestError, NotFoundError
 from server.schemas.retrieval import (
     BulkDocumentsIn,
@@ -66,6 +67,8 @@ class Retrieval:
     knowledge: KnowledgeBase
     history: CustomerHistory
     jobs: ReindexJobs
+    keyring: Keyring
+    """Encrypts stored customer text (``server/crypto.py``)."""
 
 
 def retrieval_config(settings: Settings) -> RetrievalConfig:
@@ -86,6 +89,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
     faiss.omp_set_num_threads(settings.faiss_threads)
     database = create_database_engine(settings.effective_database_url)
     create_schema(database)
+    keyring = load_keyring(settings)
     embedder = Embedder(
         EmbedderConfig(
             settings.embedding_model,
@@ -101,7 +105,12 @@ def build_retrieval(settings: Settings) -> Retrieval:
         retrieval_config(settings),
     )
     return Retrieval(
-        database, embedder, knowledge, CustomerHistory(database, embedder), ReindexJobs(knowledge)
+        database,
+        embedder,
+        knowledge,
+        CustomerHistory(database, embedder, keyring),
+        ReindexJobs(knowledge),
+        keyring,
     )
 
 

@@ -84,7 +84,9 @@ def served_model_folder(settings: Settings) -> Path | None:
 async def running_support(
     settings: Settings, retrieval: Retrieval, engine: EngineClient
 ) -> AsyncIterator[Support]:
-    service = SupportService.over(retrieval.database, retrieval.embedder, retrieval.history)
+    service = SupportService.over(
+        retrieval.database, retrieval.embedder, retrieval.history, retrieval.keyring
+    )
     customers, conversations, catalog = service.customers, service.conversations, service.catalog
     tenants = TenantConfigs(settings.effective_tenants_dir)
     classifiers = ClassifierSlot(classifiers_dir(settings.data_dir))

@@ -21,6 +21,7 @@ from retrieval.catalog import Product, ProductCatalog
 from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from server import metrics
+from server.crypto import Keyring
 from server.errors import NotFoundError
 from server.pipeline.profile import ProfileBuilder, format_day
 from server.privacy import redact_text
@@ -88,10 +89,13 @@ class SupportService:
     profiles: ProfileBuilder
 
     @classmethod
-    def over(cls, database: Engine, embedder: Embedder, history: CustomerHistory) -> SupportService:
-        """The stores, the catalog and the profile builder on one database."""
-        customers = CustomerStore(database)
-        conversations = ConversationStore(database)
+    def over(
+        cls, database: Engine, embedder: Embedder, history: CustomerHistory, keyring: Keyring
+    ) -> SupportService:
+        """The stores, the catalog and the profile builder on one database; customer text
+        is encrypted at rest with ``keyring``."""
+        customers = CustomerStore(database, keyring)
+        conversations = ConversationStore(database, keyring)
         catalog = ProductCatalog(database, embedder)
         metrics.export_at_zero(metrics.FEEDBACK, "kind", FEEDBACK_KINDS)
         return cls(

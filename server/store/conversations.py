@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from server.crypto import Keyring, column_purpose
 from server.errors import NotFoundError
 from server.store.customers import MAX_CUSTOMER_ID_CHARS
 from server.store.database import METADATA, ROW_ID
@@ -125,6 +126,26 @@ FEEDBACK = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_feedback_tenant", "tenant", "created_at"),
 )
+
+
+ENCRYPTED_COLUMNS = (
+    (CONVERSATIONS.c.summary, False),
+    (TURNS.c.message, False),
+    (TURNS.c.reply, False),
+    (TICKETS.c.transcript, True),
+    (FEEDBACK.c.comment, False),
+)
+"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``)."""
+
+_SUMMARY = column_purpose(CONVERSATIONS.c.summary)
+_MESSAGE = column_purpose(TURNS.c.message)
+_REPLY = column_purpose(TURNS.c.reply)
+_TRANSCRIPT = column_purpose(TICKETS.c.transcript)
+_COMMENT = column_purpose(FEEDBACK.c.comment)
+
+KB_GAP_SCAN_LIMIT = 5000
+"""Ungrounded questions read to find the most frequent ones: they are encrypted (each
+differently), so identical questions are grouped after decryption, not by SQL."""
 
 
 class ConversationMode(StrEnum):
@@ -221,10 +242,15 @@ def new_id(prefix: str) -> str:
 
 
 class ConversationStore:
-    """Reads and transactional writes of conversations, turns, tickets and feedback."""
+    """Reads and transactional writes of conversations, turns, tickets and feedback.
 
-    def __init__(self, engine: Engine) -> None:
+    Message text, replies, summaries, transcripts and feedback comments are encrypted
+    with ``keyring`` on the way in and decrypted on the way out; callers see plain text.
+    """
+
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self._engine = engine
+        self._keyring = keyring
 
     # ---------------------------------------------------------------- conversations
 
@@ -271,6 +297,7 @@ class ConversationStore:
             )
         values = row._asdict()
         values["mode"] = ConversationMode(values["mode"])
+        values["summary"] = self._keyring.decrypt(values["summary"], _SUMMARY)
         return Conversation(**values)
 
     def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:
@@ -282,7 +309,7 @@ class ConversationStore:
                 .order_by(TURNS.c.seq.desc())
                 .limit(limit)
             ).all()
-        return [_turn(row) for row in reversed(rows)]
+        return [self._turn(row) for row in reversed(rows)]
 
     def turns_between(self, conversation_id: str, first_seq: int, last_seq: int) -> list[Turn]:
         with self._engine.connect() as conn:
@@ -295,7 +322,7 @@ class ConversationStore:
                 )
                 .order_by(TURNS.c.seq)
             ).all()
-        return [_turn(row) for row in rows]
+        return [self._turn(row) for row in rows]
 
     def record_turn(
         self,
@@ -341,6 +368,7 @@ class ConversationStore:
             "ticket_id": ticket_id,
             "updated_at": now,
         }
+        stored_state = {**state, "summary": self._keyring.encrypt(summary, _SUMMARY)}
         with self._engine.begin() as conn:
             if conversation.turn_count == 0 and not self._exists(conn, conversation):
                 conn.execute(
@@ -351,24 +379,24 @@ class ConversationStore:
                         channel=conversation.channel,
                         locale=conversation.locale,
                         created_at=conversation.created_at,
-                        **state,
+                        **stored_state,
                     )
                 )
             else:
                 conn.execute(
                     update(CONVERSATIONS)
                     .where(CONVERSATIONS.c.conversation_id == conversation.conversation_id)
-                    .values(**state)
+                    .values(**stored_state)
                 )
             conn.execute(
                 TURNS.insert().values(
                     tenant=conversation.tenant,
                     customer_id=conversation.customer_id,
-                    **_turn_row(turn),
+                    **self._turn_row(turn),
                 )
             )
             if created_ticket is not None:
-                conn.execute(TICKETS.insert().values(**_ticket_row(created_ticket)))
+                conn.execute(TICKETS.insert().values(**self._ticket_row(created_ticket)))
         updated = Conversation(
             **{
                 **vars(conversation),
@@ -430,7 +458,7 @@ class ConversationStore:
         query = query.order_by(TICKETS.c.created_at.desc()).limit(limit)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [_ticket(row) for row in rows]
+        return [self._ticket(row) for row in rows]
 
     def ticket(self, tenant: str, ticket_id: str) -> Ticket:
         with self._engine.connect() as conn:
@@ -439,7 +467,7 @@ class ConversationStore:
             ).first()
         if row is None:
             raise NotFoundError(f"ticket {ticket_id!r} not found", param="ticket_id")
-        return _ticket(row)
+        return self._ticket(row)
 
     # ---------------------------------------------------------------- feedback
 
@@ -473,7 +501,7 @@ class ConversationStore:
                     turn_id=turn_id,
                     csat=csat,
                     thumbs=thumbs,
-                    comment=comment,
+                    comment=self._keyring.encrypt(comment, _COMMENT),
                     created_at=time.time(),
                 )
             )
@@ -599,17 +627,11 @@ class ConversationStore:
                     .where(*model_turns, TURNS.c.grounded.is_(False))
                 ).scalar_one()
             )
-            gaps = conn.execute(
-                select(
-                    TURNS.c.message,
-                    TURNS.c.intent,
-                    func.count().label("times"),
-                    func.max(TURNS.c.created_at).label("last_asked"),
-                )
+            ungrounded = conn.execute(
+                select(TURNS.c.message, TURNS.c.intent, TURNS.c.created_at)
                 .where(*model_turns, TURNS.c.grounded.is_(False))
-                .group_by(TURNS.c.message, TURNS.c.intent)
-                .order_by(func.count().desc(), func.max(TURNS.c.created_at).desc())
-                .limit(gaps_limit)
+                .order_by(TURNS.c.created_at.desc())
+                .limit(KB_GAP_SCAN_LIMIT)
             ).all()
         escalated = {str(reason): int(count) for reason, count in escalations}
         csat_counts = {int(score): int(count) for score, count in csat}
@@ -639,40 +661,55 @@ class ConversationStore:
             },
             "kb_gaps": {
                 "ungrounded_replies": ungrounded_total,
-                "questions": [
-                    {
-                        "message": message,
-                        "intent": intent,
-                        "times": int(times),
-                        "last_asked": float(last),
-                    }
-                    for message, intent, times, last in gaps
-                ],
+                "questions": self._kb_gaps(ungrounded, gaps_limit),
             },
         }
 
+    def _kb_gaps(self, ungrounded: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+        """The most asked ungrounded questions (newest ``KB_GAP_SCAN_LIMIT`` of them)."""
+        times: dict[tuple[str, str], int] = {}
+        last_asked: dict[tuple[str, str], float] = {}
+        for stored, intent, created_at in ungrounded:
+            key = (self._keyring.decrypt(stored, _MESSAGE), str(intent))
+            times[key] = times.get(key, 0) + 1
+            last_asked[key] = max(last_asked.get(key, 0.0), float(created_at))
+        ranked = sorted(times, key=lambda key: (times[key], last_asked[key]), reverse=True)
+        return [
+            {
+                "message": message,
+                "intent": intent,
+                "times": times[(message, intent)],
+                "last_asked": last_asked[(message, intent)],
+            }
+            for message, intent in ranked[:limit]
+        ]
 
-def _turn(row: Any) -> Turn:
-    values = row._asdict()
-    values.pop("tenant", None)
-    values.pop("customer_id", None)
-    values["answered_by"] = AnsweredBy(values["answered_by"])
-    return Turn(**values)
+    # ---------------------------------------------------------------- rows
 
+    def _turn(self, row: Any) -> Turn:
+        values = row._asdict()
+        values.pop("tenant", None)
+        values.pop("customer_id", None)
+        values["answered_by"] = AnsweredBy(values["answered_by"])
+        values["message"] = self._keyring.decrypt(values["message"], _MESSAGE)
+        values["reply"] = self._keyring.decrypt(values["reply"], _REPLY)
+        return Turn(**values)
 
-def _turn_row(turn: Turn) -> dict[str, Any]:
-    row = dict(vars(turn))
-    row["answered_by"] = str(turn.answered_by)
-    return row
+    def _turn_row(self, turn: Turn) -> dict[str, Any]:
+        row = dict(vars(turn))
+        row["answered_by"] = str(turn.answered_by)
+        row["message"] = self._keyring.encrypt(turn.message, _MESSAGE)
+        row["reply"] = self._keyring.encrypt(turn.reply, _REPLY)
+        return row
 
+    def _ticket(self, row: Any) -> Ticket:
+        values = row._asdict()
+        values["webhook_status"] = WebhookStatus(values["webhook_status"])
+        values["transcript"] = self._keyring.decrypt_json(values["transcript"], _TRANSCRIPT)
+        return Ticket(**values)
 
-def _ticket(row: Any) -> Ticket:
-    values = row._asdict()
-    values["webhook_status"] = WebhookStatus(values["webhook_status"])
-    return Ticket(**values)
-
-
-def _ticket_row(ticket: Ticket) -> dict[str, Any]:
-    row = dict(vars(ticket))
-    row["webhook_status"] = str(ticket.webhook_status)
-    return row
+    def _ticket_row(self, ticket: Ticket) -> dict[str, Any]:
+        row = dict(vars(ticket))
+        row["webhook_status"] = str(ticket.webhook_status)
+        row["transcript"] = self._keyring.encrypt_json(ticket.transcript, _TRANSCRIPT)
+        return row

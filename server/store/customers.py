@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from server.crypto import Keyring, column_purpose
 from server.store.database import METADATA, ROW_ID
 
 MAX_CUSTOMER_ID_CHARS = 128
@@ -59,6 +60,15 @@ CUSTOMER_EVENTS = Table(
     Column("recorded_at", Float, nullable=False),
     Index("ix_customer_events_owner", "tenant", "customer_id", "occurred_at"),
 )
+
+
+ENCRYPTED_COLUMNS = ((CUSTOMERS.c.attributes, True), (CUSTOMER_EVENTS.c.payload, True))
+"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``).
+Attributes and event payloads carry what a customer or an agent wrote (notes, return
+reasons, e-mail addresses); names, tiers, consent and kinds stay readable for SQL."""
+
+_ATTRIBUTES = column_purpose(CUSTOMERS.c.attributes)
+_PAYLOAD = column_purpose(CUSTOMER_EVENTS.c.payload)
 
 
 class EventKind(StrEnum):
@@ -95,10 +105,12 @@ class CustomerEvent:
 
 
 class CustomerStore:
-    """Customer rows and events of every tenant, in SQL."""
+    """Customer rows and events of every tenant, in SQL; attributes and event payloads
+    encrypted with ``keyring``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
         self._engine = engine
+        self._keyring = keyring
 
     def upsert(
         self,
@@ -120,7 +132,7 @@ class CustomerStore:
             "tier": tier,
             "locale": locale,
             "consent": consent,
-            "attributes": attributes,
+            "attributes": self._keyring.encrypt_json(attributes, _ATTRIBUTES),
             "created_at": now,
             "updated_at": now,
         }
@@ -148,7 +160,11 @@ class CustomerStore:
                     CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.customer_id == customer_id
                 )
             ).first()
-        return Customer(**row._asdict()) if row is not None else None
+        if row is None:
+            return None
+        values = row._asdict()
+        values["attributes"] = self._keyring.decrypt_json(values["attributes"], _ATTRIBUTES)
+        return Customer(**values)
 
     def add_events(
         self, tenant: str, customer_id: str, events: Sequence[CustomerEvent]
@@ -166,7 +182,7 @@ class CustomerStore:
                         customer_id=customer_id,
                         kind=str(event.kind),
                         occurred_at=event.occurred_at,
-                        payload=event.payload,
+                        payload=self._keyring.encrypt_json(event.payload, _PAYLOAD),
                         recorded_at=now,
                     )
                 )
@@ -192,7 +208,12 @@ class CustomerStore:
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            CustomerEvent(EventKind(r.kind), r.occurred_at, dict(r.payload), int(r.event_id))
+            CustomerEvent(
+                EventKind(r.kind),
+                r.occurred_at,
+                dict(self._keyring.decrypt_json(r.payload, _PAYLOAD)),
+                int(r.event_id),
+            )
             for r in rows
         ]
 

@@ -15,8 +15,12 @@ from retrieval.documents import Document, DocumentStore
 from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from retrieval.knowledge import KnowledgeBase, SearchMode
+from server.crypto import Keyring
 from server.errors import InvalidRequestError
 from server.store.database import create_database_engine, create_schema
+
+KEYRING = Keyring.generate()
+"""One key for every store of this module, so a reopened store reads what it wrote."""
 
 NOW = time.time()
 
@@ -26,7 +30,7 @@ def _entry(kind: HistoryKind, text: str) -> HistoryEntry:
 
 
 def test_history_is_searched_within_one_customer(database: Engine, embedder: Embedder) -> None:
-    history = CustomerHistory(database, embedder)
+    history = CustomerHistory(database, embedder, KEYRING)
     history.add("acme", "alice", [_entry(HistoryKind.ORDER, "Order 1001: red kettle, paid")])
     history.add(
         "acme",
@@ -49,10 +53,10 @@ def test_history_is_searched_within_one_customer(database: Engine, embedder: Emb
 def test_history_survives_a_restart_without_re_embedding(
     database: Engine, embedder: Embedder
 ) -> None:
-    CustomerHistory(database, embedder).add(
+    CustomerHistory(database, embedder, KEYRING).add(
         "acme", "alice", [_entry(HistoryKind.NOTE, "Prefers email over phone calls")]
     )
-    restarted = CustomerHistory(database, embedder)
+    restarted = CustomerHistory(database, embedder, KEYRING)
     query = embedder.embed_sync(["how to contact her"])[0]
     hits = restarted.search("acme", "alice", query, 3)
     assert [hit.text for hit in hits] == ["Prefers email over phone calls"]
@@ -60,21 +64,21 @@ def test_history_survives_a_restart_without_re_embedding(
 
 
 def test_forgetting_a_customer_removes_every_entry(database: Engine, embedder: Embedder) -> None:
-    history = CustomerHistory(database, embedder)
+    history = CustomerHistory(database, embedder, KEYRING)
     history.add("acme", "alice", [_entry(HistoryKind.NOTE, f"note {i}") for i in range(3)])
     history.add("acme", "bob", [_entry(HistoryKind.NOTE, "note for bob")])
     query = embedder.embed_sync(["note"])[0]
     history.search("acme", "alice", query)  # loaded in memory before the erasure
     assert history.forget_customer("acme", "alice") == 3
     assert history.search("acme", "alice", query) == []
-    assert CustomerHistory(database, embedder).search("acme", "alice", query) == []
+    assert CustomerHistory(database, embedder, KEYRING).search("acme", "alice", query) == []
     assert len(history.search("acme", "bob", query)) == 1
 
 
 def test_entries_can_be_filed_under_a_vector_the_caller_already_has(
     database: Engine, embedder: Embedder
 ) -> None:
-    history = CustomerHistory(database, embedder)
+    history = CustomerHistory(database, embedder, KEYRING)
     question = "my blender will not start"
     vector = embedder.embed_sync([question])
     history.add(
@@ -89,7 +93,7 @@ def test_entries_can_be_filed_under_a_vector_the_caller_already_has(
 
 
 def test_bad_customer_ids_are_refused(database: Engine, embedder: Embedder) -> None:
-    history = CustomerHistory(database, embedder)
+    history = CustomerHistory(database, embedder, KEYRING)
     with pytest.raises(InvalidRequestError):
         history.add("acme", "", [_entry(HistoryKind.NOTE, "x")])
     with pytest.raises(InvalidRequestError):
@@ -126,7 +130,7 @@ def test_tenants_and_customers_never_see_each_others_entries(
         database = create_database_engine(f"sqlite:///{Path(folder) / 'db.sqlite3'}")
         create_schema(database)
         kb = KnowledgeBase(Path(folder) / "retrieval", DocumentStore(database), embedder)
-        history = CustomerHistory(database, embedder)
+        history = CustomerHistory(database, embedder, KEYRING)
         kb_owner: dict[str, str] = {}
         history_owner: dict[int, tuple[str, str]] = {}
         for number, (tenant, customer, text) in enumerate(items):

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.config import Settings
+from server.crypto import load_keyring
 from tests.servers import query_server_database
 
 pytestmark = pytest.mark.last
@@ -42,7 +44,9 @@ def stored_customer_data(data_dir: Path) -> tuple[set[str], set[str]]:
         return {str(row[0]) for row in query_server_database(data_dir, sql)}
 
     ids = column("SELECT customer_id FROM customers") | column("SELECT customer_id FROM turns")
-    return ids, column("SELECT message FROM turns")
+    keyring = load_keyring(Settings(data_dir=data_dir))  # messages are stored encrypted
+    messages = {keyring.decrypt(m, "turns.message") for m in column("SELECT message FROM turns")}
+    return ids, messages
 
 
 def test_no_label_value_carries_a_customer_id_an_email_or_message_text(

@@ -14,7 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from server.config import Settings
+from server.crypto import load_keyring
 from server.privacy import PiiKind, Redactor, find_pii, iban_valid, luhn_valid, mask, redact_text
+from server.store.database import SQLITE_FILE_NAME
 from tests.servers import ServerProcess, query_server_database
 
 
@@ -146,7 +149,10 @@ def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_
         note = {"kind": "note", "payload": {"text": f"Prefers calls on {phone}, mail {email}."}}
         answer = client.post(f"/v1/customers/{customer_id}/events", json={"events": [note]})
         assert answer.status_code == 201, answer.text
-        message = f"Please update my saved card to {card} and send the invoice to {email}."
+        order = f"order-{uuid.uuid4().hex[:12]}"  # in the message, not personal data
+        message = (
+            f"Please update my saved card to {card} and send the invoice for {order} to {email}."
+        )
         answer = client.post(
             "/v1/support/reply",
             json={"customer_id": customer_id, "message": message, "include_prompt": True},
@@ -159,15 +165,19 @@ def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_
     for canary in canaries:
         assert canary not in body, "nor in the reply, its prompt or its metadata"
 
-    def stored(sql: str) -> list[str]:
-        return [str(row[0]) for row in query_server_database(data_dir, sql, customer_id)]
+    keyring = load_keyring(Settings(data_dir=data_dir))  # the server's keys, read as it does
 
-    turns = stored("SELECT message FROM turns WHERE customer_id = ?")
+    def stored(sql: str, purpose: str) -> list[str]:
+        rows = query_server_database(data_dir, sql, customer_id)
+        return [keyring.decrypt(str(row[0]), purpose) for row in rows]
+
+    turns = stored("SELECT message FROM turns WHERE customer_id = ?", "turns.message")
     deadline = time.monotonic() + 30  # the exchange joins the history after the reply
-    history = stored("SELECT text FROM history_entries WHERE customer_id = ?")
+    history_sql = "SELECT text FROM history_entries WHERE customer_id = ?"
+    history = stored(history_sql, "history_entries.text")
     while len(history) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-        history = stored("SELECT text FROM history_entries WHERE customer_id = ?")
+        history = stored(history_sql, "history_entries.text")
     masked = message.replace(card, f"**** {card[-4:]}")
     assert turns == [masked.replace(email, mask(PiiKind.EMAIL, email))]
     assert len(history) >= 2, "the note and the conversation are in the history index"
@@ -175,3 +185,7 @@ def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_
     for canary in canaries:
         assert all(canary not in text for text in turns + history)
         assert canary not in log
+    files = b"".join(p.read_bytes() for p in data_dir.glob(f"{SQLITE_FILE_NAME}*"))
+    assert order in turns[0], "the message was stored (encrypted)"
+    for clear in (*canaries, order):  # the database and its WAL, as a stolen disk shows them
+        assert clear.encode() not in files, "nothing a customer wrote is on disk in clear"

@@ -10,15 +10,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from server.crypto import Keyring
 from server.error_responses import install_error_handlers
 from server.store.customers import CustomerStore
 from tests.server.test_bad_input import assert_error_shape
+
+KEYRING = Keyring.generate()
+"""One key for every store of this module, so a reopened store reads what it wrote."""
 
 
 def test_a_name_with_a_nul_character_is_stored_or_refused_with_a_400(
     store_engine: Engine,
 ) -> None:
-    store = CustomerStore(store_engine)
+    store = CustomerStore(store_engine, KEYRING)
     app = FastAPI()
     install_error_handlers(app)
 

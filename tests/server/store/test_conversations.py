@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from server.crypto import Keyring
 from server.errors import NotFoundError
 from server.pipeline.memory import ConversationMemory, roll_summary, summary_line
 from server.store.conversations import (
@@ -20,6 +21,9 @@ from server.store.conversations import (
     WebhookStatus,
 )
 from server.store.customers import CustomerEvent, CustomerStore, EventKind
+
+KEYRING = Keyring.generate()
+"""One key for every store of this module, so a reopened store reads what it wrote."""
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def turn(conversation_id: str, seq: int, message: str, **extra: object) -> Turn:
 
 
 def test_turns_tickets_release_and_scoping(database: Engine) -> None:
-    store = ConversationStore(database)
+    store = ConversationStore(database, KEYRING)
     memory = ConversationMemory(store, window=2, summary_chars=500)
     conversation = store.open("shop", "ana", None, "chat", "en")
     for seq in range(1, 5):
@@ -97,7 +101,7 @@ def test_the_rolling_summary_stays_within_its_budget() -> None:
 
 
 def test_analytics_and_feedback(database: Engine) -> None:
-    store = ConversationStore(database)
+    store = ConversationStore(database, KEYRING)
     conversation = store.open("shop", "ana", None, "chat", "en")
     conversation, _ = store.record_turn(
         conversation,
@@ -130,8 +134,8 @@ def test_analytics_and_feedback(database: Engine) -> None:
 
 
 def test_forgetting_a_customer_removes_every_row(database: Engine) -> None:
-    customers = CustomerStore(database)
-    store = ConversationStore(database)
+    customers = CustomerStore(database, KEYRING)
+    store = ConversationStore(database, KEYRING)
     customers.upsert(
         "shop",
         "ana",
@@ -160,7 +164,7 @@ def test_forgetting_a_customer_removes_every_row(database: Engine) -> None:
 
 
 def test_customer_upsert_keeps_created_at_and_events_come_newest_first(database: Engine) -> None:
-    customers = CustomerStore(database)
+    customers = CustomerStore(database, KEYRING)
     first, created = customers.upsert(
         "shop", "ana", name="Ana", tier="standard", locale="en", consent={}, attributes={}
     )

@@ -11,10 +11,14 @@ from sqlalchemy import Engine, select, update
 
 from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
+from server.crypto import Keyring
 from server.store.conversations import CONVERSATIONS, NewTicket, WebhookStatus
 from server.support_runtime import enforce_retention
 from server.support_service import SupportService
 from tests.server.store.test_conversations import turn
+
+KEYRING = Keyring.generate()
+"""One key for every store of this module, so a reopened store reads what it wrote."""
 
 DAY = 86_400.0
 
@@ -23,7 +27,9 @@ def test_the_purge_removes_only_what_outlived_the_retention(
     store_engine: Engine, embedder: Embedder
 ) -> None:
     now = time.time()
-    service = SupportService.over(store_engine, embedder, CustomerHistory(store_engine, embedder))
+    service = SupportService.over(
+        store_engine, embedder, CustomerHistory(store_engine, embedder, KEYRING), KEYRING
+    )
     store = service.conversations
     kept_ids = []
     for age_days, customer in ((45, "ana"), (5, "ana"), (45, "ben")):
@@ -86,7 +92,9 @@ def test_the_purge_removes_only_what_outlived_the_retention(
 async def test_the_server_purges_at_start_up_and_then_on_its_interval(
     store_engine: Engine, embedder: Embedder
 ) -> None:
-    service = SupportService.over(store_engine, embedder, CustomerHistory(store_engine, embedder))
+    service = SupportService.over(
+        store_engine, embedder, CustomerHistory(store_engine, embedder, KEYRING), KEYRING
+    )
     store = service.conversations
 
     def old_conversation() -> str:
