@@ -16,19 +16,24 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
 
 from models.engine.base import EngineClient
 from models.engine.factory import build_engine
 from server import metrics
+from server.access import AccessControl, check_every_route_declares_a_role
+from server.admission import AdmissionController
 from server.api import admin, customers, health, openai, support, support_admin
 from server.config import Settings
 from server.embeddings import EmbeddingService
+from server.engine_admission import AdmittedEngine
 from server.engine_metering import MeteredEngine
 from server.error_responses import install_error_handlers
 from server.errors import EngineUnavailableError
 from server.generation import GenerationService
 from server.knowledge_service import KnowledgeService, running_retrieval
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.store.api_keys import ApiKeyStore
 from server.store.audit import AuditLog
 from server.support_runtime import running_support
 
@@ -50,10 +55,16 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
             (settings.default_tenant,),
         )
         metrics.watch_gpu_memory()
-        active: EngineClient = MeteredEngine(engine or build_engine(settings))
+        # Metering outside admission: in-flight counts a generation from the moment it
+        # asks for a slot, so the autoscaling signal sees the admission queue too.
+        active: EngineClient = MeteredEngine(
+            AdmittedEngine(engine or build_engine(settings), app.state.admission)
+        )
         app.state.engine = active
         app.state.engine_start_error = None
-        app.state.generation = GenerationService(active, model_aliases=(settings.model,))
+        app.state.generation = GenerationService(
+            active, model_aliases=(settings.model,), max_output_tokens=settings.max_output_tokens
+        )
         metrics.ENGINE_READY.set(0)
         tasks = [
             asyncio.create_task(_start_engine(app, active), name="engine-start"),
@@ -71,6 +82,9 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
                     app.state.reply_pipeline = support_side.pipeline
                     app.state.tenant_configs = support_side.tenants
                     app.state.audit_log = AuditLog(retrieval.database)
+                    app.state.access = await asyncio.to_thread(
+                        _access_control, settings, retrieval.database
+                    )
                     yield
         finally:
             for task in tasks:
@@ -86,6 +100,11 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.admission = AdmissionController(
+        settings.effective_engine_max_concurrency,
+        settings.max_queued_requests,
+        settings.request_deadline_s,
+    )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
@@ -106,7 +125,33 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         upload_max_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware)
+    check_every_route_declares_a_role(app)
     return app
+
+
+def _access_control(settings: Settings, database: Engine) -> AccessControl:
+    """Key checking as configured; says loudly when the server is open to any caller."""
+    if not settings.keys_required:
+        log.warning(
+            "API KEYS ARE OFF: any program that can reach %s:%d may read and change every "
+            "tenant's data. This is allowed only in development on loopback; set "
+            "CONCIERGE_AUTH=keys and create keys with `concierge keys create` before exposing it.",
+            settings.host,
+            settings.port,
+        )
+        return AccessControl(None)
+    store = ApiKeyStore(database)
+    if store.active_count() == 0:
+        log.warning(
+            "API keys are required but none exists: every request will get 401. "
+            "Create one with `concierge keys create --tenant T --role service`."
+        )
+    return AccessControl(
+        store,
+        cache_s=settings.api_key_cache_s,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_burst=settings.rate_limit_burst,
+    )
 
 
 def _import_model_libraries() -> None:

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 import uuid
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from server.cli_crypto import add_crypto_commands
 from server.cli_db import add_db_commands
 from server.cli_kb import add_kb_commands
+from server.cli_keys import add_keys_commands
 from server.cli_support import add_support_commands
 from server.config import EngineKind, Settings
 from server.logs import configure_logging
@@ -127,6 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_support_commands(commands)
     add_db_commands(commands)
     add_crypto_commands(commands)
+    add_keys_commands(commands)
     return parser
 
 
@@ -141,6 +144,7 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
     from models.engine.factory import build_engine
     from server.app import create_app
     from server.errors import ModelNotFoundError
+    from server.graceful_shutdown import serve as serve_gracefully
 
     try:  # building is cheap (loading happens in the lifespan); fail before binding the port
         engine = build_engine(settings)
@@ -155,16 +159,17 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
         settings.engine.value,
         settings.model,
     )
-    uvicorn.run(
-        create_app(settings, engine=engine),
+    app = create_app(settings, engine=engine)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers propagate to the handler configure_logging set
         access_log=False,  # RequestContextMiddleware logs route templates, never raw paths
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
-    return 0
+    return serve_gracefully(app, config)
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,6 +8,7 @@ them fail later inside the engine.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +43,8 @@ class Environment(StrEnum):
 
 
 CONFIG_FILE_VARIABLE = "CONCIERGE_CONFIG_FILE"
+DEFAULT_ENGINE_CONCURRENCY = 128
+"""vLLM's own default ``max_num_seqs`` for an engine built in-process (its scheduler's)."""
 
 
 class Settings(BaseSettings):
@@ -110,6 +113,37 @@ class Settings(BaseSettings):
         120.0, gt=0, description="deadline for one request to an upstream, streaming included"
     )
     remote_health_interval_s: float = Field(5.0, gt=0)
+
+    # generation limits and backpressure (server/admission.py)
+    max_output_tokens: int = Field(
+        4096,
+        ge=1,
+        description="largest max_tokens a chat or completion may ask for (and never more than "
+        "the model's context); larger values get a 400 before the engine sees them",
+    )
+    engine_max_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="generations let into the engine at once; default max_num_seqs, else "
+        f"{DEFAULT_ENGINE_CONCURRENCY} per engine (vLLM's scheduler default)",
+    )
+    max_queued_requests: int = Field(
+        64,
+        ge=0,
+        description="generations waiting for a slot; one more gets 503 overloaded + Retry-After",
+    )
+    request_deadline_s: float = Field(
+        120.0,
+        gt=0,
+        description="time a generation may take, queue wait included; then 504 "
+        "deadline_exceeded (an SSE error event once streaming) and the engine request aborted",
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="on SIGTERM/SIGINT: time running streams get to finish before they are cut "
+        "with an error event; new and queued generations get 503 shutting_down at once",
+    )
 
     # storage
     database_url: SecretStr | None = Field(
@@ -201,6 +235,26 @@ class Settings(BaseSettings):
     )
     history_hits: int = Field(3, ge=0, le=20, description="customer-history entries per reply")
 
+    # access control
+    auth: Literal["keys", "off"] | None = Field(
+        None,
+        description="keys: every route but the probes needs an API key (`concierge keys "
+        "create`); off: open, allowed only in development on a loopback address. Default: "
+        "off in development on loopback, keys everywhere else",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests per minute per API key (a key may set its own); 0: none"
+    )
+    rate_limit_burst: int = Field(
+        60, ge=1, description="requests a key may send at once before the per-minute rate applies"
+    )
+    api_key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="how long a verified key is trusted before the database is asked again; "
+        "a revocation takes effect within this time",
+    )
+
     # HTTP edge
     max_request_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(
@@ -241,6 +295,12 @@ class Settings(BaseSettings):
             raise ValueError("chunk_overlap_chars must be smaller than chunk_max_chars")
         if self.engine is EngineKind.OPENAI_REMOTE and not self.remote_urls:
             raise ValueError("engine=openai_remote needs CONCIERGE_REMOTE_URLS (comma-separated)")
+        if self.auth == "off" and not self.may_run_open:
+            raise ValueError(
+                "CONCIERGE_AUTH=off is allowed only in development on a loopback address "
+                f"(environment={self.environment.value}, host={self.host}); create API keys "
+                "with `concierge keys create` and set CONCIERGE_AUTH=keys"
+            )
         public = self.host in {"0.0.0.0", "::"}
         if self.environment is Environment.PRODUCTION and public and "*" in self.cors_allow_origins:
             raise ValueError("CORS '*' is refused in production on a public interface")
@@ -254,11 +314,32 @@ class Settings(BaseSettings):
         return default_database_url(self.data_dir)
 
     @property
+    def may_run_open(self) -> bool:
+        """Development on a loopback address: the only place a server may run without keys."""
+        return self.environment is Environment.DEVELOPMENT and is_loopback(self.host)
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether callers must present API keys (see ``auth``)."""
+        if self.auth is not None:
+            return self.auth == "keys"
+        return not self.may_run_open
+
+    @property
     def effective_encryption_key_file(self) -> Path:
         """The configured key file, or ``secrets/encryption.keys`` in the data directory."""
         if self.encryption_key_file is not None:
             return self.encryption_key_file
         return self.data_dir / "secrets" / "encryption.keys"
+
+    @property
+    def effective_engine_max_concurrency(self) -> int:
+        """Generations let into the engine at once: as set, else what the engine schedules."""
+        if self.engine_max_concurrency is not None:
+            return self.engine_max_concurrency
+        if self.engine is EngineKind.OPENAI_REMOTE:
+            return DEFAULT_ENGINE_CONCURRENCY * max(1, len(self.remote_urls))
+        return self.max_num_seqs or DEFAULT_ENGINE_CONCURRENCY
 
     @property
     def effective_log_format(self) -> Literal["json", "text"]:
@@ -292,6 +373,16 @@ class Settings(BaseSettings):
             else:
                 shown[name] = value
         return shown
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _without_credentials(url: str) -> str:

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 
 from models.engine.base import EngineClient
 from retrieval.documents import check_tenant
+from server.access import PrincipalDep
 from server.config import Settings
 from server.embeddings import EmbeddingService
 from server.generation import GenerationService
@@ -18,9 +19,6 @@ from server.logs import REQUEST_ID
 from server.pipeline.reply import ReplyPipeline
 from server.store.audit import AuditLog
 from server.support_service import SupportService
-
-ANONYMOUS_ACTOR = "anonymous"
-"""The actor of requests made without an API key (development on loopback)."""
 
 
 def get_settings(request: Request) -> Settings:
@@ -69,12 +67,15 @@ def get_reply_pipeline(request: Request) -> ReplyPipeline:
 
 def get_tenant(
     request: Request,
+    principal: PrincipalDep,
     x_concierge_tenant: Annotated[str | None, Header(max_length=64)] = None,
 ) -> str:
-    """The tenant a call acts for: the ``X-Concierge-Tenant`` header, else the default.
+    """The tenant a call acts for: its key's tenant; without keys the header, else the default.
 
-    One place decides it, so binding API keys to tenants later changes only this.
+    The route's guard has already refused a header naming a tenant other than the key's.
     """
+    if principal.tenant is not None:
+        return principal.tenant
     tenant = x_concierge_tenant or get_settings(request).default_tenant
     check_tenant(tenant)
     return tenant
@@ -107,9 +108,8 @@ class Auditor:
         )
 
 
-def get_auditor(request: Request) -> Auditor:
-    # until API keys exist (issue 6) every caller is the anonymous development caller
-    return Auditor(request.app.state.audit_log, REQUEST_ID.get(), ANONYMOUS_ACTOR)
+def get_auditor(request: Request, principal: PrincipalDep) -> Auditor:
+    return Auditor(request.app.state.audit_log, REQUEST_ID.get(), principal.actor)
 
 
 AuditDep = Annotated[Auditor, Depends(get_auditor)]

@@ -103,6 +103,29 @@ class EngineUnavailableError(ConciergeError):
     error_type = "engine_unavailable"
 
 
+class OverloadedError(ConciergeError):
+    """The generation queue is full; retry after ``Retry-After`` (here or on another replica)."""
+
+    status_code = 503
+    error_type = "overloaded"
+
+
+class ShuttingDownError(ConciergeError):
+    """The server is draining for shutdown: new generations are refused, running ones cut
+    at the end of the grace period; the client should retry on another replica."""
+
+    status_code = 503
+    error_type = "shutting_down"
+
+
+class DeadlineExceededError(ConciergeError):
+    """The request did not finish within ``CONCIERGE_REQUEST_DEADLINE_S`` (queue wait
+    included); the engine request has been aborted."""
+
+    status_code = 504
+    error_type = "deadline_exceeded"
+
+
 class UpstreamError(ConciergeError):
     """A remote OpenAI-compatible engine failed in a way the client did not cause."""
 

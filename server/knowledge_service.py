@@ -236,10 +236,19 @@ class KnowledgeService:
             await _wait_for(job)
         return job
 
-    def job(self, job_id: str) -> Job:
-        return self._jobs.get(job_id)
+    def job(self, job_id: str, tenant: str | None = None) -> Job:
+        """The job; with ``tenant``, a job of another tenant is reported as missing.
 
-    def cancel_job(self, job_id: str) -> Job:
+        Job ids are global, so a key of one tenant must not learn that another
+        tenant's job exists, let alone its progress or cancel it.
+        """
+        job = self._jobs.get(job_id)
+        if tenant is not None and job.tenant != tenant:
+            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until restart)")
+        return job
+
+    def cancel_job(self, job_id: str, tenant: str | None = None) -> Job:
+        self.job(job_id, tenant)
         return self._jobs.cancel(job_id)
 
     async def stats(self, tenant: str) -> dict[str, object]:

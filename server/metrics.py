@@ -100,8 +100,26 @@ GENERATION_REQUESTS = Counter(
 )
 GENERATION_IN_FLIGHT = Gauge(
     "concierge_generation_requests_in_flight",
-    "Generation requests handed to the engine and not finished: running plus queued in "
-    "the engine (vllm:num_requests_waiting is the queued part). The autoscaling signal.",
+    "Generation requests asked of the engine and not finished: those waiting in Concierge's "
+    "admission queue (concierge_generation_queue_depth) plus those the engine holds, "
+    "running or queued there (vllm:num_requests_waiting). The autoscaling signal.",
+)
+GENERATION_QUEUE_DEPTH = Gauge(
+    "concierge_generation_queue_depth",
+    "Generation requests waiting for a slot in the engine (CONCIERGE_ENGINE_MAX_CONCURRENCY "
+    "are let in at once); at CONCIERGE_MAX_QUEUED_REQUESTS new ones get 503 overloaded.",
+)
+GENERATION_QUEUE_WAIT = Histogram(
+    "concierge_generation_queue_wait_seconds",
+    "Time an admitted generation waited for its slot in the engine.",
+    buckets=(0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+GENERATION_SHED = Counter(
+    "concierge_generation_shed",
+    "Generations refused or cut by admission control, by reason: queue_full (503 "
+    "overloaded), shutting_down (503, refused or cut while draining), deadline (504 "
+    "deadline_exceeded, in the queue or in the engine).",
+    ["reason"],
 )
 GENERATION_INTER_TOKEN_LATENCY = Histogram(
     "concierge_generation_inter_token_latency_seconds",
@@ -298,6 +316,9 @@ def export_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
         counter.labels(**{label: value})
 
 
+export_at_zero(GENERATION_SHED, "reason", ("queue_full", "shutting_down", "deadline"))
+
+
 CUSTOMER_ERASURES = Counter(
     "concierge_customer_erasures",
     "Customers erased through DELETE /v1/customers/{id}.",
@@ -395,3 +416,16 @@ class TenantLabels:
 
 
 TENANT_LABELS = TenantLabels()
+ACCESS_DENIED = Counter(
+    "concierge_access_denied",
+    "Requests refused by access control, by reason: missing_key, invalid_key, revoked_key "
+    "(401) and role, tenant (403).",
+    ["reason"],
+)
+export_at_zero(
+    ACCESS_DENIED, "reason", ("missing_key", "invalid_key", "revoked_key", "role", "tenant")
+)
+RATE_LIMITED = Counter(
+    "concierge_rate_limited",
+    "Requests refused with 429 because their API key spent its rate limit.",
+)

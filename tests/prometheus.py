@@ -48,6 +48,16 @@ def scrape_config_for(target: str) -> dict[str, Any]:
     return config
 
 
+def write_config(folder: Path, config: dict[str, Any], ops_key: str) -> Path:
+    """``prometheus.yml`` in ``folder``, with the scrape key file it names beside it."""
+    secrets = folder / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "concierge-ops.key").write_text(ops_key, encoding="utf-8")
+    config_path = folder / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return config_path
+
+
 @dataclass
 class PrometheusServer:
     """A running Prometheus and its query API."""
@@ -57,9 +67,11 @@ class PrometheusServer:
     log_path: Path
 
     @classmethod
-    def start(cls, folder: Path, config: dict[str, Any]) -> PrometheusServer:
-        config_path = folder / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    def start(
+        cls, folder: Path, config: dict[str, Any], ops_key: str = "no-key-needed-on-loopback"
+    ) -> PrometheusServer:
+        """Prometheus on ``config``, scraping with ``ops_key`` as the shipped config does."""
+        config_path = write_config(folder, config, ops_key)
         port = free_port()
         log_path = folder / "prometheus.log"
         with log_path.open("wb") as log:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from retrieval.knowledge import ReindexMode
+from server.access import PrincipalDep, requires
 from server.deps import AuditDep, KnowledgeServiceDep
 from server.errors import InvalidRequestError
 from server.schemas.errors import ErrorResponse
@@ -29,19 +30,27 @@ from server.schemas.retrieval import (
     SearchIn,
     SearchOut,
 )
+from server.store.api_keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 409, 413)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 429)
 }
 MAX_UPLOAD_FILES = 1_000
 
 Wait = Annotated[bool, Query(description="wait for the reindex job to finish")]
+_FINISHED = {  # a job that is done when the answer goes out (``wait``, or nothing to do)
+    "description": "The job, already finished",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 
 
 @router.put(
-    "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
+    "/kb/{tenant}/documents/{doc_id:path}",
+    **requires(Role.ADMIN),
+    response_model=DocumentsChangedOut,
+    responses=_ERRORS,
 )
 async def put_document(
     tenant: str,
@@ -57,14 +66,22 @@ async def put_document(
     return changed
 
 
-@router.get("/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentOut, responses=_ERRORS)
+@router.get(
+    "/kb/{tenant}/documents/{doc_id:path}",
+    **requires(Role.ADMIN),
+    response_model=DocumentOut,
+    responses=_ERRORS,
+)
 async def get_document(tenant: str, doc_id: str, service: KnowledgeServiceDep) -> DocumentOut:
     """A stored document as uploaded."""
     return await service.get_document(tenant, doc_id)
 
 
 @router.delete(
-    "/kb/{tenant}/documents/{doc_id:path}", response_model=DocumentsChangedOut, responses=_ERRORS
+    "/kb/{tenant}/documents/{doc_id:path}",
+    **requires(Role.ADMIN),
+    response_model=DocumentsChangedOut,
+    responses=_ERRORS,
 )
 async def delete_document(
     tenant: str, doc_id: str, service: KnowledgeServiceDep, audit: AuditDep, wait: Wait = False
@@ -75,7 +92,12 @@ async def delete_document(
     return changed
 
 
-@router.post("/kb/{tenant}/documents:bulk", response_model=DocumentsChangedOut, responses=_ERRORS)
+@router.post(
+    "/kb/{tenant}/documents:bulk",
+    **requires(Role.ADMIN),
+    response_model=DocumentsChangedOut,
+    responses=_ERRORS,
+)
 async def bulk_documents(
     tenant: str,
     request: Request,
@@ -116,7 +138,12 @@ async def bulk_documents(
     return changed
 
 
-@router.post("/kb/{tenant}/reindex", status_code=202, responses=_ERRORS)
+@router.post(
+    "/kb/{tenant}/reindex",
+    **requires(Role.ADMIN),
+    status_code=202,
+    responses={**_ERRORS, 200: _FINISHED},
+)
 async def reindex(
     tenant: str,
     service: KnowledgeServiceDep,
@@ -132,29 +159,33 @@ async def reindex(
     return JSONResponse(job.as_dict(), status_code=200 if job.state.finished else 202)
 
 
-@router.get("/jobs/{job_id}", responses=_ERRORS)
-async def get_job(job_id: str, service: KnowledgeServiceDep) -> dict[str, object]:
+@router.get("/jobs/{job_id}", **requires(Role.ADMIN), responses=_ERRORS)
+async def get_job(
+    job_id: str, service: KnowledgeServiceDep, principal: PrincipalDep
+) -> dict[str, object]:
     """A job's state, progress (documents done/total, ETA), and result or error."""
-    return service.job(job_id).as_dict()
+    return service.job(job_id, principal.tenant).as_dict()
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=202, responses=_ERRORS)
+@router.post("/jobs/{job_id}/cancel", **requires(Role.ADMIN), status_code=202, responses=_ERRORS)
 async def cancel_job(
-    job_id: str, service: KnowledgeServiceDep, audit: AuditDep
+    job_id: str, service: KnowledgeServiceDep, audit: AuditDep, principal: PrincipalDep
 ) -> dict[str, object]:
     """Ask a job to stop; nothing it built is published."""
-    job = service.cancel_job(job_id)
+    job = service.cancel_job(job_id, principal.tenant)
     await audit.record(job.tenant, "kb.reindex.cancel", job_id)
     return job.as_dict()
 
 
-@router.get("/kb/{tenant}/stats", responses=_ERRORS)
+@router.get("/kb/{tenant}/stats", **requires(Role.ADMIN), responses=_ERRORS)
 async def kb_stats(tenant: str, service: KnowledgeServiceDep) -> dict[str, object]:
     """Documents, chunks, served version and its age, stale chunks, running jobs."""
     return await service.stats(tenant)
 
 
-@router.post("/kb/{tenant}/search", response_model=SearchOut, responses=_ERRORS)
+@router.post(
+    "/kb/{tenant}/search", **requires(Role.ADMIN), response_model=SearchOut, responses=_ERRORS
+)
 async def search(tenant: str, body: SearchIn, service: KnowledgeServiceDep) -> SearchOut:
     """Run a retrieval query as the reply pipeline would, with per-method scores."""
     return await service.search(tenant, body)

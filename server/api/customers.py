@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from server.access import requires
 from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
@@ -17,17 +18,20 @@ from server.schemas.support import (
     EventsIn,
     EventsOut,
 )
+from server.store.api_keys import Role
 from server.store.audit import customer_reference
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 413)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429)
 }
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
 
 
-@router.put("/{customer_id}", response_model=CustomerOut, responses=_ERRORS)
+@router.put(
+    "/{customer_id}", **requires(Role.SERVICE), response_model=CustomerOut, responses=_ERRORS
+)
 async def put_customer(
     customer_id: CustomerId, body: CustomerIn, service: SupportServiceDep, tenant: TenantDep
 ) -> CustomerOut:
@@ -35,14 +39,22 @@ async def put_customer(
     return await service.put_customer(tenant, customer_id, body)
 
 
-@router.get("/{customer_id}", response_model=CustomerOut, responses=_ERRORS)
+@router.get(
+    "/{customer_id}", **requires(Role.SERVICE), response_model=CustomerOut, responses=_ERRORS
+)
 async def get_customer(
     customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
 ) -> CustomerOut:
     return await service.customer(tenant, customer_id)
 
 
-@router.post("/{customer_id}/events", response_model=EventsOut, status_code=201, responses=_ERRORS)
+@router.post(
+    "/{customer_id}/events",
+    **requires(Role.SERVICE),
+    response_model=EventsOut,
+    status_code=201,
+    responses=_ERRORS,
+)
 async def add_events(
     customer_id: CustomerId,
     body: EventsIn | EventIn,
@@ -54,7 +66,7 @@ async def add_events(
     return await service.add_events(tenant, customer_id, events)
 
 
-@router.get("/{customer_id}/profile", responses=_ERRORS)
+@router.get("/{customer_id}/profile", **requires(Role.SERVICE), responses=_ERRORS)
 async def get_profile(
     customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
 ) -> dict[str, Any]:
@@ -62,7 +74,9 @@ async def get_profile(
     return await service.profile(tenant, customer_id)
 
 
-@router.delete("/{customer_id}", response_model=ErasureReceipt, responses=_ERRORS)
+@router.delete(
+    "/{customer_id}", **requires(Role.ADMIN), response_model=ErasureReceipt, responses=_ERRORS
+)
 async def erase_customer(
     customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ErasureReceipt:

@@ -7,20 +7,22 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import metrics
-from server.deps import EngineDep
+from server.access import PrincipalDep, public, requires
+from server.deps import EngineDep, SettingsDep
 from server.error_responses import error_response
 from server.errors import EngineUnavailableError
+from server.store.api_keys import Role
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", **public())
 async def healthz() -> dict[str, str]:
     """The process is alive and serving HTTP (says nothing about the engine)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", **public())
 async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
     """200 once the engine answers its health check; 503 while starting or after it died."""
     start_error: str | None = request.app.state.engine_start_error
@@ -36,8 +38,15 @@ async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "model": info.name, **info.details})
 
 
-@router.get("/metrics", include_in_schema=False)
-async def prometheus_metrics(engine: EngineDep) -> Response:
-    """Concierge's ``concierge_*`` metrics and vLLM's ``vllm:*`` metrics, one registry."""
+@router.get("/metrics", **requires(Role.OPS), include_in_schema=False)
+async def prometheus_metrics(
+    engine: EngineDep, principal: PrincipalDep, settings: SettingsDep
+) -> Response:
+    """Concierge's ``concierge_*`` metrics and vLLM's ``vllm:*`` metrics, one registry.
+
+    The figures cover every tenant, so only ops keys of the operator's tenant (the
+    default tenant) may read them; another tenant's ops key reads its own analytics.
+    """
+    principal.require_tenant(settings.default_tenant)
     metrics.ENGINE_READY.set(1 if engine.ready else 0)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from server.access import requires
 from server.deps import EmbeddingServiceDep, GenerationDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.openai import (
@@ -17,12 +18,15 @@ from server.schemas.openai import (
     ModelList,
 )
 from server.schemas.retrieval import EmbeddingRequest, EmbeddingResponse
+from server.schemas.streaming import SSE_RESPONSES
+from server.store.api_keys import Role
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 413, 503)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 503)
 }
+_STREAMING = {**_ERRORS, **SSE_RESPONSES}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -30,13 +34,18 @@ def _sse(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
-@router.get("/models", response_model=ModelList, responses=_ERRORS)
+@router.get("/models", **requires(Role.SERVICE), response_model=ModelList, responses=_ERRORS)
 async def list_models(service: GenerationDep) -> ModelList:
     """The served model, with its context length."""
     return service.list_models()
 
 
-@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_ERRORS)
+@router.post(
+    "/chat/completions",
+    **requires(Role.SERVICE),
+    response_model=ChatCompletionResponse,
+    responses=_STREAMING,
+)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, service: GenerationDep
 ) -> ChatCompletionResponse | StreamingResponse:
@@ -45,7 +54,12 @@ async def chat_completions(
     return result if isinstance(result, ChatCompletionResponse) else _sse(result)
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=_ERRORS)
+@router.post(
+    "/completions",
+    **requires(Role.SERVICE),
+    response_model=CompletionResponse,
+    responses=_STREAMING,
+)
 async def completions(
     body: CompletionRequest, request: Request, service: GenerationDep
 ) -> CompletionResponse | StreamingResponse:
@@ -54,7 +68,9 @@ async def completions(
     return result if isinstance(result, CompletionResponse) else _sse(result)
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse, responses=_ERRORS)
+@router.post(
+    "/embeddings", **requires(Role.SERVICE), response_model=EmbeddingResponse, responses=_ERRORS
+)
 async def embeddings(body: EmbeddingRequest, service: EmbeddingServiceDep) -> EmbeddingResponse:
     """Sentence embeddings (unit length) from the model the KB is indexed with."""
     return await service.create(body)

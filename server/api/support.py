@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from server.access import requires
 from server.deps import (
     AuditDep,
     ReplyPipelineDep,
@@ -27,6 +28,7 @@ from server.deps import (
 from server.errors import ConciergeError, InvalidRequestError
 from server.pipeline.reply import ReplyEvent, ReplyRequest
 from server.schemas.errors import ErrorResponse
+from server.schemas.streaming import SSE_RESPONSES
 from server.schemas.support import (
     ConversationOut,
     FeedbackIn,
@@ -34,18 +36,24 @@ from server.schemas.support import (
     ReplyIn,
     ReplyOut,
 )
+from server.store.api_keys import Role
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["support"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 413, 503)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 503)
 }
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/support/reply", response_model=ReplyOut, responses=_ERRORS)
+@router.post(
+    "/support/reply",
+    **requires(Role.SERVICE),
+    response_model=ReplyOut,
+    responses={**_ERRORS, **SSE_RESPONSES},
+)
 async def support_reply(
     body: ReplyIn,
     request: Request,
@@ -102,7 +110,12 @@ def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {payload}\n\n"
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationOut, responses=_ERRORS)
+@router.get(
+    "/conversations/{conversation_id}",
+    **requires(Role.SERVICE),
+    response_model=ConversationOut,
+    responses=_ERRORS,
+)
 async def get_conversation(
     conversation_id: str, service: SupportServiceDep, tenant: TenantDep
 ) -> ConversationOut:
@@ -111,7 +124,10 @@ async def get_conversation(
 
 
 @router.post(
-    "/conversations/{conversation_id}/release", response_model=ConversationOut, responses=_ERRORS
+    "/conversations/{conversation_id}/release",
+    **requires(Role.ADMIN),
+    response_model=ConversationOut,
+    responses=_ERRORS,
 )
 async def release_conversation(
     conversation_id: str, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
@@ -124,6 +140,7 @@ async def release_conversation(
 
 @router.post(
     "/conversations/{conversation_id}/feedback",
+    **requires(Role.SERVICE),
     response_model=FeedbackOut,
     status_code=201,
     responses=_ERRORS,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
+from server.access import requires
 from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
@@ -18,22 +19,30 @@ from server.schemas.support import (
     ProductsChangedOut,
     ProductsOut,
 )
+from server.store.api_keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 413)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429)
 }
 ProductId = Annotated[str, Path(pattern=PRODUCT_ID_PATTERN)]
 
 
-@router.get("/catalog/products", response_model=ProductsOut, responses=_ERRORS)
+@router.get(
+    "/catalog/products", **requires(Role.ADMIN), response_model=ProductsOut, responses=_ERRORS
+)
 async def list_products(service: SupportServiceDep, tenant: TenantDep) -> ProductsOut:
     """The tenant's catalog."""
     return await service.list_products(tenant)
 
 
-@router.post("/catalog/products:bulk", response_model=ProductsChangedOut, responses=_ERRORS)
+@router.post(
+    "/catalog/products:bulk",
+    **requires(Role.ADMIN),
+    response_model=ProductsChangedOut,
+    responses=_ERRORS,
+)
 async def put_products(
     body: BulkProductsIn, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ProductsChangedOut:
@@ -43,7 +52,12 @@ async def put_products(
     return changed
 
 
-@router.put("/catalog/products/{product_id}", response_model=ProductOut, responses=_ERRORS)
+@router.put(
+    "/catalog/products/{product_id}",
+    **requires(Role.ADMIN),
+    response_model=ProductOut,
+    responses=_ERRORS,
+)
 async def put_product(
     product_id: ProductId,
     body: ProductIn,
@@ -56,14 +70,21 @@ async def put_product(
     return product
 
 
-@router.get("/catalog/products/{product_id}", response_model=ProductOut, responses=_ERRORS)
+@router.get(
+    "/catalog/products/{product_id}",
+    **requires(Role.ADMIN),
+    response_model=ProductOut,
+    responses=_ERRORS,
+)
 async def get_product(
     product_id: ProductId, service: SupportServiceDep, tenant: TenantDep
 ) -> ProductOut:
     return await service.get_product(tenant, product_id)
 
 
-@router.delete("/catalog/products/{product_id}", status_code=204, responses=_ERRORS)
+@router.delete(
+    "/catalog/products/{product_id}", **requires(Role.ADMIN), status_code=204, responses=_ERRORS
+)
 async def delete_product(
     product_id: ProductId, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> Response:
@@ -72,7 +93,7 @@ async def delete_product(
     return Response(status_code=204)
 
 
-@router.get("/audit", responses=_ERRORS)
+@router.get("/audit", **requires(Role.ADMIN), responses=_ERRORS)
 async def audit_events(
     tenant: TenantDep,
     audit: AuditDep,
@@ -83,7 +104,7 @@ async def audit_events(
     return {"events": [asdict(event) for event in events]}
 
 
-@router.get("/tickets", responses=_ERRORS)
+@router.get("/tickets", **requires(Role.ADMIN), responses=_ERRORS)
 async def list_tickets(
     service: SupportServiceDep,
     tenant: TenantDep,
@@ -94,12 +115,12 @@ async def list_tickets(
     return {"tenant": tenant, "tickets": await service.tickets(tenant, status, limit)}
 
 
-@router.get("/tickets/{ticket_id}", responses=_ERRORS)
+@router.get("/tickets/{ticket_id}", **requires(Role.ADMIN), responses=_ERRORS)
 async def get_ticket(ticket_id: str, service: SupportServiceDep, tenant: TenantDep) -> Any:
     return await service.ticket(tenant, ticket_id)
 
 
-@router.get("/analytics", responses=_ERRORS)
+@router.get("/analytics", **requires(Role.OPS), responses=_ERRORS)
 async def analytics(
     service: SupportServiceDep,
     tenant: TenantDep,

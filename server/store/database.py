@@ -66,6 +66,7 @@ TABLE_MODULES = (
     "server.store.customers",
     "server.store.conversations",
     "server.store.audit",
+    "server.store.api_keys",
 )
 """The modules that declare tables on ``METADATA``."""
 

@@ -385,6 +385,11 @@ def test_prometheus_mounts_match_the_files_the_config_names() -> None:
     mounted = {str(v).split(":")[1] for v in volumes}
     for rule_file in rule_files:
         assert rule_file in mounted or f"/etc/prometheus/{rule_file}" in mounted, rule_file
+    for job in load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]:
+        key_file = job.get("authorization", {}).get("credentials_file")
+        if key_file:
+            folder = str(Path("/etc/prometheus") / key_file).rsplit("/", 1)[0]
+            assert folder in mounted, f"{job['job_name']}: {key_file} is not mounted"
 
 
 def test_settings_base_class_is_pydantic_settings() -> None:

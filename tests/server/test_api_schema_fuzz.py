@@ -17,7 +17,8 @@ Schemathesis runs as its CLI, ``schemathesis run``, against the live
 loader cannot run under pytest 9.2 (it sets ``Function._nodeid``, which pytest no
 longer has). The run is bounded per operation and deterministic (Hypothesis
 derandomized: no seed, no example database), so CI sends the same cases every time.
-Which key each operation is called with is ``schema_fuzz_hooks.auth_headers``.
+The server requires API keys; each operation is called with a key of the role it
+declares (``schema_fuzz_hooks.auth_headers``).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server.schema_fuzz_hooks import REAL_IDS_ENV
+from server.store.api_keys import Role
+from tests.server.schema_fuzz_hooks import KEYS_ENV, REAL_IDS_ENV
 from tests.servers import (
+    CONCIERGE,
     REPO,
     ServerProcess,
     isolated_data_dir,
@@ -58,40 +62,81 @@ CHECKS = (
 RUN_TIMEOUT_S = 420
 
 
+@dataclass
+class FuzzServer:
+    server: ServerProcess
+    keys: dict[str, str]
+    """Role -> an API key of the fuzz tenant."""
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def headers(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role.value]}"}
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(
     tmp_path_factory: pytest.TempPathFactory, data_dir: Path, log_dir: Path, base_url: str
-) -> Iterator[ServerProcess]:
-    """A remote-engine Concierge on a data directory of its own, for junk to land in."""
+) -> Iterator[FuzzServer]:
+    """A remote-engine Concierge requiring keys, on a data directory of its own."""
     own_dir = isolated_data_dir(tmp_path_factory.mktemp("fuzz-data"), data_dir)
     env = {
         **remote_engine_env(base_url),
         "CONCIERGE_DATA_DIR": str(own_dir),
+        "CONCIERGE_AUTH": "keys",
         "CONCIERGE_DEFAULT_TENANT": TENANT,
         "CONCIERGE_REPLY_MAX_TOKENS": "16",  # the smallest reply the settings allow
         "CONCIERGE_RATE_LIMIT_PER_MINUTE": "0",  # the fuzzer is one busy client
     }
     running = start_server(log_dir, env, name="fuzz")
     try:
+        keys = {role.value: create_key(env, TENANT, role) for role in Role}
         running.wait_ready(120)
-        yield running
+        yield FuzzServer(running, keys)
     finally:
         running.stop()
 
 
-def seed_resources(url: str) -> dict[str, str]:
+def create_key(env: dict[str, str], tenant: str, role: Role) -> str:
+    """A key made by the real ``concierge keys create`` on the server's database."""
+    made = subprocess.run(
+        [str(CONCIERGE), "keys", "create", "--tenant", tenant, "--role", role.value],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return made.stdout.strip()
+
+
+def seed_resources(fuzz: FuzzServer) -> dict[str, str]:
     """Create a customer, a conversation, a document and a product; their ids by name."""
-    with httpx.Client(base_url=url, timeout=120) as client:
-        model = client.get("/v1/models").raise_for_status().json()["data"][0]["id"]
-        client.put(f"/v1/customers/{CUSTOMER}", json={"name": "Fuzz"}).raise_for_status()
+    service, admin = fuzz.headers(Role.SERVICE), fuzz.headers(Role.ADMIN)
+    with httpx.Client(base_url=fuzz.url, timeout=120) as client:
+        models = client.get("/v1/models", headers=service).raise_for_status()
+        model = models.json()["data"][0]["id"]
+        client.put(
+            f"/v1/customers/{CUSTOMER}", json={"name": "Fuzz"}, headers=service
+        ).raise_for_status()
         document = {"text": "Returns are free within 30 days.", "title": "Returns"}
         client.put(
-            f"/admin/kb/{TENANT}/documents/{DOCUMENT}", params={"wait": "true"}, json=document
+            f"/admin/kb/{TENANT}/documents/{DOCUMENT}",
+            params={"wait": "true"},
+            json=document,
+            headers=admin,
         ).raise_for_status()
         product = {"name": "Fuzz kettle", "category": "kitchen", "price": 20.0}
-        client.put(f"/admin/catalog/products/{PRODUCT}", json=product).raise_for_status()
+        client.put(
+            f"/admin/catalog/products/{PRODUCT}", json=product, headers=admin
+        ).raise_for_status()
         reply = client.post(
-            "/v1/support/reply", json={"customer_id": CUSTOMER, "message": "Can I return it?"}
+            "/v1/support/reply",
+            json={"customer_id": CUSTOMER, "message": "Can I return it?"},
+            headers=service,
         ).raise_for_status()
     return {
         "tenant": TENANT,
@@ -105,9 +150,9 @@ def seed_resources(url: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_every_operation_keeps_to_its_published_schema(
-    fuzz_server: ServerProcess, tmp_path: Path
+    fuzz_server: FuzzServer, tmp_path: Path
 ) -> None:
-    real_ids = seed_resources(fuzz_server.url)
+    real_ids = seed_resources(fuzz_server)
     command = [
         str(SCHEMATHESIS),
         "run",
@@ -124,6 +169,7 @@ def test_every_operation_keeps_to_its_published_schema(
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.server.schema_fuzz_hooks",
         REAL_IDS_ENV: json.dumps(real_ids),
+        KEYS_ENV: json.dumps(fuzz_server.keys),
         "PYTHONPATH": str(REPO),
     }
     result = subprocess.run(

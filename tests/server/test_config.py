@@ -107,3 +107,17 @@ def test_display_name_matches_what_the_engine_serves(tmp_path: Path) -> None:
     )
     assert Settings(model="smollm2-135m-instruct").model_display_name == "smollm2-135m-instruct"
     assert Settings(served_model_name="support-bot").model_display_name == "support-bot"
+
+
+def test_keys_are_off_only_in_development_on_loopback() -> None:
+    assert not Settings().keys_required  # development on 127.0.0.1
+    assert not Settings(host="::1").keys_required
+    assert Settings(host="0.0.0.0").keys_required
+    assert Settings(environment="production", host="127.0.0.1").keys_required
+    assert Settings(auth="keys").keys_required
+    for refused in (
+        {"auth": "off", "host": "0.0.0.0"},
+        {"auth": "off", "environment": "production"},
+    ):
+        with pytest.raises(ValidationError, match="CONCIERGE_AUTH=off"):
+            Settings(**refused)
