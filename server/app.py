@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
 
 from models.engine.base import EngineClient
@@ -126,7 +128,32 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     )
     app.add_middleware(RequestContextMiddleware)
     check_every_route_declares_a_role(app)
+    app.openapi = lambda: _published_schema(app)  # type: ignore[method-assign]
     return app
+
+
+def _published_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document without its automatic 422 answers.
+
+    Validation errors are answered with 400 in the one error shape (error_responses.py),
+    so a 422 with FastAPI's ``HTTPValidationError`` body would be a promise the server
+    never keeps, and SDKs generated from the schema would model the wrong error.
+    """
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        schemas = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _access_control(settings: Settings, database: Engine) -> AccessControl:

@@ -24,9 +24,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", **public())
 async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
-    """200 once the engine answers its health check; 503 while starting or after it died."""
+    """200 once the engine answers its health check; 503 while starting, draining or dead."""
     start_error: str | None = request.app.state.engine_start_error
     try:
+        if request.app.state.admission.draining:
+            raise EngineUnavailableError("the server is shutting down")
         if start_error:
             raise EngineUnavailableError(f"the engine failed to start: {start_error}")
         await engine.check_health()
