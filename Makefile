@@ -10,13 +10,14 @@ STAMP_DEV := $(VENV)/.concierge-dev.stamp
 HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
 PORT ?= $(or $(CONCIERGE_PORT),8000)
 
-.PHONY: run test lint format install install-dev models classifiers demo bench clean help
+.PHONY: run test lint format install install-dev models classifiers demo bench bench-setup bench-engine clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
 	@echo "make test   install with dev tools, lint, and run the whole test suite"
 	@echo "make lint   ruff + mypy"
-	@echo "make bench  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
+	@echo "make bench  serving benchmark: Concierge vs vLLM serve vs llama-server (docs/benchmarks.md)"
+	@echo "make bench-engine  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -74,7 +75,17 @@ test: lint
 	$(VENV)/bin/concierge models train-classifiers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP_DEV)
+# llama.cpp's llama-server, the CPU peer of the serving benchmark, built from the sources in
+# the llama-cpp-python archive into bench/out/llama.cpp (once; about 6 minutes on 2 cores)
+bench-setup: $(STAMP_DEV)
+	$(PY) bench/setup_llama_server.py
+
+# one system at a time: vLLM serve, llama-server, Concierge chat + support reply; writes
+# docs/benchmarks.md (its serving section) and docs/img/serving-*.png; about 20 minutes
+bench: bench-setup
+	$(PY) bench/serving.py $(BENCH_ARGS)
+
+bench-engine: $(STAMP_DEV)
 	$(PY) bench/engine.py
 
 clean:

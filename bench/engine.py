@@ -31,16 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
 import gc
 import json
 import logging
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -52,6 +48,7 @@ from typing import Any
 import httpx
 
 from bench.machine import describe_machine
+from bench.processes import ServerProcess, free_port
 from models.engine.base import ChatMessage, SamplingOptions
 from server.config import Settings
 
@@ -229,13 +226,6 @@ async def run_direct(settings: Settings, plan: Plan) -> Phase:
 # -- phase B: concierge serve over HTTP --------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _env_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -246,68 +236,18 @@ def concierge_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
 
 
-class ConciergeServer:
-    """A ``concierge serve`` subprocess in its own session, so that it and the vLLM
-    engine-core child it spawns can be stopped as one process group and nothing leaks."""
+class ConciergeServer(ServerProcess):
+    """``concierge serve`` on loopback with ``CONCIERGE_*`` overrides, stopped as one process
+    group with the vLLM engine-core child it spawns, so nothing leaks."""
 
     def __init__(self, overrides: dict[str, Any], log_path: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        command = concierge_command()
         env = {
             **os.environ,
             **{f"CONCIERGE_{k.upper()}": _env_value(v) for k, v in overrides.items()},
         }
-        command += ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.info("started %s (pid %d), log in %s", " ".join(command), self.proc.pid, log_path)
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGINT for uvicorn's graceful shutdown (which shuts the engine), then force."""
-        pgid = self.proc.pid  # start_new_session: the group id is the server's pid
-        for sig, wait_s in ((signal.SIGINT, 60.0), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            if self.proc.poll() is not None:
-                break
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(wait_s)
-            except subprocess.TimeoutExpired:
-                log.warning("server did not stop on %s", sig.name)
-        # Children (vLLM's engine core, multiprocessing's resource tracker) normally follow
-        # within seconds; anything still in the group after that was orphaned by a crash.
-        for leftover in (signal.SIGTERM, signal.SIGKILL):
-            if _wait_group_gone(pgid, 10.0):
-                break
-            log.warning("sending %s to leftover processes of group %d", leftover.name, pgid)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, leftover)
-        self._log.close()
-
-
-def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
-    """Poll until no process is left in the group (signal 0 only checks existence)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+        port = port or free_port()
+        command = [*concierge_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        super().__init__(command, log_path, port, env)
 
 
 async def wait_ready(server: ConciergeServer, client: httpx.AsyncClient, timeout_s: float) -> str:

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ import httpx
 
 from bench.engine import ConciergeServer, concierge_command, free_port
 from bench.machine import describe_machine
+from bench.processes import busy_cpu_seconds, own_cpu_seconds
 from server.config import Settings
 
 log = logging.getLogger("bench.reply_latency")
@@ -248,47 +249,11 @@ def prepare_data_dir(data_dir: Path) -> None:
 
 
 class Server(ConciergeServer):
-    """The benchmark's ``concierge serve``, which can also say how much CPU its process
-    group (the server and vLLM's engine-core child) used, to tell it from everyone else's."""
+    """The benchmark's ``concierge serve``, configured from ``CONCIERGE_*`` variables."""
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
         overrides = {name.removeprefix("CONCIERGE_").lower(): value for name, value in env.items()}
         super().__init__(overrides, log_path, port)
-
-    def cpu_seconds(self) -> float:
-        """CPU time of every process in the server's group (reaped children included)."""
-        return sum(_process_cpu_seconds(pid, self.proc.pid) for pid in _pids())
-
-
-def _pids() -> Iterator[int]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            yield int(entry.name)
-
-
-def _process_cpu_seconds(pid: int, pgid: int) -> float:
-    """utime+stime (+ waited-for children) of ``pid`` if it belongs to group ``pgid``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    if int(fields[2]) != pgid:
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
-    """Poll until no process is left in the group (signal 0 only checks existence)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
 
 
 class ServerStartError(RuntimeError):
@@ -313,17 +278,6 @@ async def wait_ready(server: Server, client: httpx.AsyncClient, timeout_s: float
 
 
 # -- machine load --------------------------------------------------------------------------
-
-
-def busy_cpu_seconds() -> float:
-    """Machine-wide busy CPU seconds (user+nice+system+irq+softirq+steal) from /proc/stat."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
 
 
 def wait_for_quiet_machine(max_load: float, max_wait_s: float) -> float:
