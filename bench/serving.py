@@ -92,6 +92,7 @@ LABELS = {
     LLAMA: "(c) llama-server",
     SUPPORT: "(d) Concierge support",
 }
+COLORS = {VLLM: "C0", CHAT: "C1", SUPPORT: "C2", LLAMA: "C3"}
 SYSTEM_CHOICES = {"concierge": (CHAT, SUPPORT), "chat": (CHAT,), "support": (SUPPORT,)}
 SYSTEM_CHOICES |= {"vllm": (VLLM,), "llama": (LLAMA,)}
 
@@ -107,9 +108,11 @@ class Sample:
     ttft_s: float | None = None
     latency_s: float = 0.0
     output_tokens: int = 0
+    prompt_tokens: int = 0
     chunks: int = 0
     itl_s: list[float] = field(default_factory=list)
     answered_by: str = "model"
+    timings_ms: dict[str, float] = field(default_factory=dict)  # the support pipeline's stages
     error: str | None = None
 
     @property
@@ -159,6 +162,9 @@ class Measured:
             "handovers": sum(s.error is None and s.answered_by != "model" for s in self.samples),
             "output_tokens": tokens,
             "tokens_per_request": tokens / len(ok) if ok else float("nan"),
+            "prompt_tokens_per_request": (
+                sum(s.prompt_tokens for s in ok) / len(ok) if ok else float("nan")
+            ),
             "tokens_per_chunk": tokens / max(1, sum(s.chunks for s in ok)),
             "tokens_per_s": tokens / self.wall_s,
             "requests_per_s": len(ok) / self.wall_s,
@@ -312,7 +318,9 @@ class _Stream:
     began: float
     arrivals: list[float] = field(default_factory=list)
     completion_tokens: int | None = None
+    prompt_tokens: int = 0
     answered_by: str = "model"
+    timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
     def text(self) -> None:
@@ -326,9 +334,11 @@ class _Stream:
             ttft_s=ttft,
             latency_s=time.perf_counter() - self.began,
             output_tokens=tokens if self.arrivals else 0,
+            prompt_tokens=self.prompt_tokens,
             chunks=len(self.arrivals),
             itl_s=gaps,
             answered_by=self.answered_by,
+            timings_ms=self.timings_ms,
             error=self.error,
         )
 
@@ -342,8 +352,10 @@ def _openai_chunk(stream: _Stream, chunk: dict[str, Any]) -> None:
             stream.text()
     if chunk.get("usage"):
         stream.completion_tokens = int(chunk["usage"]["completion_tokens"])
+        stream.prompt_tokens = int(chunk["usage"].get("prompt_tokens", 0))
     elif chunk.get("timings") and stream.completion_tokens is None:  # llama-server
         stream.completion_tokens = int(chunk["timings"]["predicted_n"])
+        stream.prompt_tokens = int(chunk["timings"].get("prompt_n", 0))
 
 
 def _support_event(stream: _Stream, event: str, data: str) -> None:
@@ -352,7 +364,9 @@ def _support_event(stream: _Stream, event: str, data: str) -> None:
     elif event == "final":
         final = json.loads(data)
         stream.completion_tokens = int(final["usage"].get("completion_tokens", 0))
+        stream.prompt_tokens = int(final["usage"].get("prompt_tokens", 0))
         stream.answered_by = final["answered_by"]
+        stream.timings_ms = final.get("timings_ms") or {}
     elif event == "error":
         stream.error = data[:300]
 
@@ -790,15 +804,27 @@ def acceptance(runs: Sequence[SystemRun], slo: tuple[float, float]) -> list[Chec
 
 
 def conditions(runs: Sequence[SystemRun]) -> list[str]:
-    """Start-up and the CPU other processes took while each system was measured."""
+    """Start-up, prompt length, the support pipeline's own stages, and the CPU other processes
+    took while each system was measured."""
     lines = []
     for run in runs:
         others = max((m.others_cores for m in run.measured), default=0.0)
         load = max((m.load_1m for m in run.measured), default=0.0)
-        lines.append(
-            f"- {LABELS[run.system]}: ready {run.startup_s:.0f} s after start; other processes "
-            f"used up to {others:.2f} cores during a measured step (1-min load up to {load:.2f})"
+        counted = [s for m in run.measured for s in m.samples if s.counted]
+        prompt = percentile([float(s.prompt_tokens) for s in counted], 50)
+        line = (
+            f"- {LABELS[run.system]}: ready {run.startup_s:.0f} s after start; prompt tokens "
+            f"p50 {_f(prompt)}; other processes used up to {others:.2f} cores during a measured "
+            f"step (1-min load up to {load:.2f})"
         )
+        if run.system == SUPPORT:
+            stages = sorted({k for s in counted for k in s.timings_ms} - {"total"})
+            p50s = [
+                f"{k} {_f(percentile([s.timings_ms[k] for s in counted if k in s.timings_ms], 50))}"
+                for k in stages
+            ]
+            line += f"; server stage p50 ms over all loads: {', '.join(p50s)}"
+        lines.append(line)
     return lines
 
 
@@ -808,6 +834,7 @@ def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     img_dir.mkdir(parents=True, exist_ok=True)
     slo = (1.0, 0.1)
@@ -833,12 +860,12 @@ def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
         for i, (metric, ylabel, _) in enumerate(rows):
             for j, kind in enumerate(kinds):
                 ax = axes[i][j]
-                for k, run in enumerate(runs):
+                for run in runs:
                     points = [
                         (m.load.value, m.summary(*slo)) for m in run.measured if m.load.kind == kind
                     ]
                     xs = [x for x, _ in points]
-                    color = f"C{k}"
+                    color = COLORS[run.system]
                     ax.plot(
                         xs,
                         [s[metric] for _, s in points],
@@ -854,6 +881,11 @@ def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
                     ax.set_yscale("log")
                 if kind == "closed":
                     ax.set_xscale("log", base=2)
+                values = sorted(
+                    {m.load.value for r in runs for m in r.measured if m.load.kind == kind}
+                )
+                ax.set_xticks(values, [f"{v:g}" for v in values])
+                ax.xaxis.set_minor_locator(NullLocator())
                 ax.set_xlabel(xlabel[kind])
                 ax.set_ylabel(ylabel)
                 ax.grid(True, alpha=0.3)
