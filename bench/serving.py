@@ -432,7 +432,9 @@ def support_sender(client: httpx.AsyncClient, customers: Sequence[str]) -> Send:
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    # Idle connections are dropped after 1 s, before llama-server's (cpp-httplib's) 5 s
+    # keep-alive timeout closes them under the client; back-to-back requests still reuse them.
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512, keepalive_expiry=1.0)
     return httpx.AsyncClient(
         base_url=base_url,
         limits=limits,
