@@ -93,6 +93,8 @@ LABELS = {
     SUPPORT: "(d) Concierge support",
 }
 COLORS = {VLLM: "C0", CHAT: "C1", SUPPORT: "C2", LLAMA: "C3"}
+SYSTEM_WARMUP = 8
+"""Requests each system gets (4 at a time) before its first measured step."""
 SYSTEM_CHOICES = {"concierge": (CHAT, SUPPORT), "chat": (CHAT,), "support": (SUPPORT,)}
 SYSTEM_CHOICES |= {"vllm": (VLLM,), "llama": (LLAMA,)}
 
@@ -149,7 +151,7 @@ class Measured:
     load_1m: float = 0.0
     others_cores: float = 0.0
 
-    def summary(self, slo_ttft_s: float, slo_itl_s: float) -> dict[str, float]:
+    def summary(self, slo_ttft_s: float = 1.0, slo_itl_s: float = 0.1) -> dict[str, float]:
         ok = [s for s in self.samples if s.counted]
         ttft = [s.ttft_s * 1000 for s in ok if s.ttft_s is not None]
         itl = [gap * 1000 for s in ok for gap in s.itl_s]
@@ -199,6 +201,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
+    warmup: list[str]  # sent once to each system before its first step
     steps: list[Step]
     max_tokens: int
 
@@ -218,7 +221,9 @@ def build_plan(args: argparse.Namespace) -> Plan:
         else:
             counts.append(max(24, int(10 * load.value)))
     warmups = [int(load.value) if load.kind == "closed" else 0 for load in loads]
-    prompts = iter(load_prompts(args.data, sum(counts) + sum(warmups), args.seed))
+    needed = SYSTEM_WARMUP + sum(counts) + sum(warmups)
+    prompts = iter(load_prompts(args.data, needed, args.seed))
+    system_warmup = [next(prompts) for _ in range(SYSTEM_WARMUP)]
     arrivals = random.Random(args.seed + 1)
     steps = []
     for load, count, warm in zip(loads, counts, warmups, strict=True):
@@ -229,7 +234,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             )
         warmup = [next(prompts) for _ in range(warm)]
         steps.append(Step(load, warmup, [next(prompts) for _ in range(count)], offsets))
-    return Plan(steps, args.max_tokens)
+    return Plan(system_warmup, steps, args.max_tokens)
 
 
 Send = Callable[[str], Awaitable[Sample]]
@@ -266,10 +271,8 @@ async def open_loop(send: Send, prompts: Sequence[str], offsets_s: Sequence[floa
     return results
 
 
-async def run_steps(
-    system: str, send: Send, plan: Plan, server: ServerProcess, warmup: Sequence[str]
-) -> list[Measured]:
-    await closed_loop(send, warmup, min(4, len(warmup)) or 1)
+async def run_steps(system: str, send: Send, plan: Plan, server: ServerProcess) -> list[Measured]:
+    await closed_loop(send, plan.warmup, 4)
     measured = []
     for step in plan.steps:
         if step.warmup:
@@ -293,7 +296,7 @@ async def run_steps(
         ]
         if short and system != SUPPORT:  # ignore_eos not honoured: not comparable
             log.warning("%s %s: output lengths %s", system, step.load.label, short[:8])
-        s = result.summary(1.0, 0.1)
+        s = result.summary()
         log.info(
             "%s %s: %.1f tok/s, %.2f req/s, TTFT p50 %.0f ms, ITL p50 %.1f ms, others' cores %.2f",
             system,
@@ -432,9 +435,10 @@ def support_sender(client: httpx.AsyncClient, customers: Sequence[str]) -> Send:
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:
-    # Idle connections are dropped after 1 s, before llama-server's (cpp-httplib's) 5 s
-    # keep-alive timeout closes them under the client; back-to-back requests still reuse them.
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512, keepalive_expiry=1.0)
+    # A new connection per request, for every system: llama-server (cpp-httplib) closes idle
+    # keep-alive connections under the client now and then ("Server disconnected without
+    # sending a response"); a loopback connect costs well under a millisecond.
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=0)
     return httpx.AsyncClient(
         base_url=base_url,
         limits=limits,
@@ -557,7 +561,6 @@ async def measure_openai_server(
     server: ServerProcess,
     ready_path: str,
     plan: Plan,
-    warmup: Sequence[str],
     model: str,
     ready_timeout_s: float,
 ) -> tuple[float, list[Measured]]:
@@ -567,14 +570,13 @@ async def measure_openai_server(
         startup = time.perf_counter() - started
         log.info("%s ready in %.0f s", system, startup)
         send = chat_sender(client, model, plan.max_tokens)
-        return startup, await run_steps(system, send, plan, server, warmup)
+        return startup, await run_steps(system, send, plan, server)
 
 
 async def measure_concierge(
     server: ConciergeServer,
     systems: Sequence[str],
     plan: Plan,
-    warmup: Sequence[str],
     ready_timeout_s: float,
 ) -> tuple[float, dict[str, list[Measured]]]:
     """(a) then (d) against one ``concierge serve`` (one start-up, same engine)."""
@@ -586,16 +588,15 @@ async def measure_concierge(
         runs: dict[str, list[Measured]] = {}
         if CHAT in systems:
             send = chat_sender(client, model, plan.max_tokens)
-            runs[CHAT] = await run_steps(CHAT, send, plan, server, warmup)
+            runs[CHAT] = await run_steps(CHAT, send, plan, server)
         if SUPPORT in systems:
             send = support_sender(client, demo_customers())
-            runs[SUPPORT] = await run_steps(SUPPORT, send, plan, server, warmup)
+            runs[SUPPORT] = await run_steps(SUPPORT, send, plan, server)
         return startup, runs
 
 
 def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[SystemRun], Engine]:
     systems = [s for name in args.systems.split(",") for s in SYSTEM_CHOICES[name.strip()]]
-    warmup = load_prompts(args.data, 8, args.seed + 2)  # a separate draw, before every system
     data_dir = Path(tempfile.mkdtemp(prefix="concierge-serving-bench-"))
     runs: list[SystemRun] = []
     try:
@@ -620,7 +621,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             try:
                 startup, measured = asyncio.run(
                     measure_openai_server(
-                        VLLM, server, "/health", plan, warmup, engine.model_name, args.ready_timeout
+                        VLLM, server, "/health", plan, engine.model_name, args.ready_timeout
                     )
                 )
             finally:
@@ -641,7 +642,6 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
                         server,
                         "/health",
                         plan,
-                        warmup,
                         engine.model_name,
                         args.ready_timeout,
                     )
@@ -655,7 +655,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             server = ConciergeServer(overrides, OUT_DIR / f"serving-{stamp}-concierge.log")
             try:
                 startup, by_system = asyncio.run(
-                    measure_concierge(server, concierge_systems, plan, warmup, args.ready_timeout)
+                    measure_concierge(server, concierge_systems, plan, args.ready_timeout)
                 )
             finally:
                 server.stop()
@@ -839,7 +839,6 @@ def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
     from matplotlib.ticker import NullLocator
 
     img_dir.mkdir(parents=True, exist_ok=True)
-    slo = (1.0, 0.1)
     kinds = [
         k for k in ("closed", "poisson") if any(m.load.kind == k for r in runs for m in r.measured)
     ]
@@ -864,7 +863,7 @@ def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
                 ax = axes[i][j]
                 for run in runs:
                     points = [
-                        (m.load.value, m.summary(*slo)) for m in run.measured if m.load.kind == kind
+                        (m.load.value, m.summary()) for m in run.measured if m.load.kind == kind
                     ]
                     xs = [x for x, _ in points]
                     color = COLORS[run.system]
