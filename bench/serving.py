@@ -940,7 +940,7 @@ def report(
             "",
         ]
     )
-    servers = [f"- {LABELS[r.system]}: `{r.command}`" for r in runs]
+    servers = [f"- {LABELS[r.system]}: `{r.command.replace(f'{REPO}/', '')}`" for r in runs]
     md = "\n".join(
         [
             BEGIN_MARK,
@@ -974,12 +974,15 @@ def report(
 
 
 def update_doc(path: Path, section: str) -> None:
-    """Replace the marked block in place, or append it when the file has none yet."""
+    """Replace the marked block in place; the first time, put it before the first section."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     if BEGIN_MARK in text and END_MARK in text:
         before = text[: text.index(BEGIN_MARK)]
         after = text[text.index(END_MARK) + len(END_MARK) :]
         text = before + section + after
+    elif "\n## " in text:
+        at = text.index("\n## ") + 1
+        text = text[:at] + section + "\n\n" + text[at:]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     tmp = path.with_suffix(".md.tmp")
