@@ -12,61 +12,27 @@ while draining) when its time limit strikes, after the engine request is aborted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 
-from models.engine.base import (
-    ChatMessage,
-    EngineClient,
-    GenerationChunk,
-    ModelInfo,
-    SamplingOptions,
-)
+from models.engine.base import EngineClient, GenerationChunk
 from server.admission import AdmissionController
+from server.engine_wrapper import EngineWrapper, StreamOpener
 
 
-class AdmittedEngine:
+class AdmittedEngine(EngineWrapper):
     """Wraps an engine; streams wait for a slot and end at their deadline."""
 
     def __init__(self, inner: EngineClient, admission: AdmissionController) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.admission = admission
 
-    @property
-    def ready(self) -> bool:
-        return self.inner.ready
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    def stream_chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+    def wrap_stream(
+        self, open_stream: StreamOpener, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
-        return self._admitted(
-            lambda: self.inner.stream_chat(messages, options, request_id), request_id
-        )
-
-    def stream_completion(
-        self, prompt: str, options: SamplingOptions, request_id: str
-    ) -> AsyncIterator[GenerationChunk]:
-        return self._admitted(
-            lambda: self.inner.stream_completion(prompt, options, request_id), request_id
-        )
-
-    async def abort(self, request_id: str) -> None:
-        await self.inner.abort(request_id)
-
-    async def check_health(self) -> None:
-        await self.inner.check_health()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
+        return self._admitted(open_stream, request_id)
 
     async def _admitted(
-        self, open_stream: Callable[[], AsyncIterator[GenerationChunk]], request_id: str
+        self, open_stream: StreamOpener, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
         slot = await self.admission.admit()
         stream = open_stream()

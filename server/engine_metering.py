@@ -10,53 +10,20 @@ it forwards every call and only observes the stream.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
-from models.engine.base import (
-    ChatMessage,
-    EngineClient,
-    GenerationChunk,
-    ModelInfo,
-    SamplingOptions,
-)
+from models.engine.base import GenerationChunk
 from server import metrics
+from server.engine_wrapper import EngineWrapper, StreamOpener
 
 
-class MeteredEngine:
+class MeteredEngine(EngineWrapper):
     """Wraps an engine; counts in-flight generations and inter-token latency."""
 
-    def __init__(self, inner: EngineClient) -> None:
-        self.inner = inner
-
-    @property
-    def ready(self) -> bool:
-        return self.inner.ready
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.inner.model_info
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    def stream_chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+    def wrap_stream(
+        self, open_stream: StreamOpener, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
-        return _metered(self.inner.stream_chat(messages, options, request_id))
-
-    def stream_completion(
-        self, prompt: str, options: SamplingOptions, request_id: str
-    ) -> AsyncIterator[GenerationChunk]:
-        return _metered(self.inner.stream_completion(prompt, options, request_id))
-
-    async def abort(self, request_id: str) -> None:
-        await self.inner.abort(request_id)
-
-    async def check_health(self) -> None:
-        await self.inner.check_health()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
+        return _metered(open_stream())
 
 
 async def _metered(stream: AsyncIterator[GenerationChunk]) -> AsyncIterator[GenerationChunk]:
