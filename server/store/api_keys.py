@@ -27,6 +27,7 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    func,
     insert,
     select,
     update,
@@ -157,11 +158,9 @@ class ApiKeyStore:
         return found[0] if found else None
 
     def active_count(self) -> int:
+        query = select(func.count()).select_from(API_KEYS).where(API_KEYS.c.revoked_at.is_(None))
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(API_KEYS.c.key_id).where(API_KEYS.c.revoked_at.is_(None))
-            ).all()
-        return len(rows)
+            return int(conn.execute(query).scalar_one())
 
 
 def _key(row: Row[Any]) -> ApiKey:
