@@ -72,6 +72,7 @@ from bench.machine import describe_machine
 from bench.processes import ServerProcess, busy_cpu_seconds, free_port, own_cpu_seconds
 from bench.reply_latency import TENANT, demo_customers, percentile, prepare_data_dir
 from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
+from models.engine.vllm_local import RESERVED_CORES_ENV, reserved_cores
 from models.prepare import prepare_model
 from models.registry import DEFAULT_GENERATION_MODEL, ModelRegistry, PackagedGGUF
 
@@ -482,6 +483,15 @@ class Engine:
     max_num_seqs: int
     max_num_batched_tokens: int
     eager: bool
+    reserved_cores: int | None  # vLLM CPU: cores left to the API process; None = vLLM's own
+
+
+def vllm_env(engine: Engine) -> dict[str, str]:
+    """vLLM serve gets the thread setting Concierge gives its own engine (same settings)."""
+    env = dict(os.environ)
+    if engine.reserved_cores is not None:
+        env[RESERVED_CORES_ENV] = str(engine.reserved_cores)
+    return env
 
 
 def vllm_command(engine: Engine, port: int) -> list[str]:
@@ -553,7 +563,7 @@ def concierge_overrides(args: argparse.Namespace, engine: Engine, data_dir: Path
         "request_deadline_s": 900,
         "reply_max_tokens": args.max_tokens,
         "default_tenant": TENANT,
-    }
+    } | ({} if engine.reserved_cores is None else {"cpu_reserved_cores": engine.reserved_cores})
 
 
 async def measure_openai_server(
@@ -613,11 +623,14 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             max_num_seqs=args.max_num_seqs,
             max_num_batched_tokens=args.max_num_batched_tokens,
             eager=args.eager,
+            reserved_cores=reserved_cores(args.cpu_reserved_cores),
         )
         if VLLM in systems:
             port = free_port()
             command = vllm_command(engine, port)
-            server = ServerProcess(command, OUT_DIR / f"serving-{stamp}-vllm.log", port)
+            server = ServerProcess(
+                command, OUT_DIR / f"serving-{stamp}-vllm.log", port, vllm_env(engine)
+            )
             try:
                 startup, measured = asyncio.run(
                     measure_openai_server(
@@ -626,6 +639,8 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
                 )
             finally:
                 server.stop()
+            if engine.reserved_cores is not None:  # shown as it was started
+                command = [f"{RESERVED_CORES_ENV}={engine.reserved_cores}", *command]
             runs.append(SystemRun(VLLM, startup, shlex.join(command), measured))
         if LLAMA in systems:
             binary = ensure_llama_server()
@@ -1086,6 +1101,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
     parser.add_argument("--max-num-seqs", type=int, default=128, help="vLLM serve's CPU default")
     parser.add_argument("--max-num-batched-tokens", type=int, default=2048, help="same")
+    parser.add_argument(
+        "--cpu-reserved-cores",
+        type=int,
+        default=None,
+        help="cores vLLM's CPU backend leaves to the API process in (a), (b), (d) "
+        "(default: Concierge's choice for this machine)",
+    )
     parser.add_argument(
         "--slots", type=int, default=None, help="llama-server slots (default max(32, c))"
     )

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     )
     max_num_seqs: int | None = Field(None, ge=1)
     max_num_batched_tokens: int | None = Field(None, ge=1)
+    cpu_reserved_cores: int | None = Field(
+        None,
+        ge=0,
+        description="CPU build: cores vLLM keeps free of its compute threads for the API "
+        "process; unset: 0 on machines with up to 4 cores (vLLM's own 1 would halve a 2-core "
+        "machine's compute, docs/benchmarks.md), else vLLM's default",
+    )
 
     # openai_remote
     remote_urls: Annotated[list[AnyHttpUrl], NoDecode] = Field(default_factory=list)

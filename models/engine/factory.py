@@ -41,5 +41,6 @@ def build_engine(settings: Settings, registry: ModelRegistry | None = None) -> E
             enforce_eager=settings.enforce_eager,
             max_num_seqs=settings.max_num_seqs,
             max_num_batched_tokens=settings.max_num_batched_tokens,
+            cpu_reserved_cores=settings.cpu_reserved_cores,
         )
     )
