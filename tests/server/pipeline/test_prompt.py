@@ -9,9 +9,11 @@ from retrieval.knowledge import SearchHit
 from server.errors import ContextLengthExceededError
 from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.memory import Memory
-from server.pipeline.prompt import PromptInputs, compose_prompt, fence
+from server.pipeline.profile import CustomerProfile
+from server.pipeline.prompt import PromptInputs, compose_prompt, fence, tenant_rules
 from server.pipeline.tokens import CharacterEstimate
 from server.store.conversations import AnsweredBy, Turn
+from server.store.customers import Customer
 from server.tenants import BrandVoice
 from tests.server.pipeline.helpers import analysis
 
@@ -162,3 +164,37 @@ def test_the_reply_language_follows_the_customer_when_the_shop_speaks_it() -> No
         .content
     )
     assert "Reply in English" in other
+
+
+def common_prefix(a: str, b: str) -> str:
+    length = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    return a[:length]
+
+
+def test_prompts_share_the_tenant_rules_and_the_profile_as_a_prefix() -> None:
+    """vLLM's prefix cache only reuses a common *prefix*: whatever varies per message
+    (tone, language, hand-over, retrieved text) must come after the shared parts."""
+    ana = Customer("shop", "ana", "Ana", "gold", "en", {"personalization": True}, {}, 0.0, 0.0)
+    profile = CustomerProfile(ana, 4, 250.0, ["kettles"], [], None, "steady", [], [], [])
+    calm = compose_prompt(inputs(profile=profile), CharacterEstimate(), 4000)
+    upset = compose_prompt(
+        inputs(
+            profile=profile,
+            message="This is the third time, I want a person now",
+            analysis=analysis("awful", sentiment="negative", score=-0.9, frustrated=True),
+            decision=EscalationDecision(True, EscalationReason.FRUSTRATION, "high"),
+            passages=[hit("refunds", "Refunds take 5 days.")],
+        ),
+        CharacterEstimate(),
+        4000,
+    )
+    a, b = calm.messages[0].content, upset.messages[0].content
+    shared = common_prefix(a, b)
+    rules = tenant_rules(inputs().voice)
+    assert shared.startswith(rules)
+    assert "<customer_profile>" in shared and "</customer_profile>" in shared
+    for varying in ("Tone guidance", "Reply in", "colleague from the support team"):
+        assert varying not in shared
+    assert a.rindex("Tone guidance") > a.index("</kb_passages>")
