@@ -6,12 +6,17 @@ import os
 
 import pytest
 
-from models.engine.vllm_local import (
-    RESERVED_CORES_ENV,
-    apply_cpu_thread_settings,
-    reserved_cores,
-    usable_cores,
-)
+from models.engine import vllm_local
+from models.engine.vllm_local import RESERVED_CORES_ENV, apply_cpu_thread_settings, reserved_cores
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No reserved-core variable, and whatever a test sets is removed afterwards (a plain
+    ``delenv`` of a missing variable would not undo a later write)."""
+    monkeypatch.setenv(RESERVED_CORES_ENV, "placeholder")
+    monkeypatch.delenv(RESERVED_CORES_ENV)
+    return monkeypatch
 
 
 @pytest.mark.parametrize(
@@ -19,7 +24,7 @@ from models.engine.vllm_local import (
     [
         (None, 2, 0),  # a 2-core laptop: both cores compute, vLLM's 1 would halve them
         (None, 4, 0),
-        (None, 16, None),  # a server: vLLM's own default (one core for the API process)
+        (None, 16, None),  # a server: vLLM's own default
         (1, 2, 1),  # an operator's choice always wins
         (0, 64, 0),
     ],
@@ -30,30 +35,28 @@ def test_small_machines_give_the_engine_every_core(
     assert reserved_cores(configured, cores) == expected
 
 
-def test_usable_cores_follows_the_affinity_mask() -> None:
-    assert usable_cores() == len(os.sched_getaffinity(0))
+@pytest.mark.parametrize(("cores", "expected"), [(2, "0"), (16, None)])
+def test_the_default_follows_the_usable_cores(
+    clean_env: pytest.MonkeyPatch, cores: int, expected: str | None
+) -> None:
+    clean_env.setattr(vllm_local, "usable_cores", lambda: cores)
+    apply_cpu_thread_settings(None)
+    assert os.environ.get(RESERVED_CORES_ENV) == expected
 
 
 def test_the_setting_reaches_the_environment_the_engine_core_inherits(
-    monkeypatch: pytest.MonkeyPatch,
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(RESERVED_CORES_ENV, raising=False)
     apply_cpu_thread_settings(3)
     assert os.environ[RESERVED_CORES_ENV] == "3"
 
 
 def test_an_operators_own_vllm_variable_wins_over_the_default(
-    monkeypatch: pytest.MonkeyPatch,
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(RESERVED_CORES_ENV, "1")
+    clean_env.setenv(RESERVED_CORES_ENV, "1")
+    clean_env.setattr(vllm_local, "usable_cores", lambda: 2)
     apply_cpu_thread_settings(None)
     assert os.environ[RESERVED_CORES_ENV] == "1"
     apply_cpu_thread_settings(0)  # an explicit Concierge setting is more specific
     assert os.environ[RESERVED_CORES_ENV] == "0"
-
-
-def test_the_default_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(RESERVED_CORES_ENV, raising=False)
-    apply_cpu_thread_settings(None)
-    expected = reserved_cores(None)
-    assert os.environ.get(RESERVED_CORES_ENV) == (None if expected is None else str(expected))
