@@ -166,7 +166,7 @@ def _turn_guidance(inputs: PromptInputs) -> str:
     if inputs.decision.escalate:
         lines.append(
             "A colleague from the support team will take over this conversation. Tell the "
-            "customer so, kindly, at the end of your reply."
+            "customer so, kindly, just before the sign-off."
         )
     return "For this reply:\n" + "\n".join(lines)
 
