@@ -50,10 +50,11 @@ def usable_cores() -> int:
 def reserved_cores(configured: int | None, cores: int | None = None) -> int | None:
     """Cores vLLM's CPU backend should leave to the API process; None keeps vLLM's choice.
 
-    vLLM pins its compute threads to all cores but one, which it keeps for the process
-    that tokenizes and streams. On a 2-core machine that halves the compute for prefill and
-    decode alike (serving benchmark: 1.4x the tokens/s at 16 streams with both cores, and
-    the API process still keeps up), so small machines give the engine every core.
+    By default vLLM keeps one core per engine process (one, without tensor parallelism)
+    free of its compute threads, for the process that tokenizes and streams. On a 2-core
+    machine that halves the compute for prefill and decode alike (serving benchmark, 16
+    streams: 1.21x the tokens/s with both cores; docs/benchmarks.md), so small machines give
+    the engine every core.
     """
     if configured is not None:
         return configured
