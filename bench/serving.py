@@ -72,7 +72,7 @@ from bench.machine import describe_machine
 from bench.processes import ServerProcess, busy_cpu_seconds, free_port, own_cpu_seconds
 from bench.reply_latency import TENANT, demo_customers, percentile, prepare_data_dir
 from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
-from models.engine.vllm_local import RESERVED_CORES_ENV, reserved_cores
+from models.engine.vllm_local import RESERVED_CORES_ENV, reserved_cores, usable_cores
 from models.prepare import prepare_model
 from models.registry import DEFAULT_GENERATION_MODEL, ModelRegistry, PackagedGGUF
 
@@ -1111,9 +1111,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--slots", type=int, default=None, help="llama-server slots (default max(32, c))"
     )
-    parser.add_argument(
-        "--threads", type=int, default=len(os.sched_getaffinity(0)), help="llama-server threads"
-    )
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="llama-server threads")
     parser.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     parser.add_argument("--slo-itl-ms", type=float, default=100.0)
     parser.add_argument("--ready-timeout", type=float, default=600.0)

@@ -105,6 +105,11 @@ class VllmLocalEngine:
         )
 
     @property
+    def config(self) -> VllmLocalConfig:
+        """The settings this engine was built with (read-only)."""
+        return self._config
+
+    @property
     def ready(self) -> bool:
         return self._engine is not None and not self._engine.errored
 

@@ -7,7 +7,14 @@ import os
 import pytest
 
 from models.engine import vllm_local
-from models.engine.vllm_local import RESERVED_CORES_ENV, apply_cpu_thread_settings, reserved_cores
+from models.engine.factory import build_engine
+from models.engine.vllm_local import (
+    RESERVED_CORES_ENV,
+    VllmLocalEngine,
+    apply_cpu_thread_settings,
+    reserved_cores,
+)
+from server.config import Settings
 
 
 @pytest.fixture
@@ -60,3 +67,9 @@ def test_an_operators_own_vllm_variable_wins_over_the_default(
     assert os.environ[RESERVED_CORES_ENV] == "1"
     apply_cpu_thread_settings(0)  # an explicit Concierge setting is more specific
     assert os.environ[RESERVED_CORES_ENV] == "0"
+
+
+def test_the_setting_reaches_the_engine_that_applies_it() -> None:
+    engine = build_engine(Settings(engine="vllm_local", cpu_reserved_cores=1))
+    assert isinstance(engine, VllmLocalEngine)
+    assert engine.config.cpu_reserved_cores == 1
