@@ -35,3 +35,40 @@ def _installed_version(distributions: tuple[str, ...]) -> str:
         except metadata.PackageNotFoundError:
             continue
     return "not installed"
+
+
+def speed_probe(threads: int | None = None) -> dict[str, float]:
+    """Memory bandwidth and matmul speed right now, measured the same way every time.
+
+    A cloud machine's speed drifts with its neighbours (memory bandwidth above all, which
+    small-model decoding is bound by), and none of it shows as steal time. Benchmarks that
+    run systems one after another take this probe before each, so a difference between rows
+    that is really the machine changing shows in the report. Best of three short trials.
+    """
+    import time
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    try:
+        source = torch.ones(64 * 2**20, dtype=torch.float32)  # 256 MiB: well past the caches
+        target = torch.empty_like(source)
+        a = torch.rand(1024, 1024)
+        b = torch.rand(1024, 1024)
+        copy_s, matmul_s = [], []
+        for _ in range(3):
+            started = time.perf_counter()
+            target.copy_(source)
+            copy_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for _ in range(8):
+                torch.mm(a, b)
+            matmul_s.append(time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(previous)
+    moved = 2 * source.numel() * source.element_size()  # read and write
+    return {
+        "copy_gb_s": moved / min(copy_s) / 1e9,
+        "matmul_gflop_s": 8 * 2 * 1024**3 / min(matmul_s) / 1e9,
+    }

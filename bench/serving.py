@@ -68,7 +68,7 @@ from bench.engine import (
     load_prompts,
 )
 from bench.engine import wait_ready as wait_concierge_ready
-from bench.machine import describe_machine
+from bench.machine import describe_machine, speed_probe
 from bench.processes import ServerProcess, busy_cpu_seconds, free_port, own_cpu_seconds
 from bench.reply_latency import TENANT, demo_customers, percentile, prepare_data_dir
 from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
@@ -187,6 +187,7 @@ class SystemRun:
     startup_s: float
     command: str
     measured: list[Measured]
+    probe: dict[str, float] = field(default_factory=dict)  # bench.machine.speed_probe()
 
 
 # -- the workload -----------------------------------------------------------------------------
@@ -626,6 +627,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             reserved_cores=reserved_cores(args.cpu_reserved_cores),
         )
         if VLLM in systems:
+            probe = speed_probe()
             port = free_port()
             command = vllm_command(engine, port)
             server = ServerProcess(
@@ -641,9 +643,10 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
                 server.stop()
             if engine.reserved_cores is not None:  # shown as it was started
                 command = [f"{RESERVED_CORES_ENV}={engine.reserved_cores}", *command]
-            runs.append(SystemRun(VLLM, startup, shlex.join(command), measured))
+            runs.append(SystemRun(VLLM, startup, shlex.join(command), measured, probe))
         if LLAMA in systems:
             binary = ensure_llama_server()
+            probe = speed_probe()
             port = free_port()
             slots = args.slots or max(
                 32, *(int(s.load.value) for s in plan.steps if s.load.kind == "closed")
@@ -663,10 +666,11 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
                 )
             finally:
                 server.stop()
-            runs.append(SystemRun(LLAMA, startup, shlex.join(command), measured))
+            runs.append(SystemRun(LLAMA, startup, shlex.join(command), measured, probe))
         concierge_systems = [s for s in (CHAT, SUPPORT) if s in systems]
         if concierge_systems:
             overrides = concierge_overrides(args, engine, data_dir)
+            probe = speed_probe()
             server = ConciergeServer(overrides, OUT_DIR / f"serving-{stamp}-concierge.log")
             try:
                 startup, by_system = asyncio.run(
@@ -676,7 +680,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
                 server.stop()
             env = " ".join(f"CONCIERGE_{k.upper()}={v}" for k, v in overrides.items())
             for system, measured in by_system.items():
-                runs.append(SystemRun(system, startup, f"{env} concierge serve", measured))
+                runs.append(SystemRun(system, startup, f"{env} concierge serve", measured, probe))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)  # symlinks are removed, not followed
     return runs, engine
@@ -837,6 +841,11 @@ def conditions(runs: Sequence[SystemRun]) -> list[str]:
             f"p50 {_f(prompt)}; other processes used up to {others:.2f} cores during a measured "
             f"step (1-min load up to {load:.2f})"
         )
+        if run.probe:
+            line += (
+                f"; machine probe before start: {run.probe['copy_gb_s']:.1f} GB/s memory copy, "
+                f"{run.probe['matmul_gflop_s']:.0f} GFLOP/s fp32 matmul"
+            )
         if run.system == SUPPORT:
             stages = sorted({k for s in counted for k in s.timings_ms} - {"total"})
             p50s = [
@@ -845,7 +854,32 @@ def conditions(runs: Sequence[SystemRun]) -> list[str]:
             ]
             line += f"; server stage p50 ms over all loads: {', '.join(p50s)}"
         lines.append(line)
+    drift = probe_drift(runs)
+    if drift is not None:
+        lines.append(drift)
     return lines
+
+
+PROBE_DRIFT = 0.10
+"""Spread of the machine probe across systems above which rows are flagged as not comparable."""
+
+
+def probe_drift(runs: Sequence[SystemRun]) -> str | None:
+    """A warning when the machine itself got faster or slower between systems."""
+    probed = [r for r in runs if r.probe]
+    if len(probed) < 2:
+        return None
+    spreads = {}
+    for key, label in (("copy_gb_s", "memory copy"), ("matmul_gflop_s", "matmul")):
+        values = [r.probe[key] for r in probed]
+        spreads[label] = max(values) / min(values) - 1
+    if max(spreads.values()) <= PROBE_DRIFT:
+        return None
+    worst = ", ".join(f"{label} {spread:+.0%}" for label, spread in spreads.items())
+    return (
+        f"- **Machine drift**: the probe taken before each system differs by {worst} between "
+        "systems; ratios across those rows mix the systems' speed with the machine's."
+    )
 
 
 def plot(runs: Sequence[SystemRun], img_dir: Path) -> list[Path]:
@@ -1042,6 +1076,7 @@ def load_runs(path: Path, args: argparse.Namespace) -> list[SystemRun]:
                 )
                 for m in r["measured"]
             ],
+            r.get("probe", {}),  # runs saved before the probe existed have none
         )
         for r in raw["runs"]
     ]
@@ -1059,6 +1094,7 @@ def save_raw(
                 "system": r.system,
                 "startup_s": r.startup_s,
                 "command": r.command,
+                "probe": r.probe,
                 "measured": [
                     {
                         **asdict(m),
