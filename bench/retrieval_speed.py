@@ -69,6 +69,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.machine import describe_machine
+from bench.processes import CpuSnapshot, background_cores, wait_for_idle
 from retrieval.documents import Document, DocumentFormat, DocumentStore
 from retrieval.embedder import Embedder, EmbedderConfig
 from retrieval.index import (
@@ -125,59 +126,6 @@ class Latency:
 def load_average() -> float:
     """1-minute load average: above the core count, other work shared the CPU."""
     return os.getloadavg()[0]
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    """Machine-wide busy CPU seconds and this process's CPU seconds at one instant."""
-
-    wall: float
-    busy: float
-    own: float
-
-    @classmethod
-    def now(cls) -> CpuSnapshot:
-        busy = 0.0
-        stat = Path("/proc/stat")
-        if stat.exists():  # user nice system idle iowait irq softirq steal ...
-            fields = [float(v) for v in stat.read_text().splitlines()[0].split()[1:9]]
-            busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-        times = os.times()
-        return cls(time.perf_counter(), busy, times.user + times.system)
-
-    def others_since(self, start: CpuSnapshot) -> float:
-        """Cores kept busy by other processes (and the hypervisor) since ``start``."""
-        wall = self.wall - start.wall
-        if wall <= 0 or self.busy == 0.0:
-            return float("nan")
-        return max(0.0, (self.busy - start.busy - (self.own - start.own)) / wall)
-
-
-def background_cores(since: CpuSnapshot, min_window_s: float = 0.5) -> float:
-    """Cores other processes used since ``since``; a short window is padded by waiting,
-    as /proc/stat counts in 10 ms ticks."""
-    remaining = since.wall + min_window_s - time.perf_counter()
-    if remaining > 0:
-        time.sleep(remaining)
-    return CpuSnapshot.now().others_since(since)
-
-
-def wait_for_idle(max_wait_s: float, threshold_cores: float) -> float:
-    """Wait (up to ``max_wait_s``) until other processes use under ``threshold_cores``.
-
-    Returns the last measured load of others. Timings taken while other work shares two
-    cores are not comparable, so the benchmark records that load next to every figure.
-    """
-    deadline = time.monotonic() + max_wait_s
-    while True:
-        start = CpuSnapshot.now()
-        time.sleep(2.0)
-        others = CpuSnapshot.now().others_since(start)
-        if others < threshold_cores or time.monotonic() >= deadline:
-            if others >= threshold_cores and max_wait_s > 0:
-                log.warning("other processes still use %.2f cores; measuring anyway", others)
-            return others
-        log.info("other processes use %.2f cores; waiting for the machine to be idle", others)
 
 
 # -- synthetic vectors ------------------------------------------------------------------

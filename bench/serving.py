@@ -69,7 +69,13 @@ from bench.engine import (
 )
 from bench.engine import wait_ready as wait_concierge_ready
 from bench.machine import describe_machine, speed_probe
-from bench.processes import ServerProcess, busy_cpu_seconds, free_port, own_cpu_seconds
+from bench.processes import (
+    ServerProcess,
+    busy_cpu_seconds,
+    free_port,
+    own_cpu_seconds,
+    wait_for_idle,
+)
 from bench.reply_latency import TENANT, demo_customers, percentile, prepare_data_dir
 from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
 from models.engine.vllm_local import RESERVED_CORES_ENV, reserved_cores, usable_cores
@@ -487,6 +493,12 @@ class Engine:
     reserved_cores: int | None  # vLLM CPU: cores left to the API process; None = vLLM's own
 
 
+def quiet_speed_probe() -> dict[str, float]:
+    """The machine probe, once the previous server's teardown has stopped using the CPU."""
+    wait_for_idle(max_wait_s=60, threshold_cores=0.1)
+    return speed_probe()
+
+
 def vllm_env(engine: Engine) -> dict[str, str]:
     """vLLM serve gets the thread setting Concierge gives its own engine (same settings)."""
     env = dict(os.environ)
@@ -627,7 +639,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             reserved_cores=reserved_cores(args.cpu_reserved_cores),
         )
         if VLLM in systems:
-            probe = speed_probe()
+            probe = quiet_speed_probe()
             port = free_port()
             command = vllm_command(engine, port)
             server = ServerProcess(
@@ -646,7 +658,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             runs.append(SystemRun(VLLM, startup, shlex.join(command), measured, probe))
         if LLAMA in systems:
             binary = ensure_llama_server()
-            probe = speed_probe()
+            probe = quiet_speed_probe()
             port = free_port()
             slots = args.slots or max(
                 32, *(int(s.load.value) for s in plan.steps if s.load.kind == "closed")
@@ -670,7 +682,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
         concierge_systems = [s for s in (CHAT, SUPPORT) if s in systems]
         if concierge_systems:
             overrides = concierge_overrides(args, engine, data_dir)
-            probe = speed_probe()
+            probe = quiet_speed_probe()
             server = ConciergeServer(overrides, OUT_DIR / f"serving-{stamp}-concierge.log")
             try:
                 startup, by_system = asyncio.run(
