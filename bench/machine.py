@@ -40,8 +40,8 @@ def _installed_version(distributions: tuple[str, ...]) -> str:
 def speed_probe(threads: int | None = None) -> dict[str, float]:
     """Memory bandwidth and matmul speed right now, measured the same way every time.
 
-    A cloud machine's speed drifts with its neighbours (memory bandwidth above all, which
-    small-model decoding is bound by), and none of it shows as steal time. Benchmarks that
+    A cloud machine's speed drifts with its neighbours (about 10 % within an hour here, see
+    docs/benchmarks.md), and none of it shows as steal time. Benchmarks that
     run systems one after another take this probe before each, so a difference between rows
     that is really the machine changing shows in the report. Best of three short trials.
     """
