@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from models.classifiers import Classifiers, ClassifiersUnavailableError
 from models.classifiers.training_data import SENTIMENT_LABEL_NAMES
@@ -58,7 +58,7 @@ from server.store.conversations import (
     new_id,
 )
 from server.store.customers import CustomerStore
-from server.tenants import TenantConfig, TenantConfigs
+from server.tenants import Priority, TenantConfig, TenantConfigs
 
 REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
 """Label values of ``concierge_replies_total`` (see ``server/metrics.py``)."""
@@ -169,6 +169,7 @@ class ReplyPipeline:
         self._profiles = ProfileBuilder(stores.customers, stores.conversations, catalog)
         self._background: set[asyncio.Task[Any]] = set()
         metrics.export_at_zero(metrics.ESCALATIONS, "reason", [r.value for r in EscalationReason])
+        metrics.export_at_zero(metrics.TICKETS, "priority", list(get_args(Priority)))
         metrics.export_at_zero(metrics.REPLIES, "outcome", REPLY_OUTCOMES)
         metrics.export_at_zero(metrics.SENTIMENT, "label", SENTIMENT_LABEL_NAMES)
 

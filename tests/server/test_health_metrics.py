@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import httpx
 
+from server.pipeline.escalation import EscalationReason
+from server.pipeline.reply import REPLY_OUTCOMES
+from server.tenants import Priority
 from tests.servers import ServerProcess, prometheus_value
 
 
@@ -52,6 +57,23 @@ def test_metrics_expose_vllm_and_concierge_series(base_url: str, model_name: str
     assert prometheus_value(text, "concierge_engine_ready") == 1
     assert prometheus_value(text, "concierge_generation_time_to_first_token_seconds_count")
     assert prometheus_value(text, "concierge_http_request_duration_seconds_bucket") is not None
+
+
+def test_event_counters_have_every_label_value_before_their_first_event(base_url: str) -> None:
+    """A series born at 1 is invisible to ``increase()``: a lone ticket would never chart."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    expected = {
+        "concierge_tickets_total": ("priority", get_args(Priority)),
+        "concierge_escalations_total": ("reason", [reason.value for reason in EscalationReason]),
+        "concierge_replies_total": ("outcome", REPLY_OUTCOMES),
+    }
+    missing = [
+        f"{name}{{{label}={value!r}}}"
+        for name, (label, values) in expected.items()
+        for value in values
+        if prometheus_value(text, name, **{label: value}) is None
+    ]
+    assert not missing, f"not exported before the first event: {missing}"
 
 
 def test_generations_leave_the_in_flight_gauge_and_record_inter_token_gaps(
