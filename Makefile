@@ -10,13 +10,14 @@ STAMP_DEV := $(VENV)/.concierge-dev.stamp
 HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
 PORT ?= $(or $(CONCIERGE_PORT),8000)
 
-.PHONY: run test lint format install install-dev models classifiers demo bench bench-setup bench-engine clean help
+.PHONY: run test lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-engine clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
 	@echo "make test   install with dev tools, lint, and run the whole test suite"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  serving benchmark: Concierge vs vLLM serve vs llama-server (docs/benchmarks.md)"
+	@echo "make bench-paired  Concierge chat vs vLLM serve in alternating turns (HTTP layer cost)"
 	@echo "make bench-engine  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
 
 $(PY):
@@ -84,6 +85,11 @@ bench-setup: $(STAMP_DEV)
 # docs/benchmarks.md (its serving section) and docs/img/serving-*.png; about 20 minutes
 bench: bench-setup
 	$(PY) bench/serving.py $(BENCH_ARGS)
+
+# Concierge chat and vLLM serve up together, measured in alternating turns at c=16:
+# the HTTP layer's cost as a median of paired ratios; about 12 minutes
+bench-paired: $(STAMP_DEV)
+	$(PY) bench/serving_paired.py $(BENCH_ARGS)
 
 bench-engine: $(STAMP_DEV)
 	$(PY) bench/engine.py

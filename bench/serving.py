@@ -281,42 +281,44 @@ async def open_loop(send: Send, prompts: Sequence[str], offsets_s: Sequence[floa
 
 async def run_steps(system: str, send: Send, plan: Plan, server: ServerProcess) -> list[Measured]:
     await closed_loop(send, plan.warmup, 4)
-    measured = []
-    for step in plan.steps:
-        if step.warmup:
-            await closed_loop(send, step.warmup, int(step.load.value))
-        load_1m = os.getloadavg()[0]
-        busy, own, served = busy_cpu_seconds(), own_cpu_seconds(), server.cpu_seconds()
-        started = time.perf_counter()
-        if step.load.kind == "closed":
-            samples = await closed_loop(send, step.prompts, int(step.load.value))
-        else:
-            samples = await open_loop(send, step.prompts, step.offsets_s)
-        wall = time.perf_counter() - started
-        others = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)
-        others -= server.cpu_seconds() - served
-        result = Measured(system, step.load, wall, samples, load_1m, max(0.0, others / wall))
-        failed = [s.error for s in samples if s.error]
-        if failed:
-            log.warning("%s %s: %d failed: %s", system, step.load.label, len(failed), failed[0])
-        short = [
-            s.output_tokens for s in samples if s.counted and s.output_tokens != plan.max_tokens
-        ]
-        if short and system != SUPPORT:  # ignore_eos not honoured: not comparable
-            log.warning("%s %s: output lengths %s", system, step.load.label, short[:8])
-        s = result.summary()
-        log.info(
-            "%s %s: %.1f tok/s, %.2f req/s, TTFT p50 %.0f ms, ITL p50 %.1f ms, others' cores %.2f",
-            system,
-            step.load.label,
-            s["tokens_per_s"],
-            s["requests_per_s"],
-            s["ttft_p50_ms"],
-            s["itl_p50_ms"],
-            result.others_cores,
-        )
-        measured.append(result)
-    return measured
+    return [await measure_step(system, send, step, server, plan.max_tokens) for step in plan.steps]
+
+
+async def measure_step(
+    system: str, send: Send, step: Step, server: ServerProcess, max_tokens: int
+) -> Measured:
+    """The step's own warm-up, then its measured requests, with the CPU others used meanwhile."""
+    if step.warmup:
+        await closed_loop(send, step.warmup, int(step.load.value))
+    load_1m = os.getloadavg()[0]
+    busy, own, served = busy_cpu_seconds(), own_cpu_seconds(), server.cpu_seconds()
+    started = time.perf_counter()
+    if step.load.kind == "closed":
+        samples = await closed_loop(send, step.prompts, int(step.load.value))
+    else:
+        samples = await open_loop(send, step.prompts, step.offsets_s)
+    wall = time.perf_counter() - started
+    others = (busy_cpu_seconds() - busy) - (own_cpu_seconds() - own)
+    others -= server.cpu_seconds() - served
+    result = Measured(system, step.load, wall, samples, load_1m, max(0.0, others / wall))
+    failed = [s.error for s in samples if s.error]
+    if failed:
+        log.warning("%s %s: %d failed: %s", system, step.load.label, len(failed), failed[0])
+    short = [s.output_tokens for s in samples if s.counted and s.output_tokens != max_tokens]
+    if short and system != SUPPORT:  # ignore_eos not honoured: not comparable
+        log.warning("%s %s: output lengths %s", system, step.load.label, short[:8])
+    s = result.summary()
+    log.info(
+        "%s %s: %.1f tok/s, %.2f req/s, TTFT p50 %.0f ms, ITL p50 %.1f ms, others' cores %.2f",
+        system,
+        step.load.label,
+        s["tokens_per_s"],
+        s["requests_per_s"],
+        s["ttft_p50_ms"],
+        s["itl_p50_ms"],
+        result.others_cores,
+    )
+    return result
 
 
 # -- streaming clients ------------------------------------------------------------------------
@@ -618,26 +620,31 @@ async def measure_concierge(
         return startup, runs
 
 
+def make_engine(args: argparse.Namespace) -> Engine:
+    """The engine settings of the command line, on the default model converted under var/."""
+    spec = ModelRegistry().resolve(DEFAULT_GENERATION_MODEL)
+    if not isinstance(spec.source, PackagedGGUF):
+        raise SystemExit(f"{spec.name} does not come from a GGUF; llama-server needs one")
+    return Engine(
+        model_name=spec.name,
+        model_dir=Path(prepare_model(spec, SHARED_VAR).location),
+        gguf=spec.source.locate(),
+        max_model_len=args.max_model_len,
+        kv_cache_bytes=int(args.kv_cache_gib * 2**30),
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        eager=args.eager,
+        reserved_cores=reserved_cores(args.cpu_reserved_cores),
+    )
+
+
 def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[SystemRun], Engine]:
     systems = [s for name in args.systems.split(",") for s in SYSTEM_CHOICES[name.strip()]]
     data_dir = Path(tempfile.mkdtemp(prefix="concierge-serving-bench-"))
     runs: list[SystemRun] = []
     try:
         prepare_data_dir(data_dir)  # model conversion, classifiers, the demo tenant
-        spec = ModelRegistry().resolve(DEFAULT_GENERATION_MODEL)
-        if not isinstance(spec.source, PackagedGGUF):
-            raise SystemExit(f"{spec.name} does not come from a GGUF; llama-server needs one")
-        engine = Engine(
-            model_name=spec.name,
-            model_dir=Path(prepare_model(spec, SHARED_VAR).location),
-            gguf=spec.source.locate(),
-            max_model_len=args.max_model_len,
-            kv_cache_bytes=int(args.kv_cache_gib * 2**30),
-            max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens,
-            eager=args.eager,
-            reserved_cores=reserved_cores(args.cpu_reserved_cores),
-        )
+        engine = make_engine(args)
         if VLLM in systems:
             probe = quiet_speed_probe()
             port = free_port()
@@ -1044,12 +1051,14 @@ def report(
     return text, md
 
 
-def update_doc(path: Path, section: str) -> None:
-    """Replace the marked block in place; the first time, put it before the first section."""
+def update_doc(path: Path, section: str, marks: tuple[str, str] = (BEGIN_MARK, END_MARK)) -> None:
+    """Replace the block between ``marks`` in place (``section`` carries them); the first
+    time, put it before the first section."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN_MARK in text and END_MARK in text:
-        before = text[: text.index(BEGIN_MARK)]
-        after = text[text.index(END_MARK) + len(END_MARK) :]
+    begin, end = marks
+    if begin in text and end in text:
+        before = text[: text.index(begin)]
+        after = text[text.index(end) + len(end) :]
         text = before + section + after
     elif "\n## " in text:
         at = text.index("\n## ") + 1
