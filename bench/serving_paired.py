@@ -44,7 +44,7 @@ from typing import Any
 from bench.engine import DEFAULT_DATA, format_markdown, format_text
 from bench.engine import wait_ready as wait_concierge_ready
 from bench.machine import describe_machine
-from bench.processes import ServerProcess, free_port
+from bench.processes import ServerProcess, free_port, wait_for_idle
 from bench.reply_latency import prepare_data_dir
 from bench.serving import (
     CHAT,
@@ -65,7 +65,6 @@ from bench.serving import (
     http_client,
     make_engine,
     measure_step,
-    quiet_speed_probe,
     update_doc,
     vllm_command,
     vllm_env,
@@ -177,7 +176,7 @@ def run(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Round], 
     try:
         prepare_data_dir(data_dir)
         engine = make_engine(args)
-        quiet_speed_probe()  # waits for the machine to be idle before the servers start
+        wait_for_idle(max_wait_s=60, threshold_cores=0.1)  # e.g. an earlier run's teardown
         port = free_port()
         command = vllm_command(engine, port)
         log_base = OUT_DIR / f"serving-paired-{stamp}"
