@@ -1144,6 +1144,33 @@ def save_raw(
 # -- main -------------------------------------------------------------------------------------
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The vLLM engine settings every vLLM-backed system of a run shares (see ``Engine``)."""
+    parser.add_argument("--eager", action="store_true", help="skip torch.compile")
+    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--kv-cache-gib", type=float, default=2.0)
+    parser.add_argument("--max-num-seqs", type=int, default=128, help="vLLM serve's CPU default")
+    parser.add_argument("--max-num-batched-tokens", type=int, default=2048, help="same")
+    parser.add_argument(
+        "--cpu-reserved-cores",
+        type=int,
+        default=None,
+        help="cores vLLM's CPU backend leaves to the API process "
+        "(default: Concierge's choice for this machine)",
+    )
+
+
+def start_run() -> str:
+    """Logging as the benchmarks print it, bench/out/ made; the run's timestamp."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -1164,18 +1191,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
     parser.add_argument("--seed", type=int, default=0, help="prompt and arrival seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
-    parser.add_argument("--eager", action="store_true", help="skip torch.compile in (a), (b), (d)")
-    parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--kv-cache-gib", type=float, default=2.0)
-    parser.add_argument("--max-num-seqs", type=int, default=128, help="vLLM serve's CPU default")
-    parser.add_argument("--max-num-batched-tokens", type=int, default=2048, help="same")
-    parser.add_argument(
-        "--cpu-reserved-cores",
-        type=int,
-        default=None,
-        help="cores vLLM's CPU backend leaves to the API process in (a), (b), (d) "
-        "(default: Concierge's choice for this machine)",
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--slots", type=int, default=None, help="llama-server slots (default max(32, c))"
     )
@@ -1203,14 +1219,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.perf_counter()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = start_run()
     plan = build_plan(args)
     runs, engine = run_all(args, plan, stamp)
     if args.keep:  # systems not measured now come from the earlier run, in the usual order

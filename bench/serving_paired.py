@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import shlex
 import shutil
 import statistics
@@ -58,6 +57,7 @@ from bench.serving import (
     Measured,
     Plan,
     _f,
+    add_engine_arguments,
     build_plan,
     chat_sender,
     closed_loop,
@@ -65,6 +65,7 @@ from bench.serving import (
     http_client,
     make_engine,
     measure_step,
+    start_run,
     update_doc,
     vllm_command,
     vllm_env,
@@ -331,12 +332,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
     parser.add_argument("--seed", type=int, default=0, help="prompt seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
-    parser.add_argument("--eager", action="store_true", help="skip torch.compile in both")
-    parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--kv-cache-gib", type=float, default=2.0)
-    parser.add_argument("--max-num-seqs", type=int, default=128)
-    parser.add_argument("--max-num-batched-tokens", type=int, default=2048)
-    parser.add_argument("--cpu-reserved-cores", type=int, default=None)
+    add_engine_arguments(parser)
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ alone (smoke runs)")
     parser.add_argument("--doc", type=Path, default=DOC_PATH)
@@ -351,14 +347,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = time.perf_counter()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = start_run()
     plan = build_plan(
         argparse.Namespace(
             concurrency=args.plan_concurrency,
