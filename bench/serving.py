@@ -543,7 +543,7 @@ def llama_command(
     as the vLLM engines; continuous batching and prompt caching are on by default.
 
     On a CPU with AMX, ggml puts Q4_1 weights in its AMX buffer, and its AMX matmul crashed
-    llama-server with SIGSEGV at the first request on this project's Xeon machines (llama.cpp
+    llama-server with SIGSEGV in its start-up warm-up on this project's Xeon machines (llama.cpp
     from llama-cpp-python 0.3.36, 2026-12-01). ``--no-repack`` keeps the weights in the plain
     CPU buffer; ggml has no other repacked layout for Q4_1, so without AMX it changes nothing
     and is not passed."""
