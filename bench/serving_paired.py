@@ -65,13 +65,14 @@ from bench.serving import (
     http_client,
     make_engine,
     measure_step,
+    shown_concierge_command,
+    shown_vllm_command,
     start_run,
     update_doc,
     vllm_command,
     vllm_env,
     wait_http_ready,
 )
-from models.engine.vllm_local import RESERVED_CORES_ENV
 
 log = logging.getLogger("bench.serving_paired")
 
@@ -88,9 +89,12 @@ class Round:
     """One system after the other at the same load and prompts: the pair a ratio is taken on."""
 
     index: int
-    first: str
     vllm: Measured
     chat: Measured
+
+    @property
+    def first(self) -> str:
+        return order_of(self.index)[0]
 
     @property
     def ratio(self) -> float:
@@ -160,7 +164,7 @@ async def measure_rounds(
                 measured[system] = await measure_step(
                     system, senders[system], step, servers[system], plan.max_tokens
                 )
-            pair = Round(index, order_of(index)[0], measured[VLLM], measured[CHAT])
+            pair = Round(index, measured[VLLM], measured[CHAT])
             log.info(
                 "round %d: %.3fx, TTFT p50 %+.0f ms", index + 1, pair.ratio, pair.ttft_added_ms
             )
@@ -186,11 +190,9 @@ def run(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Round], 
         overrides = concierge_overrides(args, engine, data_dir)
         concierge = ConciergeServer(overrides, Path(f"{log_base}-concierge.log"))
         rounds = asyncio.run(measure_rounds(vllm, concierge, plan, args.ready_timeout))
-        env = " ".join(f"CONCIERGE_{k.upper()}={v}" for k, v in overrides.items())
-        if engine.reserved_cores is not None:  # vllm_env's setting, shown as it was started
-            command = [f"{RESERVED_CORES_ENV}={engine.reserved_cores}", *command]
         commands = (
-            f"- {LABELS[VLLM]}: `{shlex.join(command)}`\n- {LABELS[CHAT]}: `{env} concierge serve`"
+            f"- {LABELS[VLLM]}: `{shown_vllm_command(engine, command)}`\n"
+            f"- {LABELS[CHAT]}: `{shown_concierge_command(overrides)}`"
         )
         return rounds, engine, commands
     finally:

@@ -18,7 +18,7 @@ def paired(index: int, chat_wall_s: float, chat_ttft_s: float) -> Round:
     """(b) always makes 256 tokens in 1 s at TTFT 100 ms; (a) the same tokens in ``chat_wall_s``."""
     vllm = measured(VLLM, 64, 0.100, 1.0)
     chat = measured(CHAT, 64, chat_ttft_s, chat_wall_s)
-    return Round(index, order_of(index)[0], vllm, chat)
+    return Round(index, vllm, chat)
 
 
 def test_the_first_system_alternates_between_rounds() -> None:
