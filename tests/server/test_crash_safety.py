@@ -41,8 +41,10 @@ LANES = 2
 CLIENTS_PER_LANE = 3
 KILL_WINDOW_S = 1.5
 NEW_CONVERSATION_SHARE = 0.4
-BUDGET_S = 300.0
-"""The kills must be done by then; the test fails rather than run on (CI has 2 cores)."""
+HANG_GUARD_S = 900.0
+"""A lane that has not finished its share of the kills by then is stuck, not slow: the
+kills take about 300 s on two cores, but how long is measured, never asserted (a
+slower CI machine once managed 46 kills in 300 s, and that was no defect)."""
 KB_PUT_PAUSE_S = 0.25
 """Between KB writes: each one reindexes, and a writer that never pauses takes the CPU
 the replies need."""
@@ -389,7 +391,7 @@ def test_acknowledged_turns_survive_sigkill(
         workers = [
             threading.Thread(
                 target=run_lane,
-                args=(launcher, lane, log_dir, budget, started + BUDGET_S, rng, errors),
+                args=(launcher, lane, log_dir, budget, started + HANG_GUARD_S, rng, errors),
             )
             for lane in lanes
         ]
@@ -402,7 +404,7 @@ def test_acknowledged_turns_survive_sigkill(
     if errors:
         raise AssertionError(f"seed {seed}: a lane failed") from errors[0]
     kills = sum(lane.kills for lane in lanes)
-    assert kills >= KILLS, f"seed {seed}: only {kills} kills in {BUDGET_S:.0f} s"
+    assert kills >= KILLS, f"seed {seed}: stuck after {kills} kills in {HANG_GUARD_S:.0f} s"
     # the last restart is a real `concierge serve` process, as in production
     for lane in lanes:
         final = start_server(log_dir, lane.env, name=f"lane{lane.index}-final")
