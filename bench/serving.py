@@ -583,6 +583,22 @@ def llama_command(
     return [*command, "--no-repack"] if amx else command
 
 
+def llama_slots(requested: int | None, plan: Plan) -> int:
+    """``requested``, else max(32, the plan's largest closed loop): each client of a closed
+    loop gets a slot of its own, so no request waits in llama-server's queue for one."""
+    closed = [int(step.load.value) for step in plan.steps if step.load.kind == "closed"]
+    return requested or max([32, *closed])
+
+
+def llama_run_command(
+    binary: Path, engine: Engine, port: int, args: argparse.Namespace, plan: Plan
+) -> list[str]:
+    """``llama_command`` with the run's ``--slots`` and ``--threads`` (``add_llama_arguments``),
+    ``--no-repack`` where the CPU has AMX: one place for every benchmark that starts it."""
+    amx = "amx_int8" in cpu_flags()
+    return llama_command(binary, engine, port, llama_slots(args.slots, plan), args.threads, amx)
+
+
 def concierge_overrides(args: argparse.Namespace, engine: Engine, data_dir: Path) -> dict[str, Any]:
     """No queue or deadline of Concierge's may refuse a benchmark request."""
     return {
@@ -688,11 +704,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
             binary = ensure_llama_server()
             probe = quiet_speed_probe()
             port = free_port()
-            slots = args.slots or max(
-                32, *(int(s.load.value) for s in plan.steps if s.load.kind == "closed")
-            )
-            amx = "amx_int8" in cpu_flags()
-            command = llama_command(binary, engine, port, slots, args.threads, amx)
+            command = llama_run_command(binary, engine, port, args, plan)
             server = ServerProcess(command, OUT_DIR / f"serving-{stamp}-llama.log", port)
             try:
                 startup, measured = asyncio.run(
@@ -1181,6 +1193,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_llama_arguments(parser: argparse.ArgumentParser) -> None:
+    """llama-server's own settings (``llama_run_command``); the rest follow ``Engine``."""
+    parser.add_argument(
+        "--slots", type=int, default=None, help="llama-server slots (default max(32, c))"
+    )
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="llama-server threads")
+
+
 def start_run() -> str:
     """Logging as the benchmarks print it, bench/out/ made; the run's timestamp."""
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
@@ -1213,10 +1233,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="prompt and arrival seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
     add_engine_arguments(parser)
-    parser.add_argument(
-        "--slots", type=int, default=None, help="llama-server slots (default max(32, c))"
-    )
-    parser.add_argument("--threads", type=int, default=usable_cores(), help="llama-server threads")
+    add_llama_arguments(parser)
     parser.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     parser.add_argument("--slo-itl-ms", type=float, default=100.0)
     parser.add_argument("--ready-timeout", type=float, default=600.0)

