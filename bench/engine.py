@@ -2,7 +2,7 @@
 
 The question this answers: what does the HTTP layer (FastAPI, validation, SSE framing,
 the extra process hop) cost on top of the engine it wraps? Both phases use the same
-engine code (``models.engine.factory.build_engine``), the same settings, the same
+engine code (``server.lifespan.build_engine``), the same settings, the same
 chat template and the same requests, so the difference is the server itself.
 
 * Phase A, "direct": the engine is built in this process and ``stream_chat`` is
@@ -194,7 +194,7 @@ async def run_levels(system: str, send: Send, plan: Plan) -> list[LevelResult]:
 
 async def run_direct(settings: Settings, plan: Plan) -> Phase:
     """Build, start and drive the engine exactly as the server's lifespan would."""
-    from models.engine.factory import build_engine
+    from server.lifespan import build_engine
 
     engine = build_engine(settings)
     started = time.perf_counter()
@@ -233,7 +233,7 @@ def _env_value(value: Any) -> str:
 def concierge_command() -> list[str]:
     """The ``concierge`` script of this environment (or the module when not installed)."""
     script = Path(sys.executable).parent / "concierge"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli.main"]
 
 
 class ConciergeServer(ServerProcess):

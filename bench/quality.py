@@ -51,7 +51,7 @@ from models.classifiers.training_data import (
     load_bitext,
     load_sentiment,
 )
-from retrieval.embedder import Embedder, EmbedderConfig
+from models.embedder import Embedder, EmbedderConfig
 
 log = logging.getLogger("bench.quality")
 

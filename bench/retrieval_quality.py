@@ -45,10 +45,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.machine import describe_machine
+from core.db import create_database_engine
+from models.embedder import Embedder, EmbedderConfig
 from retrieval.documents import Document, DocumentFormat, DocumentStore
-from retrieval.embedder import Embedder, EmbedderConfig
 from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 
 log = logging.getLogger("bench.retrieval_quality")
 

@@ -70,8 +70,9 @@ import numpy.typing as npt
 
 from bench.machine import describe_machine
 from bench.processes import CpuSnapshot, background_cores, wait_for_idle
+from core.db import create_database_engine
+from models.embedder import Embedder, EmbedderConfig
 from retrieval.documents import Document, DocumentFormat, DocumentStore
-from retrieval.embedder import Embedder, EmbedderConfig
 from retrieval.index import (
     FLAT_MAX_VECTORS,
     IVF_LISTS_PER_SQRT_N,
@@ -81,7 +82,7 @@ from retrieval.index import (
     plan_layout,
 )
 from retrieval.knowledge import KnowledgeBase, ReindexMode, ReindexReport
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 
 log = logging.getLogger("bench.retrieval_speed")
 

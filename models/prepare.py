@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ModelPreparationError
 from models.registry import HubModel, LocalFolder, ModelSpec, PackagedFolder, PackagedGGUF
-from server.errors import ModelPreparationError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from server.errors import ModelNotFoundError
+from core.errors import ModelNotFoundError
 
 
 class ModelTask(StrEnum):

@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import JSON, Column, Engine, Float, LargeBinary, String, Table, Text, delete, select
 
-from retrieval.documents import check_tenant
-from retrieval.embedder import Embedder
-from server import metrics
-from server.store.database import METADATA
+from core import metrics
+from core.db import METADATA
+from core.ids import check_tenant
+from models.embedder import Embedder
 
 COLLECTION = "catalog"
 

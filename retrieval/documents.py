@@ -24,6 +24,9 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Float, String, Table, Text, delete, func, select
 
+from core.db import METADATA
+from core.errors import InvalidRequestError
+from core.ids import check_document_id
 from retrieval.chunking import (
     Chunk,
     chunk_sections,
@@ -32,15 +35,9 @@ from retrieval.chunking import (
     plain_sections,
     text_hash,
 )
-from server.errors import InvalidRequestError
-from server.store.database import METADATA
 
-DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~:@+/-]{0,199}$"
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_DOCUMENT_CHARS = 2_000_000
 
-_DOCUMENT_ID = re.compile(DOCUMENT_ID_PATTERN)
-_TENANT = re.compile(TENANT_PATTERN)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 SUFFIX_FORMATS = {
@@ -84,25 +81,6 @@ class Document:
         else:
             sections = plain_sections(self.text)
         return chunk_sections(sections, max_chars=max_chars, overlap_chars=overlap_chars)
-
-
-def check_tenant(tenant: str) -> str:
-    """Tenant names become folder names and metric labels: keep them short and plain."""
-    if not _TENANT.match(tenant):
-        raise InvalidRequestError(
-            f"tenant {tenant!r} must match {TENANT_PATTERN} (lowercase letters, digits, - and _)",
-            param="tenant",
-        )
-    return tenant
-
-
-def check_document_id(doc_id: str) -> str:
-    if not _DOCUMENT_ID.match(doc_id) or ".." in doc_id.split("/"):
-        raise InvalidRequestError(
-            f"document id {doc_id!r} must match {DOCUMENT_ID_PATTERN} without '..' segments",
-            param="doc_id",
-        )
-    return doc_id
 
 
 # ---------------------------------------------------------------- files

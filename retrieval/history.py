@@ -34,13 +34,13 @@ from sqlalchemy import (
     select,
 )
 
-from retrieval.documents import check_tenant
-from retrieval.embedder import Embedder
+from core import metrics
+from core.crypto import Keyring, column_purpose
+from core.db import METADATA
+from core.errors import InvalidRequestError
+from core.ids import check_tenant
+from models.embedder import Embedder
 from retrieval.index import id_selector, search_parameters
-from server import metrics
-from server.crypto import Keyring, column_purpose
-from server.errors import InvalidRequestError
-from server.store.database import METADATA
 
 COLLECTION = "history"
 MAX_CUSTOMER_ID_CHARS = 128
@@ -61,7 +61,7 @@ HISTORY_ENTRIES = Table(
 
 
 ENCRYPTED_COLUMNS = ((HISTORY_ENTRIES.c.text, False),)
-"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``)."""
+"""Columns stored encrypted, and whether each holds JSON (see ``core/crypto.py``)."""
 
 _TEXT = column_purpose(HISTORY_ENTRIES.c.text)
 

@@ -44,7 +44,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from server.errors import IndexCorruptError
+from core.errors import IndexCorruptError
 
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]

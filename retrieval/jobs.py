@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from core import metrics
+from core.errors import ConflictError, JobCancelledError, NotFoundError
 from retrieval.knowledge import KnowledgeBase, ReindexMode
-from server import metrics
-from server.errors import ConflictError, JobCancelledError, NotFoundError
 
 log = logging.getLogger(__name__)
 

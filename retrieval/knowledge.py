@@ -30,8 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from retrieval.documents import Document, DocumentStore, StoreChange, check_tenant
-from retrieval.embedder import Embedder
+from core import metrics
+from core.errors import IndexCorruptError, JobCancelledError
+from core.ids import check_tenant
+from models.embedder import Embedder
+from retrieval.documents import Document, DocumentStore, StoreChange
 from retrieval.index import (
     IndexVersionWriter,
     Manifest,
@@ -43,8 +46,6 @@ from retrieval.index import (
     version_name,
 )
 from retrieval.lexical import LexicalIndex
-from server import metrics
-from server.errors import IndexCorruptError, JobCancelledError
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.db import default_database_url
+from core.errors import ModelNotFoundError
 from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL, ModelRegistry
-from server.errors import ModelNotFoundError
-from server.store.database import default_database_url
 
 
 class EngineKind(StrEnum):
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     )
     remote_health_interval_s: float = Field(5.0, gt=0)
 
-    # generation limits and backpressure (server/admission.py)
+    # generation limits and backpressure (server/gate/admission.py)
     max_output_tokens: int = Field(
         4096,
         ge=1,

@@ -8,17 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from core.ids import check_tenant
 from models.engine.base import EngineClient
-from retrieval.documents import check_tenant
-from server.access import PrincipalDep
+from retrieval.runtime import Retrieval
 from server.config import Settings
-from server.embeddings import EmbeddingService
-from server.generation import GenerationService
-from server.knowledge_service import KnowledgeService, Retrieval
-from server.logs import REQUEST_ID
+from server.http.logs import REQUEST_ID
 from server.pipeline.reply import ReplyPipeline
+from server.security.access import PrincipalDep
+from server.services.embeddings import EmbeddingService
+from server.services.generation import GenerationService
+from server.services.knowledge import KnowledgeService
+from server.services.support import SupportService
 from server.store.audit import AuditLog
-from server.support_service import SupportService
 
 
 def get_settings(request: Request) -> Settings:

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from retrieval.documents import check_tenant
-from server.errors import ConfigurationError, InvalidRequestError
+from core.errors import ConfigurationError, InvalidRequestError
+from core.ids import check_tenant
 
 log = logging.getLogger(__name__)
 

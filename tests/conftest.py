@@ -16,7 +16,7 @@ from tests.servers import REPO, ServerProcess, local_engine_env, start_server
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from retrieval.embedder import Embedder
+    from models.embedder import Embedder
 
 ENGINE_START_TIMEOUT_S = 420.0
 
@@ -24,7 +24,7 @@ ENGINE_START_TIMEOUT_S = 420.0
 @pytest.fixture(scope="session")
 def embedder() -> Iterator[Embedder]:
     """The shipped all-MiniLM-L6-v2, loaded once (retrieval and classifier tests share it)."""
-    from retrieval.embedder import Embedder, EmbedderConfig
+    from models.embedder import Embedder, EmbedderConfig
 
     model = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu"))
     model.warm_up()
@@ -107,7 +107,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def store_engine(database_url: str) -> Iterator[Engine]:
     """An engine on this test's database with the schema migrated to the newest revision."""
-    from server.store.database import create_database_engine, upgrade_schema
+    from core.db import create_database_engine
+    from server.store.schema import upgrade_schema
 
     engine = create_database_engine(database_url)
     upgrade_schema(engine)

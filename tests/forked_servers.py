@@ -5,7 +5,7 @@ most of its start-up (about 10 s on a 2-core machine) importing torch and the
 transformers modelling code that the embedder needs, none of which touches the data
 a crash test cares about. The launcher, a separate process run as
 ``python -m tests.forked_servers``, imports all of that once; each server is then a
-forked child running ``concierge serve``'s own code (``server.cli.main(["serve"])``)
+forked child running ``concierge serve``'s own code (``server.cli.main.main(["serve"])``)
 with its own settings and log. Everything a start-up does after the imports runs in
 full every time: schema upgrade of the crashed database, index loading and
 verification, embedder and classifier loading. A child is SIGKILLed like any process.
@@ -143,14 +143,14 @@ def _run_server(env: dict[str, str], log_path: str) -> int:
     os.close(null_fd)
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from server.cli import main
+    from server.cli.main import main
 
     return main(["serve"])
 
 
 def _serve_requests() -> None:
     from server.app import _import_model_libraries
-    from server.cli import main  # noqa: F401  (imported before any fork, like the rest)
+    from server.cli.main import main  # noqa: F401  (imported before any fork, like the rest)
 
     _import_model_libraries()
     children: set[int] = set()

@@ -160,7 +160,7 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 def query_server_database(data_dir: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
     """Rows of ``sql`` from a test server's SQLite file, opened read-only (no lock held)."""
-    from server.store.database import SQLITE_FILE_NAME
+    from core.db import SQLITE_FILE_NAME
 
     database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
     with sqlite3.connect(database, uri=True) as connection:

@@ -1,7 +1,7 @@
 """Sentiment, intent and language of a customer message, for the reply pipeline.
 
 Sentiment and intent are small heads over the sentence embeddings the pipeline computes
-anyway (``retrieval.embedder``), trained from data files by
+anyway (``models.embedder``), trained from data files by
 ``concierge models train-classifiers`` and stored as verified ``.npz`` arrays under
 ``<data_dir>/classifiers`` (``classifiers_dir``). Language detection is an offline
 n-gram model (``py3langid``). Importing this package loads no model and no

@@ -180,7 +180,7 @@ class Classifiers:
 
     def _refresh_tenant(self, tenant: str) -> _TenantEntry:
         """Load the tenant's newest version if it changed; caller holds the lock."""
-        from retrieval.documents import check_tenant
+        from core.ids import check_tenant
 
         previous = self._tenants.get(tenant)
         folder = newest_version_folder(tenant_root(self.directory, check_tenant(tenant)))

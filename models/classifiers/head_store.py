@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConciergeError
 from models.classifiers.linear_head import LinearHead
 from models.prepare import sha256_file
-from server.errors import ConciergeError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

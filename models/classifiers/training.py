@@ -56,8 +56,8 @@ from models.classifiers.training_data import (
     load_tenant_examples,
     source_hashes,
 )
+from models.embedder import Embedder
 from models.prepare import sha256_file
-from retrieval.embedder import Embedder
 
 RECIPE = 4  # bump when training changes in a way that should retrain unchanged data
 EMBED_PURPOSE = "classifier"
@@ -170,7 +170,7 @@ def train_tenant_intents(
     embedder: Embedder, examples_file: Path, out_dir: Path, tenant: str
 ) -> TrainingReport:
     """Train and publish ``tenant``'s own intent head from a CSV or JSONL examples file."""
-    from retrieval.documents import check_tenant
+    from core.ids import check_tenant
 
     started = time.perf_counter()
     root = tenant_root(out_dir, check_tenant(tenant))

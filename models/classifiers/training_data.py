@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import InvalidRequestError
 from models.prepare import sha256_file
-from server.errors import InvalidRequestError
 
 BITEXT_CSV = Path("bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv")
 SENTIMENT_TEXT = Path("tweeteval/sentiment/val_text.txt")

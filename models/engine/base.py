@@ -3,7 +3,7 @@
 The HTTP layer and the reply pipeline only ever see ``EngineClient``; whether tokens
 come from vLLM in this process or from ``vllm serve`` replicas over HTTP is a setting.
 An engine is built cheaply, loads in ``start()``, streams ``GenerationChunk`` deltas,
-and raises ``server.errors`` exceptions (never returns error objects).
+and raises ``core.errors`` exceptions (never returns error objects).
 """
 
 from __future__ import annotations

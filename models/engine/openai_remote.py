@@ -24,9 +24,8 @@ from typing import Any
 
 import httpx
 
-from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
-from server import metrics
-from server.errors import (
+from core import metrics
+from core.errors import (
     ContextLengthExceededError,
     EngineUnavailableError,
     InvalidRequestError,
@@ -35,6 +34,7 @@ from server.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
-from models.prepare import prepare_model
-from models.registry import ModelSpec
-from server.errors import (
+from core.errors import (
     ContextLengthExceededError,
     EngineUnavailableError,
     GenerationError,
     InvalidRequestError,
 )
+from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
+from models.prepare import prepare_model
+from models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from server.access import requires
+from core.ids import CUSTOMER_ID_PATTERN
 from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
-    CUSTOMER_ID_PATTERN,
     CustomerIn,
     CustomerOut,
     ErasureReceipt,
@@ -18,6 +17,7 @@ from server.schemas.support import (
     EventsIn,
     EventsOut,
 )
+from server.security.access import requires
 from server.store.api_keys import Role
 from server.store.audit import customer_reference
 

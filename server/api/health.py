@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from server import metrics
-from server.access import PrincipalDep, public, requires
+from core import metrics
+from core.errors import EngineUnavailableError
 from server.deps import EngineDep, SettingsDep
-from server.error_responses import error_response
-from server.errors import EngineUnavailableError
+from server.http.errors import error_response
+from server.security.access import PrincipalDep, public, requires
 from server.store.api_keys import Role
 
 router = APIRouter(tags=["health"])

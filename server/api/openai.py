@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from server.access import requires
 from server.deps import EmbeddingServiceDep, GenerationDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.openai import (
@@ -19,6 +18,7 @@ from server.schemas.openai import (
 )
 from server.schemas.retrieval import EmbeddingRequest, EmbeddingResponse
 from server.schemas.streaming import SSE_RESPONSES
+from server.security.access import requires
 from server.store.api_keys import Role
 
 router = APIRouter(prefix="/v1", tags=["openai"])

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from server.access import requires
+from core.errors import ConciergeError, InvalidRequestError
 from server.deps import (
     AuditDep,
     ReplyPipelineDep,
@@ -25,7 +25,6 @@ from server.deps import (
     SupportServiceDep,
     TenantDep,
 )
-from server.errors import ConciergeError, InvalidRequestError
 from server.pipeline.reply import ReplyEvent, ReplyRequest
 from server.schemas.errors import ErrorResponse
 from server.schemas.streaming import SSE_RESPONSES
@@ -36,6 +35,7 @@ from server.schemas.support import (
     ReplyIn,
     ReplyOut,
 )
+from server.security.access import requires
 from server.store.api_keys import Role
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from server.access import requires
 from server.deps import AuditDep, SupportServiceDep, TenantDep
 from server.schemas.errors import ErrorResponse
 from server.schemas.support import (
@@ -19,6 +18,7 @@ from server.schemas.support import (
     ProductsChangedOut,
     ProductsOut,
 )
+from server.security.access import requires
 from server.store.api_keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])

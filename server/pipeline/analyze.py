@@ -22,7 +22,7 @@ from models.classifiers import (
     SentimentResult,
     detect_language,
 )
-from retrieval.embedder import Embedder
+from models.embedder import Embedder
 
 HUMAN_INTENTS = frozenset({"contact_human_agent"})
 REFUND_INTENTS = frozenset({"get_refund", "track_refund", "check_refund_policy"})

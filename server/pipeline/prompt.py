@@ -24,10 +24,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.errors import ContextLengthExceededError
 from models.engine.base import ChatMessage
 from retrieval.history import HistoryHit
 from retrieval.knowledge import SearchHit
-from server.errors import ContextLengthExceededError
 from server.pipeline.analyze import Analysis
 from server.pipeline.escalation import EscalationDecision
 from server.pipeline.memory import Memory

@@ -21,15 +21,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar, get_args
 
+from core import metrics
+from core.errors import ClientClosedRequestError, ConciergeError
+from core.ids import new_id
 from models.classifiers import Classifiers, ClassifiersUnavailableError
 from models.classifiers.training_data import SENTIMENT_LABEL_NAMES
+from models.embedder import Embedder
 from models.engine.base import EngineClient, GenerationChunk, SamplingOptions
 from retrieval.catalog import ProductCatalog
-from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from retrieval.knowledge import KnowledgeBase
-from server import metrics
-from server.errors import ClientClosedRequestError, ConciergeError
 from server.pipeline.analyze import Analysis, Analyzer
 from server.pipeline.escalation import (
     EscalationDecision,
@@ -45,7 +46,7 @@ from server.pipeline.recommend import Recommendation, recommend_sync, should_rec
 from server.pipeline.retrieve import Retrieved, retrieve_sync
 from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
-from server.privacy import redact_text
+from server.security.privacy import redact_text
 from server.store.conversations import (
     AnsweredBy,
     Conversation,
@@ -55,13 +56,12 @@ from server.store.conversations import (
     Ticket,
     Turn,
     WebhookStatus,
-    new_id,
 )
 from server.store.customers import CustomerStore
 from server.tenants import Priority, TenantConfig, TenantConfigs
 
 REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
-"""Label values of ``concierge_replies_total`` (see ``server/metrics.py``)."""
+"""Label values of ``concierge_replies_total`` (see ``core/metrics.py``)."""
 
 log = logging.getLogger(__name__)
 

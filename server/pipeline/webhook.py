@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from server import metrics
+from core import metrics
 from server.store.conversations import ConversationStore, Ticket, WebhookStatus
 from server.tenants import Webhook
 

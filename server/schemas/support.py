@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.ids import CUSTOMER_ID_PATTERN
 from server.store.customers import EventKind
 
-CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$"
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,99}$"
 MAX_EVENTS = 1_000
 MAX_PRODUCTS = 10_000

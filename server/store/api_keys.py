@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 
-from server.store.database import METADATA
+from core.db import METADATA
 
 KEY_PREFIX = "ck"
 _KEY_SHAPE = re.compile(r"ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Float, Index, String, Table, insert, select
 
-from server.store.database import METADATA, ROW_ID
+from core.db import METADATA, ROW_ID
 
 AUDIT_EVENTS = Table(
     "audit_events",

@@ -10,7 +10,6 @@ returns, so an acknowledged turn survives a crash.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,10 +34,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from server.crypto import Keyring, column_purpose
-from server.errors import NotFoundError
+from core.crypto import Keyring, column_purpose
+from core.db import METADATA, ROW_ID
+from core.errors import NotFoundError
+from core.ids import new_id
 from server.store.customers import MAX_CUSTOMER_ID_CHARS
-from server.store.database import METADATA, ROW_ID
 
 CONVERSATIONS = Table(
     "conversations",
@@ -135,7 +135,7 @@ ENCRYPTED_COLUMNS = (
     (TICKETS.c.transcript, True),
     (FEEDBACK.c.comment, False),
 )
-"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``)."""
+"""Columns stored encrypted, and whether each holds JSON (see ``core/crypto.py``)."""
 
 _SUMMARY = column_purpose(CONVERSATIONS.c.summary)
 _MESSAGE = column_purpose(TURNS.c.message)
@@ -235,10 +235,6 @@ class NewTicket:
     reason: str
     priority: str
     webhook_status: WebhookStatus
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 class ConversationStore:

@@ -29,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from server.crypto import Keyring, column_purpose
-from server.store.database import METADATA, ROW_ID
+from core.crypto import Keyring, column_purpose
+from core.db import METADATA, ROW_ID
 
 MAX_CUSTOMER_ID_CHARS = 128
 
@@ -63,7 +63,7 @@ CUSTOMER_EVENTS = Table(
 
 
 ENCRYPTED_COLUMNS = ((CUSTOMERS.c.attributes, True), (CUSTOMER_EVENTS.c.payload, True))
-"""Columns stored encrypted, and whether each holds JSON (see ``server/crypto.py``).
+"""Columns stored encrypted, and whether each holds JSON (see ``core/crypto.py``).
 Attributes and event payloads carry what a customer or an agent wrote (notes, return
 reasons, e-mail addresses); names, tiers, consent and kinds stay readable for SQL."""
 

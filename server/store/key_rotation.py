@@ -1,7 +1,7 @@
 """Which stored values each encryption key protects, and re-encrypting them all.
 
 The stores encrypt their customer-text columns with the keyring's primary key as they
-write (``server/crypto.py``). After a new primary key is added, older rows stay under
+write (``core/crypto.py``). After a new primary key is added, older rows stay under
 the old key until ``reencrypt`` rewrites them; only then may the old key be dropped.
 ``key_usage`` is how that is checked: it counts, per column, the values under each
 key, the values still in clear (written before encryption existed) and any under a
@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Text, cast, func, not_, select, update
 
+from core.crypto import PREFIX, Keyring, column_purpose, key_id_of
+from core.errors import EncryptionKeyError
 from retrieval import history
-from server.crypto import PREFIX, Keyring, column_purpose, key_id_of
-from server.errors import EncryptionKeyError
 from server.store import conversations, customers
 
 REENCRYPT_BATCH_ROWS = 500

@@ -335,7 +335,7 @@ def test_hpa_scales_the_deployment_on_generation_requests_in_flight() -> None:
 def test_hpa_metric_is_a_gauge_the_server_defines() -> None:
     from prometheus_client import REGISTRY
 
-    import server.metrics  # noqa: F401  (registers the metrics)
+    import core.metrics  # noqa: F401  (registers the metrics)
 
     names = {metric.name for metric in REGISTRY.collect()}
     assert "concierge_generation_requests_in_flight" in names

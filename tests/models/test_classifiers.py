@@ -28,7 +28,7 @@ from models.classifiers import (
 from models.classifiers.head_store import default_root, newest_version_folder
 from models.classifiers.text_cues import frustration_cues
 from models.classifiers.training_data import BITEXT_CSV
-from retrieval.embedder import Embedder
+from models.embedder import Embedder
 from tests.servers import CONCIERGE, REPO
 
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ModelNotFoundError
 from models.registry import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GENERATION_MODEL,
@@ -16,7 +17,6 @@ from models.registry import (
     PackagedFolder,
     PackagedGGUF,
 )
-from server.errors import ModelNotFoundError
 
 
 def test_defaults_are_registered_with_packaged_sources() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from models.embedder import Embedder
 from retrieval.documents import DocumentStore
-from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, RetrievalConfig
 
 

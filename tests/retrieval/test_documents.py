@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from core.errors import InvalidRequestError
+from core.ids import check_document_id, check_tenant
 from retrieval.documents import (
     Document,
     DocumentFormat,
     DocumentStore,
-    check_document_id,
-    check_tenant,
     documents_from_path,
     documents_from_upload,
 )
-from server.errors import InvalidRequestError
 
 
 def test_a_folder_yields_one_document_per_file_and_one_per_faq_entry(tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from core.crypto import Keyring
+from core.db import create_database_engine
+from core.errors import InvalidRequestError
+from models.embedder import Embedder
 from retrieval.documents import Document, DocumentStore
-from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from retrieval.knowledge import KnowledgeBase, SearchMode
-from server.crypto import Keyring
-from server.errors import InvalidRequestError
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 
 KEYRING = Keyring.generate()
 """One key for every store of this module, so a reopened store reads what it wrote."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import IndexCorruptError
 from retrieval.index import (
     FLAT_MAX_VECTORS,
     IndexLayout,
@@ -20,7 +21,6 @@ from retrieval.index import (
     published_versions,
     read_manifest,
 )
-from server.errors import IndexCorruptError
 
 DIMENSION = 32
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from core import metrics
+from core.db import create_database_engine
+from core.errors import JobCancelledError
+from models.embedder import Embedder
 from retrieval.documents import Document, DocumentFormat, DocumentStore
-from retrieval.embedder import Embedder
 from retrieval.index import published_versions
 from retrieval.knowledge import KnowledgeBase, ReindexMode, SearchMode
-from server import metrics
-from server.errors import JobCancelledError
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 from tests.retrieval.conftest import KnowledgeFactory
 from tests.servers import CONCIERGE, REPO
 

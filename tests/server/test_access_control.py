@@ -19,9 +19,9 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from server.access import PUBLIC, declared_role
 from server.app import create_app
 from server.config import Settings
+from server.security.access import PUBLIC, declared_role
 from server.store.api_keys import Role
 from tests.server.test_bad_input import assert_error_shape
 from tests.servers import (

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.admission import AdmissionController
-from server.errors import DeadlineExceededError, OverloadedError, ShuttingDownError
+from core.errors import DeadlineExceededError, OverloadedError, ShuttingDownError
+from server.gate.admission import AdmissionController
 
 
 def run(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -121,7 +121,7 @@ def test_the_cli_module_graph_stays_light() -> None:
     second OpenMP runtime) keeps them from exiting on SIGTERM, and llvmlite (via bm25s's
     numba) breaks their kernel scan. Neither may be imported by the CLI module itself."""
     check = (
-        "import sys, server.cli;"
+        "import sys, server.cli.main;"
         "assert not {'faiss', 'numba', 'llvmlite', 'bm25s'} & set(sys.modules),"
         " sorted(sys.modules)"
     )
@@ -134,6 +134,6 @@ def test_the_cli_module_graph_stays_light() -> None:
 
 def test_the_search_modes_offered_are_the_real_ones() -> None:
     from retrieval.knowledge import SearchMode
-    from server.cli_kb import SEARCH_MODES
+    from server.cli.kb import SEARCH_MODES
 
     assert set(SEARCH_MODES) == {mode.value for mode in SearchMode}

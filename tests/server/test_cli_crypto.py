@@ -7,10 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import Text, cast, select
 
+from core.crypto import read_key_file
+from core.db import create_database_engine
 from server.config import Settings
-from server.crypto import load_keyring, read_key_file
+from server.lifespan import load_keyring
 from server.store.conversations import TURNS, ConversationStore
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 from tests.server.store.test_conversations import turn
 from tests.server.test_cli import invoke, run_cli
 

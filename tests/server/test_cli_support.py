@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from core.db import create_database_engine, default_database_url
 from retrieval.history import HISTORY_ENTRIES
 from server.store.customers import CUSTOMER_EVENTS
-from server.store.database import create_database_engine, default_database_url
 from tests.server.test_cli import invoke, run_cli
 from tests.servers import REPO
 

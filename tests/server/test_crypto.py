@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from server import crypto
-from server.config import Settings
-from server.crypto import (
+from core import crypto
+from core.crypto import (
     PREFIX,
     EncryptionKey,
     Keyring,
     key_id_of,
-    load_keyring,
     parse_keys,
     read_key_file,
     write_key_file,
 )
-from server.errors import DecryptionError, EncryptionKeyError
+from core.errors import DecryptionError, EncryptionKeyError
+from server.config import Settings
+from server.lifespan import load_keyring
 
 CANARY = "Canary message: my card 4111 1111 1111 1111, ship to 12 Rue Exemple — ça va?"
 
@@ -153,7 +153,7 @@ def test_a_key_file_anyone_may_read_is_refused_in_production(
         load_keyring(
             Settings(data_dir=tmp_path, encryption_key_file=path, environment="production")
         )
-    with caplog.at_level(logging.WARNING, logger="server.crypto"):
+    with caplog.at_level(logging.WARNING, logger="core.crypto"):
         load_keyring(Settings(data_dir=tmp_path, encryption_key_file=path))
     assert "readable by others" in caplog.text
 

@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from server.error_responses import install_error_handlers
-from server.logs import REQUEST_ID, configure_logging
-from server.middleware import RequestContextMiddleware
+from server.http.errors import install_error_handlers
+from server.http.logs import REQUEST_ID, configure_logging
+from server.http.middleware import RequestContextMiddleware
 from tests.servers import ServerProcess
 
 

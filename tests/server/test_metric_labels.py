@@ -1,10 +1,10 @@
-"""Tenant label values come only from a configured set (``server.metrics.TenantLabels``)."""
+"""Tenant label values come only from a configured set (``core.metrics.TenantLabels``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from server.metrics import OTHER_TENANTS, TenantLabels
+from core.metrics import OTHER_TENANTS, TenantLabels
 
 
 def test_named_tenants_are_the_only_labels_when_a_list_is_configured(tmp_path: Path) -> None:

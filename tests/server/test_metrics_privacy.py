@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.config import Settings
-from server.crypto import load_keyring
+from server.lifespan import load_keyring
 from tests.servers import query_server_database
 
 pytestmark = pytest.mark.last

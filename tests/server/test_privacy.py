@@ -1,4 +1,4 @@
-"""Personal data detection and redaction (``server/privacy.py``)."""
+"""Personal data detection and redaction (``server/security/privacy.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from core.db import SQLITE_FILE_NAME
 from server.config import Settings
-from server.crypto import load_keyring
-from server.privacy import PiiKind, Redactor, find_pii, iban_valid, luhn_valid, mask, redact_text
-from server.store.database import SQLITE_FILE_NAME
+from server.lifespan import load_keyring
+from server.security.privacy import (
+    PiiKind,
+    Redactor,
+    find_pii,
+    iban_valid,
+    luhn_valid,
+    mask,
+    redact_text,
+)
 from tests.servers import ServerProcess, query_server_database
 
 

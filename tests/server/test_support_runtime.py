@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.classifiers import ClassifiersUnavailableError
-from retrieval.embedder import Embedder
-from server.support_runtime import ClassifierSlot
+from models.classifiers.slot import ClassifierSlot
+from models.embedder import Embedder
 from tests.models.test_classifiers import build_source
 
 

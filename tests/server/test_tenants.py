@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigurationError, InvalidRequestError
+from core.errors import ConfigurationError, InvalidRequestError
 from server.tenants import TenantConfigs, parse_tenant_config
 from tests.servers import REPO
 

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from server.crypto import Keyring
-from server.error_responses import install_error_handlers
+from core.crypto import Keyring
+from server.http.errors import install_error_handlers
 from server.store.customers import CustomerStore
 from tests.server.test_bad_input import assert_error_shape
 

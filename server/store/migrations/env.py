@@ -1,6 +1,6 @@
 """Alembic's entry point: run the migrations on the connection the caller hands over.
 
-``server.store.database.upgrade_schema`` (start-up and ``concierge db upgrade``) opens
+``server.store.schema.upgrade_schema`` (start-up and ``concierge db upgrade``) opens
 the connection, takes the upgrade lock and passes the connection in
 ``config.attributes``; the migrations then run inside that caller's transaction, so
 the lock is held until everything, the version stamp included, is committed. There is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from server.store.database import declared_metadata
+from server.store.schema import declared_metadata
 
 
 def run_migrations() -> None:
@@ -22,7 +22,7 @@ def run_migrations() -> None:
     if connection is None:
         raise RuntimeError(
             "no connection: run migrations through `concierge db upgrade` "
-            "or server.store.database.upgrade_schema()"
+            "or server.store.schema.upgrade_schema()"
         )
     context.configure(
         connection=connection,

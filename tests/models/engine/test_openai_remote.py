@@ -18,9 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
-from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
-from server.errors import (
+from core.errors import (
     ConciergeError,
     ContextLengthExceededError,
     EngineUnavailableError,
@@ -29,6 +27,8 @@ from server.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
+from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
 from tests.faulty_upstream import FaultyUpstream
 from tests.servers import (
     free_port,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from models.engine.base import ChatMessage
-from models.engine.factory import build_engine
 from models.engine.vllm_local import TokenizerSet, VllmLocalEngine
 from models.prepare import prepare_model
 from models.registry import DEFAULT_GENERATION_MODEL, ModelRegistry
 from server.config import Settings
+from server.lifespan import build_engine
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from models.engine import vllm_local
-from models.engine.factory import build_engine
 from models.engine.vllm_local import (
     RESERVED_CORES_ENV,
     VllmLocalEngine,
@@ -15,6 +14,7 @@ from models.engine.vllm_local import (
     reserved_cores,
 )
 from server.config import Settings
+from server.lifespan import build_engine
 
 
 @pytest.fixture

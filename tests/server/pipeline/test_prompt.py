@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import ContextLengthExceededError
 from retrieval.history import HistoryHit, HistoryKind
 from retrieval.knowledge import SearchHit
-from server.errors import ContextLengthExceededError
 from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.memory import Memory
 from server.pipeline.profile import CustomerProfile

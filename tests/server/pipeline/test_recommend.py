@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.db import create_database_engine
+from models.embedder import Embedder
 from retrieval.catalog import Product, ProductCatalog
-from retrieval.embedder import Embedder
 from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.profile import build_profile
 from server.pipeline.recommend import recommend_sync, should_recommend
 from server.store.customers import Customer, CustomerEvent, EventKind
-from server.store.database import create_database_engine, create_schema
+from server.store.schema import create_schema
 from server.tenants import Recommendations
 from tests.server.pipeline.helpers import analysis
 

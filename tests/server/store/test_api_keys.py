@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy import Engine, select
 
-from server.access import ANONYMOUS, AccessControl, TokenBucket
-from server.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from core.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from server.security.access import ANONYMOUS, AccessControl, TokenBucket
 from server.store.api_keys import API_KEYS, ApiKeyStore, Role, split_token
 
 
@@ -56,7 +56,7 @@ def test_verification_accepts_only_the_exact_live_key(store_engine: Engine) -> N
 
 
 def test_role_and_tenant_checks() -> None:
-    from server.access import Principal
+    from server.security.access import Principal
     from server.store.api_keys import ApiKey
 
     key = ApiKey("abcdefabcdef", "acme", Role.OPS, "", None, 0.0, None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from server.crypto import Keyring
-from server.errors import NotFoundError
+from core.crypto import Keyring
+from core.errors import NotFoundError
 from server.pipeline.memory import ConversationMemory, roll_summary, summary_line
 from server.store.conversations import (
     AnsweredBy,

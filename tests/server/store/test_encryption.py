@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, Text, cast, insert, select, text, update
 
-from retrieval.embedder import Embedder
+from core.crypto import PREFIX, EncryptionKey, Keyring, key_id_of
+from core.errors import DecryptionError, EncryptionKeyError
+from models.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
-from server.crypto import PREFIX, EncryptionKey, Keyring, key_id_of
-from server.errors import DecryptionError, EncryptionKeyError
 from server.store.conversations import TURNS, ConversationStore, NewTicket, WebhookStatus
 from server.store.customers import CUSTOMER_EVENTS, CustomerEvent, CustomerStore, EventKind
 from server.store.key_rotation import encrypted_columns, key_usage, reencrypt

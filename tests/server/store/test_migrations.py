@@ -18,12 +18,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
+from core.db import create_database_engine
 from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
-from server.cli import main
-from server.store.database import (
+from server.cli.main import main
+from server.store.schema import (
     BASELINE_TABLES,
     alembic_config,
-    create_database_engine,
     current_revision,
     declared_metadata,
     head_revision,
@@ -112,7 +112,8 @@ def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -
     """Separate processes, as in a rolling deploy: Alembic's context is process-global."""
     script = (
         "import sys\n"
-        "from server.store.database import create_database_engine, upgrade_schema\n"
+        "from core.db import create_database_engine\n"
+        "from server.store.schema import upgrade_schema\n"
         "engine = create_database_engine(sys.argv[1])\n"
         "print(upgrade_schema(engine).before)\n"
     )

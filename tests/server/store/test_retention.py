@@ -9,12 +9,12 @@ import time
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select, update
 
-from retrieval.embedder import Embedder
+from core.crypto import Keyring
+from models.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
-from server.crypto import Keyring
+from server.lifespan import enforce_retention
+from server.services.support import SupportService
 from server.store.conversations import CONVERSATIONS, NewTicket, WebhookStatus
-from server.support_runtime import enforce_retention
-from server.support_service import SupportService
 from tests.server.store.test_conversations import turn
 
 KEYRING = Keyring.generate()

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from server.config import Settings
-from server.knowledge_service import build_retrieval
+from server.lifespan import build_retrieval
 
 SYNCHRONOUS_FULL = 2
 

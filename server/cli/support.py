@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from core.errors import ConciergeError, InvalidRequestError
 from server.config import Settings
-from server.errors import ConciergeError, InvalidRequestError
 
 MAX_IMPORT_RECORDS = 1_000_000
 
@@ -144,11 +144,11 @@ def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from core.ids import check_tenant
     from retrieval.catalog import ProductCatalog
-    from retrieval.documents import check_tenant
-    from server.knowledge_service import build_retrieval
+    from server.lifespan import build_retrieval
     from server.schemas.support import BulkProductIn
-    from server.support_service import product_from
+    from server.services.support import product_from
 
     try:
         check_tenant(args.tenant)
@@ -166,11 +166,11 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.documents import check_tenant
-    from server.knowledge_service import build_retrieval
-    from server.schemas.support import CUSTOMER_ID_PATTERN, CustomerIn, EventIn
+    from core.ids import CUSTOMER_ID_PATTERN, check_tenant
+    from server.lifespan import build_retrieval
+    from server.schemas.support import CustomerIn, EventIn
+    from server.services.support import SupportService
     from server.store.customers import CustomerEvent
-    from server.support_service import SupportService
 
     try:
         check_tenant(args.tenant)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+from core import metrics
 from models.engine.base import GenerationChunk
-from server import metrics
-from server.engine_wrapper import EngineWrapper, StreamOpener
+from server.gate.wrapper import EngineWrapper, StreamOpener
 
 
 class MeteredEngine(EngineWrapper):

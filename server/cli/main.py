@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from server.cli_crypto import add_crypto_commands
-from server.cli_db import add_db_commands
-from server.cli_kb import add_kb_commands
-from server.cli_keys import add_keys_commands
-from server.cli_support import add_support_commands
+from server.cli.crypto import add_crypto_commands
+from server.cli.db import add_db_commands
+from server.cli.kb import add_kb_commands
+from server.cli.keys import add_keys_commands
+from server.cli.support import add_support_commands
 from server.config import EngineKind, Settings
-from server.logs import configure_logging
+from server.http.logs import configure_logging
 
 log = logging.getLogger("concierge")
 
@@ -141,10 +141,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from models.engine.factory import build_engine
+    from core.errors import ModelNotFoundError
     from server.app import create_app
-    from server.errors import ModelNotFoundError
-    from server.graceful_shutdown import serve as serve_gracefully
+    from server.gate.drain import serve as serve_gracefully
+    from server.lifespan import build_engine
 
     try:  # building is cheap (loading happens in the lifespan); fail before binding the port
         engine = build_engine(settings)
@@ -219,7 +219,7 @@ async def _chat_in_process(
     messages: list[dict[str, str]], args: argparse.Namespace, settings: Settings
 ) -> int:
     from models.engine.base import ChatMessage, SamplingOptions
-    from models.engine.factory import build_engine
+    from server.lifespan import build_engine
 
     engine = build_engine(settings)
     await engine.start()
@@ -279,14 +279,14 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
     if (args.tenant is None) != (args.intents is None):
         sys.stderr.write("error: --tenant and --intents go together\n")
         return 2
+    from core.errors import ConciergeError
     from models.classifiers import (
         TrainingReport,
         classifiers_dir,
         train_classifiers,
         train_tenant_intents,
     )
-    from retrieval.embedder import Embedder, EmbedderConfig
-    from server.errors import ConciergeError
+    from models.embedder import Embedder, EmbedderConfig
 
     def say(line: str) -> None:
         sys.stdout.write(f"{line}\n")

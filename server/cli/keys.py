@@ -40,8 +40,9 @@ def add_keys_commands(commands: Any) -> None:
 
 
 def _store(settings: Settings) -> Any:
+    from core.db import create_database_engine
     from server.store.api_keys import ApiKeyStore
-    from server.store.database import create_database_engine, upgrade_schema
+    from server.store.schema import upgrade_schema
 
     engine = create_database_engine(settings.effective_database_url)
     upgrade_schema(engine)
@@ -49,8 +50,8 @@ def _store(settings: Settings) -> Any:
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from retrieval.documents import check_tenant
-    from server.errors import ConciergeError
+    from core.errors import ConciergeError
+    from core.ids import check_tenant
 
     try:
         check_tenant(args.tenant)

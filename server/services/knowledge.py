@@ -1,6 +1,6 @@
 """The KB admin surface: document edits, bulk uploads, reindex jobs, stats and search.
 
-Routes in ``server/api/admin.py`` stay thin; this class does the work and keeps the
+Routes in ``server/api/kb.py`` stay thin; this class does the work and keeps the
 event loop free (store and index calls run in worker threads). Every write schedules
 an incremental reindex (coalesced per tenant), so an admin never has to remember to
 reindex, and edits are excluded from answers the moment the write returns.
@@ -12,35 +12,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import faiss
-from sqlalchemy import Engine
-
-from retrieval.documents import (
-    Document,
-    DocumentStore,
-    StoreChange,
-    check_document_id,
-    check_tenant,
-    documents_from_upload,
-)
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.history import CustomerHistory
-from retrieval.jobs import Job, ReindexJobs
+from core.errors import InvalidRequestError, NotFoundError
+from core.ids import check_document_id, check_tenant
+from retrieval.documents import Document, StoreChange, documents_from_upload
+from retrieval.jobs import Job
 from retrieval.knowledge import (
-    Fusion,
-    KnowledgeBase,
     ReindexMode,
-    RetrievalConfig,
     SearchHit,
     SearchMode,
 )
-from server.config import Settings
-from server.crypto import Keyring, load_keyring
-from server.errors import InvalidRequestError, NotFoundError
+from retrieval.runtime import Retrieval
 from server.schemas.retrieval import (
     BulkDocumentsIn,
     DocumentChangeOut,
@@ -51,110 +35,10 @@ from server.schemas.retrieval import (
     SearchIn,
     SearchOut,
 )
-from server.store.database import create_database_engine, create_schema
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 600.0
-
-
-@dataclass
-class Retrieval:
-    """The process-wide retrieval objects, built once in the lifespan."""
-
-    database: Engine
-    embedder: Embedder
-    knowledge: KnowledgeBase
-    history: CustomerHistory
-    jobs: ReindexJobs
-    keyring: Keyring
-    """Encrypts stored customer text (``server/crypto.py``)."""
-
-
-def retrieval_config(settings: Settings) -> RetrievalConfig:
-    return RetrievalConfig(
-        chunk_max_chars=settings.chunk_max_chars,
-        chunk_overlap_chars=settings.chunk_overlap_chars,
-        keep_versions=settings.index_keep_versions,
-        title_weight=settings.retrieval_title_weight,
-        candidates=settings.retrieval_candidates,
-        fusion=Fusion(settings.retrieval_fusion),
-        lexical_weight=settings.retrieval_lexical_weight,
-        default_mode=SearchMode(settings.retrieval_mode),
-    )
-
-
-def build_retrieval(settings: Settings) -> Retrieval:
-    """Database, embedder (not loaded yet), KB and history over the data directory."""
-    faiss.omp_set_num_threads(settings.faiss_threads)
-    database = create_database_engine(settings.effective_database_url)
-    create_schema(database)
-    keyring = load_keyring(settings)
-    embedder = Embedder(
-        EmbedderConfig(
-            settings.embedding_model,
-            device=settings.embedding_device,
-            batch_size=settings.embedding_batch_size,
-            threads=settings.embedding_threads,
-        )
-    )
-    knowledge = KnowledgeBase(
-        Path(settings.data_dir) / "retrieval",
-        DocumentStore(database),
-        embedder,
-        retrieval_config(settings),
-    )
-    return Retrieval(
-        database,
-        embedder,
-        knowledge,
-        CustomerHistory(database, embedder, keyring),
-        ReindexJobs(knowledge),
-        keyring,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running_retrieval(settings: Settings) -> AsyncIterator[Retrieval]:
-    """Build retrieval, load the embedder and indexes in the background, close at exit."""
-    retrieval = await asyncio.to_thread(build_retrieval, settings)
-    tasks = [
-        asyncio.create_task(_warm_up(retrieval), name="retrieval-warm-up"),
-        asyncio.create_task(
-            _watch_published_versions(retrieval.knowledge, settings.index_refresh_interval_s),
-            name="index-refresh",
-        ),
-    ]
-    try:
-        yield retrieval
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await retrieval.jobs.shutdown()
-        retrieval.knowledge.shutdown()
-        retrieval.embedder.shutdown()
-        retrieval.database.dispose()
-
-
-async def _warm_up(retrieval: Retrieval) -> None:
-    try:
-        await asyncio.to_thread(retrieval.embedder.warm_up)
-        for tenant in await asyncio.to_thread(retrieval.knowledge.tenants):
-            await asyncio.to_thread(retrieval.knowledge.served, tenant)
-    except Exception:
-        log.exception("loading the embedder or the indexes failed")
-
-
-async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float) -> None:
-    """Serve versions that another process (``concierge kb reindex``) published."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            for tenant in await asyncio.to_thread(knowledge.tenants):
-                await asyncio.to_thread(knowledge.refresh, tenant)
-        except Exception:
-            log.exception("checking for new index versions failed")
 
 
 class KnowledgeService:

@@ -14,10 +14,10 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import metrics
-from server.error_responses import error_body
-from server.logs import REQUEST_ID
-from server.route_names import route_template
+from core import metrics
+from server.http.errors import error_body
+from server.http.logs import REQUEST_ID
+from server.http.route_names import route_template
 
 REQUEST_ID_HEADER = "x-request-id"
 access_log = logging.getLogger("concierge.access")

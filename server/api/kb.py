@@ -16,10 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from core.errors import InvalidRequestError
 from retrieval.knowledge import ReindexMode
-from server.access import PrincipalDep, requires
 from server.deps import AuditDep, KnowledgeServiceDep
-from server.errors import InvalidRequestError
 from server.schemas.errors import ErrorResponse
 from server.schemas.retrieval import (
     BulkDocumentsIn,
@@ -30,6 +29,7 @@ from server.schemas.retrieval import (
     SearchIn,
     SearchOut,
 )
+from server.security.access import PrincipalDep, requires
 from server.store.api_keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])

@@ -28,8 +28,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from server import metrics
-from server.errors import (
+from core import metrics
+from core.errors import (
     AuthenticationError,
     ConfigurationError,
     PermissionDeniedError,

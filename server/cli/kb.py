@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import ConciergeError, JobCancelledError
 from server.config import Settings
-from server.errors import ConciergeError, JobCancelledError
 
 if TYPE_CHECKING:
     from retrieval.knowledge import KnowledgeBase, ReindexMode, ReindexReport
@@ -63,7 +63,7 @@ def add_kb_commands(commands: Any) -> None:
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.documents import documents_from_path
     from retrieval.knowledge import ReindexMode
-    from server.knowledge_service import build_retrieval
+    from server.lifespan import build_retrieval
 
     knowledge = build_retrieval(settings).knowledge
     try:
@@ -90,7 +90,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.knowledge import ReindexMode
-    from server.knowledge_service import build_retrieval
+    from server.lifespan import build_retrieval
 
     knowledge = build_retrieval(settings).knowledge
     mode = ReindexMode.FULL if args.full else ReindexMode.INCREMENTAL
@@ -136,7 +136,7 @@ def _describe(report: ReindexReport) -> str:
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.knowledge import SearchMode
-    from server.knowledge_service import build_retrieval
+    from server.lifespan import build_retrieval
 
     retrieval = build_retrieval(settings)
     mode = SearchMode(args.mode) if args.mode else None
@@ -166,7 +166,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from server.knowledge_service import build_retrieval
+    from server.lifespan import build_retrieval
 
     try:
         stats = build_retrieval(settings).knowledge.stats(args.tenant)

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from core import metrics
+from core.errors import EngineUnavailableError
 from models.registry import ModelRegistry, ModelTask
-from server import metrics
-from server.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
 

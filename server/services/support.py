@@ -17,14 +17,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core import metrics
+from core.crypto import Keyring
+from core.errors import NotFoundError
+from models.embedder import Embedder
 from retrieval.catalog import Product, ProductCatalog
-from retrieval.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
-from server import metrics
-from server.crypto import Keyring
-from server.errors import NotFoundError
 from server.pipeline.profile import ProfileBuilder, format_day
-from server.privacy import redact_text
 from server.schemas.support import (
     BulkProductIn,
     ConversationOut,
@@ -40,6 +39,7 @@ from server.schemas.support import (
     ProductsChangedOut,
     ProductsOut,
 )
+from server.security.privacy import redact_text
 from server.store.conversations import Conversation, ConversationStore, Ticket
 from server.store.customers import Customer, CustomerEvent, CustomerStore, EventKind
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from server import metrics
+from core import metrics
 
 
 class PiiKind(StrEnum):

@@ -28,7 +28,8 @@ def add_db_commands(commands: Any) -> None:
 def _upgrade(_: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from server.store.database import create_database_engine, upgrade_schema
+    from core.db import create_database_engine
+    from server.store.schema import upgrade_schema
 
     engine = create_database_engine(settings.effective_database_url)
     try:
@@ -48,7 +49,8 @@ def _upgrade(_: argparse.Namespace, settings: Settings) -> int:
 def _current(_: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from server.store.database import create_database_engine, current_revision, head_revision
+    from core.db import create_database_engine
+    from server.store.schema import current_revision, head_revision
 
     engine = create_database_engine(settings.effective_database_url)
     try:

@@ -18,7 +18,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from server.admission import AdmissionController
+from server.gate.admission import AdmissionController
 
 STREAM_END_MARGIN_S = 1.0
 """How long before uvicorn's deadline running streams are cut, to end them cleanly."""

@@ -26,7 +26,7 @@ from server.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from server.crypto import Keyring
+    from core.crypto import Keyring
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -80,7 +80,7 @@ def _status(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from server.crypto import KEY_FILE_CHECK_S, EncryptionKey, Keyring, write_key_file
+    from core.crypto import KEY_FILE_CHECK_S, EncryptionKey, Keyring, write_key_file
 
     if _from_variable(settings):
         sys.stderr.write(
@@ -133,7 +133,7 @@ def _reencrypt_all(engine: Engine, keyring: Keyring) -> int:
 
 
 def _drop_unused(engine: Engine, keyring: Keyring, settings: Settings) -> int:
-    from server.crypto import write_key_file
+    from core.crypto import write_key_file
     from server.store.key_rotation import key_usage
 
     usage = key_usage(engine, keyring)
@@ -161,8 +161,9 @@ def _drop_unused(engine: Engine, keyring: Keyring, settings: Settings) -> int:
 @contextlib.contextmanager
 def _opened(settings: Settings) -> Iterator[tuple[Engine, Keyring]]:
     """The database (schema current) and the keyring; the engine is closed on exit."""
-    from server.crypto import load_keyring
-    from server.store.database import create_database_engine, create_schema
+    from core.db import create_database_engine
+    from server.lifespan import load_keyring
+    from server.store.schema import create_schema
 
     keyring = load_keyring(settings)
     engine = create_database_engine(settings.effective_database_url)
@@ -178,7 +179,7 @@ def _reporting_errors(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        from server.errors import ConciergeError
+        from core.errors import ConciergeError
 
         try:
             return handler(args, settings)

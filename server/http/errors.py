@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.errors import ConciergeError
-from server.route_names import route_template
+from core.errors import ConciergeError
+from server.http.route_names import route_template
 from server.schemas.errors import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Chat, completions and the support reply pipeline all stream from the one engine built in
 the app's lifespan, so wrapping that engine is the one place where the bounded queue and
-the per-request deadline (``server.admission``) apply to every path alike. A stream takes
+the per-request deadline (``server.gate.admission``) apply to every path alike. A stream takes
 its slot on the first pull (a stream that is never iterated holds nothing), gives it back
 on the chunk that carries ``finish_reason`` or however the stream ends (error, client
 gone, closed early), and is cut with ``DeadlineExceededError`` (or ``ShuttingDownError``
@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from models.engine.base import EngineClient, GenerationChunk
-from server.admission import AdmissionController
-from server.engine_wrapper import EngineWrapper, StreamOpener
+from server.gate.admission import AdmissionController
+from server.gate.wrapper import EngineWrapper, StreamOpener
 
 
 class AdmittedEngine(EngineWrapper):

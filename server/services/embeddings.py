@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 
-from retrieval.embedder import Embedder
-from server.errors import ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
+from core.errors import ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
+from models.embedder import Embedder
 from server.schemas.retrieval import (
     EmbeddingData,
     EmbeddingRequest,

@@ -20,9 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from models.engine.base import ChatMessage, EngineClient, GenerationChunk, SamplingOptions
-from server import metrics
-from server.errors import (
+from core import metrics
+from core.errors import (
     ClientClosedRequestError,
     ConciergeError,
     ContextLengthExceededError,
@@ -30,6 +29,7 @@ from server.errors import (
     InvalidRequestError,
     ModelNotFoundError,
 )
+from models.engine.base import ChatMessage, EngineClient, GenerationChunk, SamplingOptions
 from server.schemas.openai import (
     ChatChoice,
     ChatChoiceMessage,

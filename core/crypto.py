@@ -41,8 +41,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from server.config import Environment, Settings
-from server.errors import DecryptionError, EncryptionKeyError
+from core.errors import DecryptionError, EncryptionKeyError
 
 log = logging.getLogger(__name__)
 
@@ -203,17 +202,16 @@ class Keyring:
             log.info("encryption keys re-read from %s: primary %s", self._source, keys[0].key_id)
 
 
-def load_keyring(settings: Settings) -> Keyring:
-    """The process's keyring: ``CONCIERGE_ENCRYPTION_KEY`` if set, else the key file.
+def open_keyring(secret: str | None, key_file: Path, *, production: bool) -> Keyring:
+    """The process's keyring: ``secret`` (keys given in a variable) if set, else the key file.
 
     A missing key file is created with one fresh key (mode 0600), so a new installation
     works at once; in production that is said loudly, because a key stored next to the
     data it protects protects little.
     """
-    if settings.encryption_key is not None and settings.encryption_key.get_secret_value():
-        return Keyring(parse_keys(settings.encryption_key.get_secret_value(), "the variable"))
-    path = settings.effective_encryption_key_file
-    production = settings.environment is Environment.PRODUCTION
+    if secret:
+        return Keyring(parse_keys(secret, "the variable"))
+    path = key_file
     if not path.exists() and write_key_file(path, [EncryptionKey.generate()], replace=False):
         log.log(
             logging.WARNING if production else logging.INFO,

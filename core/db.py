@@ -1,0 +1,71 @@
+"""The SQL engine and the one ``MetaData`` every table is declared on.
+
+Tables are declared next to the code that owns them (``retrieval/documents.py``,
+``retrieval/history.py``, ``retrieval/catalog.py``, ``server/store/customers.py``,
+``server/store/conversations.py`` ...) on the shared ``METADATA``. This module sits in
+``core`` so that every layer can declare tables on it; the schema itself is created and
+changed only by the Alembic migrations (``server/store/schema.py``).
+
+SQLite runs in WAL mode with ``synchronous=FULL``: readers never block the writer, and
+a committed write survives a crash or power loss, which is what "acknowledged only
+after commit" needs. PostgreSQL is reached through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
+
+METADATA = MetaData()
+
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+"""An auto-increment key: 64-bit on PostgreSQL, SQLite's rowid alias (INTEGER) there."""
+
+SQLITE_FILE_NAME = "concierge.sqlite3"
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The embedded default: one SQLite file in the data directory."""
+    return f"sqlite:///{(data_dir / SQLITE_FILE_NAME).resolve()}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Send plain PostgreSQL URLs to psycopg 3, the driver we install.
+
+    Operators (and hosting platforms) write ``postgres://`` or ``postgresql://``;
+    SQLAlchemy would pick psycopg2 for those, which is not a dependency.
+    """
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets durable, concurrent-reader settings."""
+    url = normalize_database_url(url)
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,  # error messages would otherwise quote customer data
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

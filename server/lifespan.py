@@ -1,0 +1,413 @@
+"""The lifespan: the one place that maps Settings onto components and builds each once.
+
+Heavy objects (the engine, the embedder, the KB indexes, the database, the reply
+pipeline) are built here at start-up, injected through ``app.state``, and closed at exit.
+The engine starts in the background so ``/healthz`` answers at once and ``/readyz`` can
+say 503 until the model is loaded, which is what load balancers and Kubernetes probes
+expect from a server whose start-up takes tens of seconds. The CLI uses the same
+builders (``build_engine``, ``build_retrieval``) so a command and the server agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from core import metrics
+from core.crypto import Keyring, open_keyring
+from core.db import create_database_engine
+from core.errors import EngineUnavailableError, ModelNotFoundError
+from models.classifiers import ClassifiersUnavailableError, classifiers_dir
+from models.classifiers.slot import ClassifierSlot
+from models.embedder import Embedder, EmbedderConfig
+from models.engine.base import EngineClient
+from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig
+from models.engine.vllm_local import VllmLocalConfig, VllmLocalEngine
+from models.prepare import models_dir
+from models.registry import ModelRegistry, ModelTask
+from retrieval.documents import DocumentStore
+from retrieval.history import CustomerHistory
+from retrieval.jobs import ReindexJobs
+from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
+from retrieval.runtime import Retrieval
+from server.config import EngineKind, Environment, Settings
+from server.gate.admitted_engine import AdmittedEngine
+from server.gate.metering import MeteredEngine
+from server.pipeline.reply import PipelineSettings, ReplyPipeline, Stores
+from server.pipeline.tokens import TokenCounter, load_token_counter
+from server.pipeline.webhook import TicketNotifier
+from server.security.access import AccessControl
+from server.services.embeddings import EmbeddingService
+from server.services.generation import GenerationService
+from server.services.knowledge import KnowledgeService
+from server.services.support import SupportService
+from server.store.api_keys import ApiKeyStore
+from server.store.audit import AuditLog
+from server.store.schema import create_schema
+from server.tenants import TenantConfigs
+
+log = logging.getLogger(__name__)
+
+HEALTH_WATCH_INTERVAL_S = 5.0
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: FastAPI, settings: Settings, engine: EngineClient | None = None
+) -> AsyncIterator[None]:
+    """Build every heavy object once, put it on ``app.state``, and close it all at exit.
+
+    ``engine`` serves an already-built engine (tests, embedding); otherwise one is built
+    from the settings. The engine starts in the background so ``/healthz`` answers at once.
+    """
+    await asyncio.to_thread(_import_model_libraries)
+    metrics.TENANT_LABELS.configure(
+        tuple(settings.metrics_tenants),
+        settings.effective_tenants_dir,
+        (settings.default_tenant,),
+    )
+    metrics.watch_gpu_memory()
+    # Metering outside admission: in-flight counts a generation from the moment it
+    # asks for a slot, so the autoscaling signal sees the admission queue too.
+    active: EngineClient = MeteredEngine(
+        AdmittedEngine(engine or build_engine(settings), app.state.admission)
+    )
+    app.state.engine = active
+    app.state.engine_start_error = None
+    app.state.generation = GenerationService(
+        active, model_aliases=(settings.model,), max_output_tokens=settings.max_output_tokens
+    )
+    metrics.ENGINE_READY.set(0)
+    tasks = [
+        asyncio.create_task(_start_engine(app, active), name="engine-start"),
+        asyncio.create_task(_watch_engine(active), name="engine-watch"),
+    ]
+    try:
+        async with running_retrieval(settings) as retrieval:
+            app.state.retrieval = retrieval
+            app.state.knowledge_service = KnowledgeService(retrieval)
+            app.state.embedding_service = EmbeddingService(
+                retrieval.embedder, settings.max_embedding_inputs, (settings.embedding_model,)
+            )
+            async with running_support(settings, retrieval, active) as support_side:
+                app.state.support_service = support_side.service
+                app.state.reply_pipeline = support_side.pipeline
+                app.state.tenant_configs = support_side.tenants
+                app.state.audit_log = AuditLog(retrieval.database)
+                app.state.access = await asyncio.to_thread(
+                    _access_control, settings, retrieval.database
+                )
+                yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await active.shutdown()
+        metrics.ENGINE_READY.set(0)
+
+
+def build_engine(settings: Settings, registry: ModelRegistry | None = None) -> EngineClient:
+    """A not-yet-started engine; ``start()`` does the heavy loading."""
+    if settings.engine is EngineKind.OPENAI_REMOTE:
+        secret = settings.remote_api_key
+        return OpenAIRemoteEngine(
+            RemoteConfig(
+                base_urls=tuple(str(url) for url in settings.remote_urls),
+                served_model_name=settings.served_model_name,
+                api_key=secret.get_secret_value() if secret else None,
+                request_timeout_s=settings.remote_timeout_s,
+                health_interval_s=settings.remote_health_interval_s,
+            )
+        )
+    spec = (registry or ModelRegistry()).resolve(settings.model, ModelTask.GENERATE)
+    kv_bytes = (
+        int(settings.kv_cache_memory_gib * (1 << 30))
+        if settings.kv_cache_memory_gib is not None
+        else None
+    )
+    return VllmLocalEngine(
+        VllmLocalConfig(
+            model=spec,
+            data_dir=settings.data_dir,
+            served_model_name=settings.served_model_name or spec.name,
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            kv_cache_memory_bytes=kv_bytes,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            tensor_parallel_size=settings.tensor_parallel_size,
+            enforce_eager=settings.enforce_eager,
+            max_num_seqs=settings.max_num_seqs,
+            max_num_batched_tokens=settings.max_num_batched_tokens,
+            cpu_reserved_cores=settings.cpu_reserved_cores,
+        )
+    )
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The process's keyring: ``CONCIERGE_ENCRYPTION_KEY`` if set, else the key file."""
+    secret = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    return open_keyring(
+        secret,
+        settings.effective_encryption_key_file,
+        production=settings.environment is Environment.PRODUCTION,
+    )
+
+
+def retrieval_config(settings: Settings) -> RetrievalConfig:
+    return RetrievalConfig(
+        chunk_max_chars=settings.chunk_max_chars,
+        chunk_overlap_chars=settings.chunk_overlap_chars,
+        keep_versions=settings.index_keep_versions,
+        title_weight=settings.retrieval_title_weight,
+        candidates=settings.retrieval_candidates,
+        fusion=Fusion(settings.retrieval_fusion),
+        lexical_weight=settings.retrieval_lexical_weight,
+        default_mode=SearchMode(settings.retrieval_mode),
+    )
+
+
+def build_retrieval(settings: Settings) -> Retrieval:
+    """Database, embedder (not loaded yet), KB and history over the data directory."""
+    faiss.omp_set_num_threads(settings.faiss_threads)
+    database = create_database_engine(settings.effective_database_url)
+    create_schema(database)
+    keyring = load_keyring(settings)
+    embedder = Embedder(
+        EmbedderConfig(
+            settings.embedding_model,
+            device=settings.embedding_device,
+            batch_size=settings.embedding_batch_size,
+            threads=settings.embedding_threads,
+        )
+    )
+    knowledge = KnowledgeBase(
+        Path(settings.data_dir) / "retrieval",
+        DocumentStore(database),
+        embedder,
+        retrieval_config(settings),
+    )
+    return Retrieval(
+        database,
+        embedder,
+        knowledge,
+        CustomerHistory(database, embedder, keyring),
+        ReindexJobs(knowledge),
+        keyring,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_retrieval(settings: Settings) -> AsyncIterator[Retrieval]:
+    """Build retrieval, load the embedder and indexes in the background, close at exit."""
+    retrieval = await asyncio.to_thread(build_retrieval, settings)
+    tasks = [
+        asyncio.create_task(_warm_up_retrieval(retrieval), name="retrieval-warm-up"),
+        asyncio.create_task(
+            _watch_published_versions(retrieval.knowledge, settings.index_refresh_interval_s),
+            name="index-refresh",
+        ),
+    ]
+    try:
+        yield retrieval
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await retrieval.jobs.shutdown()
+        retrieval.knowledge.shutdown()
+        retrieval.embedder.shutdown()
+        retrieval.database.dispose()
+
+
+async def _warm_up_retrieval(retrieval: Retrieval) -> None:
+    try:
+        await asyncio.to_thread(retrieval.embedder.warm_up)
+        for tenant in await asyncio.to_thread(retrieval.knowledge.tenants):
+            await asyncio.to_thread(retrieval.knowledge.served, tenant)
+    except Exception:
+        log.exception("loading the embedder or the indexes failed")
+
+
+async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float) -> None:
+    """Serve versions that another process (``concierge kb reindex``) published."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            for tenant in await asyncio.to_thread(knowledge.tenants):
+                await asyncio.to_thread(knowledge.refresh, tenant)
+        except Exception:
+            log.exception("checking for new index versions failed")
+
+
+@dataclass
+class Support:
+    service: SupportService
+    pipeline: ReplyPipeline
+    tenants: TenantConfigs
+
+
+def pipeline_settings(settings: Settings) -> PipelineSettings:
+    return PipelineSettings(
+        reply_max_tokens=settings.reply_max_tokens,
+        reply_temperature=settings.reply_temperature,
+        reply_frequency_penalty=settings.reply_frequency_penalty,
+        reply_presence_penalty=settings.reply_presence_penalty,
+        memory_turns=settings.memory_turns,
+        memory_summary_chars=settings.memory_summary_chars,
+        kb_passages=settings.kb_passages,
+        grounding_min_similarity=settings.grounding_min_similarity,
+        history_hits=settings.history_hits,
+    )
+
+
+def served_model_folder(settings: Settings) -> Path | None:
+    """The prepared folder of the generation model, where its tokenizer lives."""
+    try:
+        spec = ModelRegistry().resolve(settings.model, ModelTask.GENERATE)
+    except ModelNotFoundError:
+        return None
+    folder = models_dir(settings.data_dir) / spec.name
+    return folder if folder.is_dir() else None
+
+
+@contextlib.asynccontextmanager
+async def running_support(
+    settings: Settings, retrieval: Retrieval, engine: EngineClient
+) -> AsyncIterator[Support]:
+    service = SupportService.over(
+        retrieval.database, retrieval.embedder, retrieval.history, retrieval.keyring
+    )
+    customers, conversations, catalog = service.customers, service.conversations, service.catalog
+    tenants = TenantConfigs(settings.effective_tenants_dir)
+    classifiers = ClassifierSlot(classifiers_dir(settings.data_dir))
+    counter: TokenCounter = await asyncio.to_thread(
+        load_token_counter, served_model_folder(settings)
+    )
+    notifier = TicketNotifier(conversations)
+    pipeline = ReplyPipeline(
+        settings=pipeline_settings(settings),
+        engine=engine,
+        embedder=retrieval.embedder,
+        knowledge=retrieval.knowledge,
+        history=retrieval.history,
+        catalog=catalog,
+        stores=Stores(customers, conversations),
+        tenants=tenants,
+        notifier=notifier,
+        token_counter=counter,
+        classifiers=classifiers,
+    )
+    background = [asyncio.create_task(asyncio.to_thread(_warm_up_pipeline, pipeline))]
+    if settings.conversation_retention_days is not None:
+        background.append(
+            asyncio.create_task(
+                enforce_retention(
+                    service,
+                    settings.conversation_retention_days,
+                    settings.retention_check_interval_s,
+                )
+            )
+        )
+    try:
+        yield Support(service, pipeline, tenants)
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await pipeline.close()
+
+
+async def enforce_retention(service: SupportService, days: float, interval_s: float) -> None:
+    """Purge expired conversations at start-up and then every ``interval_s``."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(service.purge_expired_sync, days)
+        except Exception:
+            log.exception("retention purge failed; retrying in %.0f s", interval_s)
+        else:
+            if any(removed.values()):
+                log.info("retention (%g days) purged %s", days, removed)
+        await asyncio.sleep(interval_s)
+
+
+def _warm_up_pipeline(pipeline: ReplyPipeline) -> None:
+    try:
+        pipeline.warm_up_sync()
+    except ClassifiersUnavailableError as exc:
+        log.warning("support replies are unavailable until classifiers exist: %s", exc.message)
+    except Exception:
+        log.exception("warming up the reply pipeline failed")
+
+
+def _access_control(settings: Settings, database: Engine) -> AccessControl:
+    """Key checking as configured; says loudly when the server is open to any caller."""
+    if not settings.keys_required:
+        log.warning(
+            "API KEYS ARE OFF: any program that can reach %s:%d may read and change every "
+            "tenant's data. This is allowed only in development on loopback; set "
+            "CONCIERGE_AUTH=keys and create keys with `concierge keys create` before exposing it.",
+            settings.host,
+            settings.port,
+        )
+        return AccessControl(None)
+    store = ApiKeyStore(database)
+    if store.active_count() == 0:
+        log.warning(
+            "API keys are required but none exists: every request will get 401. "
+            "Create one with `concierge keys create --tenant T --role service`."
+        )
+    return AccessControl(
+        store,
+        cache_s=settings.api_key_cache_s,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_burst=settings.rate_limit_burst,
+    )
+
+
+def _import_model_libraries() -> None:
+    """Import the model libraries once, in one thread, before anything loads a model.
+
+    The engine, the embedder and the prompt tokenizer then load in parallel threads. A
+    package's first import is not safe to race: a second thread can get the half-built
+    module (seen as "cannot import name ... from partially initialized module
+    'accelerate'", killing the server at start-up about one time in two under load).
+    """
+    import accelerate  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import transformers  # noqa: F401
+
+
+async def _start_engine(app: FastAPI, engine: EngineClient) -> None:
+    try:
+        await engine.start()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("engine failed to start")
+        app.state.engine_start_error = f"{type(exc).__name__}: {exc}"
+        return
+    metrics.ENGINE_READY.set(1 if engine.ready else 0)
+
+
+async def _watch_engine(engine: EngineClient) -> None:
+    """Keep ``concierge_engine_ready`` true to the engine's health, and log transitions."""
+    was_ready = False
+    while True:
+        await asyncio.sleep(HEALTH_WATCH_INTERVAL_S)
+        try:
+            await engine.check_health()
+            ready = True
+        except EngineUnavailableError as exc:
+            ready = False
+            if was_ready:
+                log.error("engine became unavailable: %s", exc.message)
+        metrics.ENGINE_READY.set(int(ready))
+        was_ready = ready
