@@ -1,0 +1,269 @@
+"""Reindexing a tenant: full or incremental builds of a new version, cancellation, progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core import metrics
+from core.errors import JobCancelledError
+from core.ids import check_tenant
+from models.embedder import Embedder
+from retrieval.documents import DocumentStore
+from retrieval.index import VectorIndex, collect_garbage, exclusive_writer
+from retrieval.knowledge.config import RetrievalConfig
+from retrieval.knowledge.records import ChunkRecord, KbVersion, chunk_id_for
+from retrieval.knowledge.served import ServedVersions
+from retrieval.knowledge.versions import load_version, publish_version
+
+EMBED_BATCH_DOCUMENTS = 16
+
+Progress = Callable[[int, int], None]  # (documents done, documents to embed)
+CancelCheck = Callable[[], bool]
+
+
+class ReindexMode(StrEnum):
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+@dataclass
+class ReindexReport:
+    tenant: str
+    mode: ReindexMode
+    version: int | None
+    documents: int = 0
+    embedded_documents: int = 0
+    reused_documents: int = 0
+    removed_documents: int = 0
+    embedded_chunks: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    published: bool = False
+
+    @property
+    def documents_per_second(self) -> float:
+        handled = self.embedded_documents + self.removed_documents
+        return handled / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "mode": str(self.mode),
+            "version": self.version,
+            "published": self.published,
+            "documents": self.documents,
+            "embedded_documents": self.embedded_documents,
+            "reused_documents": self.reused_documents,
+            "removed_documents": self.removed_documents,
+            "embedded_chunks": self.embedded_chunks,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "documents_per_second": round(self.documents_per_second, 2),
+        }
+
+
+@dataclass(eq=False)
+class Reindexer:
+    """Builds and publishes new versions of a tenant's KB from its stored documents."""
+
+    versions: ServedVersions
+    store: DocumentStore
+    embedder: Embedder
+    config: RetrievalConfig
+
+    def reindex(
+        self,
+        tenant: str,
+        mode: ReindexMode = ReindexMode.INCREMENTAL,
+        *,
+        progress: Progress | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> ReindexReport:
+        """Bring the tenant's index up to date with its documents; publish a new version.
+
+        Incremental: only new and edited documents are chunked and embedded; deleted
+        ones are removed; unchanged ones keep their vectors. Full: everything is
+        re-embedded (after a change of embedding model or chunking settings). Holds the
+        tenant's writer lock (across processes) for the whole build; readers keep
+        searching the served version meanwhile. Raises ``JobCancelledError`` when
+        ``cancelled()`` turns true; nothing is published then.
+        """
+        check_tenant(tenant)
+        self.embedder.warm_up()  # model loading is not reindex time
+        report = ReindexReport(tenant=tenant, mode=mode, version=None)
+        started = time.perf_counter()
+        root = self.versions.tenant_root(tenant)
+        with exclusive_writer(root):
+            self.versions.refresh(tenant)
+            base = self.versions.served(tenant).version
+            if base is not None and not self._compatible(base):
+                mode = report.mode = ReindexMode.FULL
+            wanted = self.store.hashes(tenant)
+            indexed = {} if base is None else base.documents
+            if mode is ReindexMode.FULL:
+                removed = set(indexed)
+                todo = sorted(wanted)
+            else:
+                removed = {d for d, e in indexed.items() if wanted.get(d) != e["content_hash"]}
+                todo = sorted(d for d in wanted if d not in indexed or d in removed)
+            report.documents = len(wanted)
+            report.removed_documents = len(removed - set(wanted))
+            report.reused_documents = len(wanted) - len(todo)
+            if progress:
+                progress(0, len(todo))
+            if base is not None and not todo and not removed:
+                report.version = base.number
+                report.chunks = base.vectors.size
+                report.seconds = time.perf_counter() - started
+                return report
+            new_chunks, new_vectors, new_docs = self._embed_documents(
+                tenant, todo, progress, cancelled
+            )
+            report.embedded_documents = len(new_docs)
+            report.embedded_chunks = len(new_chunks)
+            if cancelled and cancelled():
+                raise JobCancelledError("reindex cancelled before publishing")
+            version = self._build_version(tenant, base, removed, new_chunks, new_vectors, new_docs)
+            report.version = version.number
+            report.chunks = version.vectors.size
+            report.published = True
+            self.versions.serve(tenant, version)
+            collect_garbage(root, self.config.keep_versions, {version.number})
+        report.seconds = time.perf_counter() - started
+        metrics.REINDEX_DOCUMENTS.labels(action="embedded").inc(report.embedded_documents)
+        metrics.REINDEX_DOCUMENTS.labels(action="reused").inc(report.reused_documents)
+        metrics.REINDEX_DOCUMENTS.labels(action="removed").inc(report.removed_documents)
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label != metrics.OTHER_TENANTS:
+            metrics.REINDEX_DOCUMENTS_PER_SECOND.labels(tenant=tenant_label).set(
+                report.documents_per_second
+            )
+        return report
+
+    def _compatible(self, version: KbVersion) -> bool:
+        """Whether ``version``'s vectors can be reused: same model and chunking settings."""
+        built_with = {k: version.manifest.extra.get(k) for k in self.config.index_settings()}
+        return (
+            version.manifest.embedding_model == self.embedder.model_name
+            and built_with == self.config.index_settings()
+        )
+
+    def _embed_documents(
+        self,
+        tenant: str,
+        doc_ids: list[str],
+        progress: Progress | None,
+        cancelled: CancelCheck | None,
+    ) -> tuple[list[ChunkRecord], npt.NDArray[np.float32], dict[str, dict[str, Any]]]:
+        records: list[ChunkRecord] = []
+        vectors: list[npt.NDArray[np.float32]] = []
+        documents: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(doc_ids), EMBED_BATCH_DOCUMENTS):
+            if cancelled and cancelled():
+                raise JobCancelledError(f"reindex cancelled after {start} of {len(doc_ids)}")
+            batch: list[ChunkRecord] = []
+            for doc in self.store.load(tenant, doc_ids[start : start + EMBED_BATCH_DOCUMENTS]):
+                pieces = doc.chunks(
+                    max_chars=self.config.chunk_max_chars,
+                    overlap_chars=self.config.chunk_overlap_chars,
+                )
+                doc_chunks = [
+                    ChunkRecord(
+                        chunk_id=chunk_id_for(doc.doc_id, c.position, c.content_hash),
+                        doc_id=doc.doc_id,
+                        title=doc.title,
+                        source=doc.source,
+                        position=c.position,
+                        section=c.section,
+                        text=c.text,
+                        content_hash=c.content_hash,
+                    )
+                    for c in pieces
+                ]
+                documents[doc.doc_id] = {
+                    "content_hash": doc.content_hash,
+                    "chunk_ids": [c.chunk_id for c in doc_chunks],
+                }
+                batch.extend(doc_chunks)
+            if batch:
+                vectors.append(self._field_vectors(batch))
+                records.extend(batch)
+            if progress:
+                progress(min(start + EMBED_BATCH_DOCUMENTS, len(doc_ids)), len(doc_ids))
+        self.embedder.warm_up()
+        stacked = (
+            np.concatenate(vectors)
+            if vectors
+            else np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        )
+        return records, stacked, documents
+
+    def _field_vectors(self, chunks: list[ChunkRecord]) -> npt.NDArray[np.float32]:
+        """One vector per chunk scoring both fields: ``w * title + (1 - w) * chunk``.
+
+        The inner product with a query is then exactly the weighted sum of the query's
+        cosine with the document title and with the chunk text, so FAISS ranks by the
+        two-field score with no second lookup. Titles say what an article is about in
+        few words; on the Bitext benchmark titling each article with its topic lifts
+        Recall@1 from 0.73 to 0.83 (docs/benchmarks.md). Untitled documents are unchanged.
+        """
+        chunk_vectors = self.embedder.embed_sync(
+            [c.embedding_text() for c in chunks], purpose="document"
+        )
+        weight = self.config.title_weight
+        titles = sorted({c.title for c in chunks if c.title})
+        if weight <= 0 or not titles:
+            return chunk_vectors
+        title_vectors = dict(
+            zip(titles, self.embedder.embed_sync(titles, purpose="document"), strict=True)
+        )
+        mixed = chunk_vectors.copy()
+        for row, chunk in enumerate(chunks):
+            if chunk.title:
+                mixed[row] = weight * title_vectors[chunk.title] + (1 - weight) * chunk_vectors[row]
+        return mixed
+
+    def _build_version(
+        self,
+        tenant: str,
+        base: KbVersion | None,
+        removed: set[str],
+        new_chunks: list[ChunkRecord],
+        new_vectors: npt.NDArray[np.float32],
+        new_docs: dict[str, dict[str, Any]],
+    ) -> KbVersion:
+        """``base`` less the ``removed`` documents plus the new ones, published and loaded."""
+        root = self.versions.tenant_root(tenant)
+        if base is None:
+            kept_chunks: list[ChunkRecord] = []
+            documents: dict[str, dict[str, Any]] = {}
+            vectors = VectorIndex.build(
+                np.array([c.chunk_id for c in new_chunks], dtype=np.int64), new_vectors
+            )
+        else:
+            kept_chunks = [c for c in base.chunks if c.doc_id not in removed]
+            documents = {d: e for d, e in base.documents.items() if d not in removed}
+            gone = np.array(
+                [i for d in removed for i in base.documents[d]["chunk_ids"]], dtype=np.int64
+            )
+            vectors = base.vectors.with_changes(
+                gone, np.array([c.chunk_id for c in new_chunks], dtype=np.int64), new_vectors
+            )
+        chunks = kept_chunks + new_chunks
+        documents.update(new_docs)
+        number = publish_version(
+            root,
+            vectors,
+            chunks,
+            documents,
+            embedding_model=self.embedder.model_name,
+            extra={"tenant": tenant, **self.config.index_settings()},
+        )
+        return load_version(root, number)

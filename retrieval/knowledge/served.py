@@ -1,0 +1,166 @@
+"""Which version each tenant serves: loading, refreshing, refusing corrupt ones, staleness.
+
+What a search sees is a ``ServedIndex``, an immutable snapshot (a loaded version plus
+the ids of chunks that went stale since it was built). Replacing the snapshot is one
+reference assignment, so searches never see a half-swapped index and never wait for a
+reindex.
+
+Staleness is what keeps deleted and edited documents out of answers at once: when a
+document is deleted or changed in the store, the chunks the served version holds for
+it are excluded inside every search (FAISS id selector, BM25 row mask) until the
+reindex that removes or replaces them is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import metrics
+from core.errors import IndexCorruptError
+from core.ids import check_tenant
+from retrieval.documents import DocumentStore
+from retrieval.index import published_versions
+from retrieval.knowledge.records import COLLECTION, KbVersion, ServedIndex
+from retrieval.knowledge.versions import load_version
+
+log = logging.getLogger(__name__)
+
+
+class ServedVersions:
+    """Per-tenant served snapshots over the versions published under ``root``."""
+
+    def __init__(self, root: Path, store: DocumentStore) -> None:
+        self.root = root
+        self.store = store
+        self._served: dict[str, ServedIndex] = {}
+        self._refused: dict[str, set[int]] = {}
+        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def tenant_root(self, tenant: str) -> Path:
+        return self.root / check_tenant(tenant) / COLLECTION
+
+    def served(self, tenant: str) -> ServedIndex:
+        """The tenant's current snapshot, loading it on first use."""
+        current = self._served.get(tenant)
+        if current is None:
+            with self._lock_for(tenant):
+                current = self._served.get(tenant)
+                if current is None:
+                    current = self._load_newest(tenant)
+                    self._install(tenant, current)
+        return current
+
+    def refresh(self, tenant: str) -> bool:
+        """Serve a newer version published by another process (the CLI); True if swapped.
+
+        A newer version that fails verification is refused (logged once, counted in
+        ``concierge_index_load_failures``) and the current one keeps serving.
+        """
+        current = self.served(tenant)
+        newest = published_versions(self.tenant_root(tenant))
+        served_number = current.version.number if current.version else 0
+        refused = self._refused.setdefault(tenant, set())
+        candidates = [n for n in newest if n > served_number and n not in refused]
+        if not candidates:
+            return False
+        with self._lock_for(tenant):
+            try:
+                version = load_version(self.tenant_root(tenant), candidates[-1])
+            except IndexCorruptError as exc:
+                self._refuse(tenant, candidates[-1], exc)
+                self._served[tenant] = ServedIndex(
+                    current.version, current.excluded, current.row_mask, exc.message
+                )
+                return False
+            self._install(tenant, self._with_staleness(tenant, version))
+        return True
+
+    def serve(self, tenant: str, version: KbVersion) -> None:
+        """Serve ``version``, just published by this process."""
+        with self._lock_for(tenant):  # a concurrent delete either precedes this or follows
+            self._install(tenant, self._with_staleness(tenant, version))
+
+    def mark_stale(self, tenant: str) -> None:
+        """Exclude the chunks of documents changed or deleted in the store since the build."""
+        self.served(tenant)  # load what is published first: "no version" must mean none exists
+        with self._lock_for(tenant):
+            current = self._served.get(tenant)
+            if current is None or current.version is None:
+                self._export_unindexed(tenant)
+                return
+            self._install(tenant, self._with_staleness(tenant, current.version))
+
+    def _export_unindexed(self, tenant: str) -> None:
+        """A KB with documents and no version yet: every document waits for a reindex."""
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label != metrics.OTHER_TENANTS:
+            metrics.INDEX_PENDING_DOCUMENTS.labels(tenant=tenant_label, collection=COLLECTION).set(
+                len(self.store.hashes(tenant))
+            )
+
+    def _with_staleness(self, tenant: str, version: KbVersion) -> ServedIndex:
+        wanted = self.store.hashes(tenant)
+        stale: list[int] = []
+        for doc_id, entry in version.documents.items():
+            if wanted.get(doc_id) != entry["content_hash"]:
+                stale.extend(entry["chunk_ids"])
+        excluded = np.array(sorted(stale), dtype=np.int64)
+        row_mask = None
+        if stale:
+            row_mask = (~np.isin(version.vectors.ids, excluded)).astype(np.float32)
+        pending = sum(
+            1
+            for doc_id in wanted.keys() | version.documents.keys()
+            if wanted.get(doc_id) != version.documents.get(doc_id, {}).get("content_hash")
+        )
+        return ServedIndex(version, excluded, row_mask, pending_documents=pending)
+
+    def _load_newest(self, tenant: str) -> ServedIndex:
+        """The newest version that verifies; older ones are tried when newer are corrupt."""
+        error = None
+        for number in reversed(published_versions(self.tenant_root(tenant))):
+            try:
+                version = load_version(self.tenant_root(tenant), number)
+            except IndexCorruptError as exc:
+                self._refuse(tenant, number, exc)
+                error = error or exc.message
+                continue
+            served = self._with_staleness(tenant, version)
+            return ServedIndex(
+                served.version, served.excluded, served.row_mask, error, served.pending_documents
+            )
+        return ServedIndex(None, load_error=error)
+
+    def _refuse(self, tenant: str, number: int, exc: IndexCorruptError) -> None:
+        refused = self._refused.setdefault(tenant, set())
+        if number not in refused:
+            refused.add(number)
+            tenant_label = metrics.TENANT_LABELS.label(tenant)
+            metrics.INDEX_LOAD_FAILURES.labels(tenant=tenant_label, collection=COLLECTION).inc()
+            log.error("tenant %s: refusing index version %d: %s", tenant, number, exc.message)
+
+    def _install(self, tenant: str, served: ServedIndex) -> None:
+        self._served[tenant] = served  # one reference swap: searches see old or new, whole
+        version = served.version
+        tenant_label = metrics.TENANT_LABELS.label(tenant)
+        if tenant_label == metrics.OTHER_TENANTS:
+            return
+        labels = {"tenant": tenant_label, "collection": COLLECTION}
+        if version is None:
+            return
+        metrics.INDEX_DOCUMENTS.labels(**labels).set(len(version.documents))
+        metrics.INDEX_CHUNKS.labels(**labels).set(version.vectors.size)
+        metrics.INDEX_VERSION.labels(**labels).set(version.number)
+        metrics.INDEX_PENDING_DOCUMENTS.labels(**labels).set(served.pending_documents)
+        created = version.manifest.created_at
+        metrics.INDEX_AGE.labels(**labels).set_function(lambda: time.time() - created)
+
+    def _lock_for(self, tenant: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._tenant_locks.setdefault(tenant, threading.Lock())
