@@ -19,7 +19,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from models.engine.base import EngineClient
-from server.api import customers, health, kb, openai, support, support_admin
+from server.api import (
+    catalog,
+    conversations,
+    customers,
+    health,
+    insights,
+    kb,
+    openai,
+    support,
+    tickets,
+)
 from server.config import Settings
 from server.gate.admission import AdmissionController
 from server.http.errors import install_error_handlers
@@ -54,12 +64,18 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         settings.request_deadline_s,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(openai.router)
-    app.include_router(support.router)
-    app.include_router(customers.router)
-    app.include_router(kb.router)
-    app.include_router(support_admin.router)
+    for room in (
+        health,
+        openai,
+        support,
+        conversations,
+        customers,
+        kb,
+        catalog,
+        tickets,
+        insights,
+    ):
+        app.include_router(room.router)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -15,10 +15,12 @@ from server.config import Settings
 from server.http.logs import REQUEST_ID
 from server.pipeline.reply import ReplyPipeline
 from server.security.access import PrincipalDep
+from server.services.catalog import CatalogService
+from server.services.conversations import ConversationService
+from server.services.customers import CustomerService
 from server.services.embeddings import EmbeddingService
 from server.services.generation import GenerationService
 from server.services.knowledge import KnowledgeService
-from server.services.support import SupportService
 from server.store.audit import AuditLog
 
 
@@ -56,8 +58,18 @@ def get_embedding_service(request: Request) -> EmbeddingService:
     return service
 
 
-def get_support_service(request: Request) -> SupportService:
-    service: SupportService = request.app.state.support_service
+def get_customer_service(request: Request) -> CustomerService:
+    service: CustomerService = request.app.state.customer_service
+    return service
+
+
+def get_catalog_service(request: Request) -> CatalogService:
+    service: CatalogService = request.app.state.catalog_service
+    return service
+
+
+def get_conversation_service(request: Request) -> ConversationService:
+    service: ConversationService = request.app.state.conversation_service
     return service
 
 
@@ -88,7 +100,9 @@ GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 RetrievalDep = Annotated[Retrieval, Depends(get_retrieval)]
 KnowledgeServiceDep = Annotated[KnowledgeService, Depends(get_knowledge_service)]
 EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
-SupportServiceDep = Annotated[SupportService, Depends(get_support_service)]
+CustomerServiceDep = Annotated[CustomerService, Depends(get_customer_service)]
+CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog_service)]
+ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
 ReplyPipelineDep = Annotated[ReplyPipeline, Depends(get_reply_pipeline)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 

@@ -33,25 +33,33 @@ from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig
 from models.engine.vllm_local import VllmLocalConfig, VllmLocalEngine
 from models.prepare import models_dir
 from models.registry import ModelRegistry, ModelTask
+from retrieval.catalog import ProductCatalog
 from retrieval.documents import DocumentStore
 from retrieval.history import CustomerHistory
 from retrieval.jobs import ReindexJobs
 from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
 from retrieval.runtime import Retrieval
 from server.config import EngineKind, Environment, Settings
-from server.gate.admitted_engine import AdmittedEngine
-from server.gate.metering import MeteredEngine
+from server.gate.engine_gate import EngineGate
+from server.pipeline.profile import ProfileBuilder
 from server.pipeline.reply import PipelineSettings, ReplyPipeline, Stores
 from server.pipeline.tokens import TokenCounter, load_token_counter
 from server.pipeline.webhook import TicketNotifier
 from server.security.access import AccessControl
+from server.services.catalog import CatalogService
+from server.services.conversations import ConversationService
+from server.services.customers import CustomerService
 from server.services.embeddings import EmbeddingService
 from server.services.generation import GenerationService
 from server.services.knowledge import KnowledgeService
-from server.services.support import SupportService
+from server.store.analytics import ConversationAnalytics
 from server.store.api_keys import ApiKeyStore
 from server.store.audit import AuditLog
+from server.store.conversations import ConversationStore
+from server.store.customers import CustomerStore
+from server.store.feedback import FeedbackStore
 from server.store.schema import create_schema
+from server.store.tickets import TicketStore
 from server.tenants import TenantConfigs
 
 log = logging.getLogger(__name__)
@@ -75,15 +83,12 @@ async def serving(
         (settings.default_tenant,),
     )
     metrics.watch_gpu_memory()
-    # Metering outside admission: in-flight counts a generation from the moment it
-    # asks for a slot, so the autoscaling signal sees the admission queue too.
-    active: EngineClient = MeteredEngine(
-        AdmittedEngine(engine or build_engine(settings), app.state.admission)
-    )
+    active = engine or build_engine(settings)
+    gate = EngineGate(active, app.state.admission)  # every generation goes through it
     app.state.engine = active
     app.state.engine_start_error = None
     app.state.generation = GenerationService(
-        active, model_aliases=(settings.model,), max_output_tokens=settings.max_output_tokens
+        gate, model_aliases=(settings.model,), max_output_tokens=settings.max_output_tokens
     )
     metrics.ENGINE_READY.set(0)
     tasks = [
@@ -97,8 +102,10 @@ async def serving(
             app.state.embedding_service = EmbeddingService(
                 retrieval.embedder, settings.max_embedding_inputs, (settings.embedding_model,)
             )
-            async with running_support(settings, retrieval, active) as support_side:
-                app.state.support_service = support_side.service
+            async with running_support(settings, retrieval, gate) as support_side:
+                app.state.customer_service = support_side.services.customers
+                app.state.catalog_service = support_side.services.catalog
+                app.state.conversation_service = support_side.services.conversations
                 app.state.reply_pipeline = support_side.pipeline
                 app.state.tenant_configs = support_side.tenants
                 app.state.audit_log = AuditLog(retrieval.database)
@@ -248,8 +255,36 @@ async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float)
 
 
 @dataclass
+class SupportServices:
+    """The services behind the customer, catalog and conversation routes, on one database."""
+
+    customers: CustomerService
+    catalog: CatalogService
+    conversations: ConversationService
+
+
+def build_support_services(retrieval: Retrieval) -> SupportServices:
+    """Stores on the retrieval database (customer text encrypted with its keyring)."""
+    customers = CustomerStore(retrieval.database, retrieval.keyring)
+    conversations = ConversationStore(retrieval.database, retrieval.keyring)
+    catalog = ProductCatalog(retrieval.database, retrieval.embedder)
+    profiles = ProfileBuilder(customers, conversations, catalog)
+    return SupportServices(
+        CustomerService(customers, conversations, retrieval.history, profiles),
+        CatalogService(catalog),
+        ConversationService(
+            conversations,
+            TicketStore(retrieval.database, retrieval.keyring),
+            FeedbackStore(retrieval.database, retrieval.keyring),
+            ConversationAnalytics(retrieval.database, retrieval.keyring),
+            retrieval.history,
+        ),
+    )
+
+
+@dataclass
 class Support:
-    service: SupportService
+    services: SupportServices
     pipeline: ReplyPipeline
     tenants: TenantConfigs
 
@@ -280,21 +315,21 @@ def served_model_folder(settings: Settings) -> Path | None:
 
 @contextlib.asynccontextmanager
 async def running_support(
-    settings: Settings, retrieval: Retrieval, engine: EngineClient
+    settings: Settings, retrieval: Retrieval, gate: EngineGate
 ) -> AsyncIterator[Support]:
-    service = SupportService.over(
-        retrieval.database, retrieval.embedder, retrieval.history, retrieval.keyring
-    )
-    customers, conversations, catalog = service.customers, service.conversations, service.catalog
+    services = build_support_services(retrieval)
+    customers = services.customers.customers
+    conversations = services.conversations.conversations
+    catalog = services.catalog.catalog
     tenants = TenantConfigs(settings.effective_tenants_dir)
-    classifiers = ClassifierSlot(classifiers_dir(settings.data_dir))
+    classifiers = ClassifierSlot(classifiers_dir(settings.data_dir), settings.embedding_model)
     counter: TokenCounter = await asyncio.to_thread(
         load_token_counter, served_model_folder(settings)
     )
-    notifier = TicketNotifier(conversations)
+    notifier = TicketNotifier(services.conversations.ticket_store)
     pipeline = ReplyPipeline(
         settings=pipeline_settings(settings),
-        engine=engine,
+        gate=gate,
         embedder=retrieval.embedder,
         knowledge=retrieval.knowledge,
         history=retrieval.history,
@@ -310,14 +345,14 @@ async def running_support(
         background.append(
             asyncio.create_task(
                 enforce_retention(
-                    service,
+                    services.conversations,
                     settings.conversation_retention_days,
                     settings.retention_check_interval_s,
                 )
             )
         )
     try:
-        yield Support(service, pipeline, tenants)
+        yield Support(services, pipeline, tenants)
     finally:
         for task in background:
             task.cancel()
@@ -325,7 +360,7 @@ async def running_support(
         await pipeline.close()
 
 
-async def enforce_retention(service: SupportService, days: float, interval_s: float) -> None:
+async def enforce_retention(service: ConversationService, days: float, interval_s: float) -> None:
     """Purge expired conversations at start-up and then every ``interval_s``."""
     while True:
         try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 
 from core.ids import CUSTOMER_ID_PATTERN
-from server.deps import AuditDep, SupportServiceDep, TenantDep
-from server.schemas.errors import ErrorResponse
+from server.api.responses import error_responses
+from server.deps import AuditDep, CustomerServiceDep, TenantDep
 from server.schemas.support import (
     CustomerIn,
     CustomerOut,
@@ -16,6 +16,7 @@ from server.schemas.support import (
     EventIn,
     EventsIn,
     EventsOut,
+    ProfileOut,
 )
 from server.security.access import requires
 from server.store.api_keys import Role
@@ -23,9 +24,7 @@ from server.store.audit import customer_reference
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
 
 
@@ -33,7 +32,7 @@ CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]
     "/{customer_id}", **requires(Role.SERVICE), response_model=CustomerOut, responses=_ERRORS
 )
 async def put_customer(
-    customer_id: CustomerId, body: CustomerIn, service: SupportServiceDep, tenant: TenantDep
+    customer_id: CustomerId, body: CustomerIn, service: CustomerServiceDep, tenant: TenantDep
 ) -> CustomerOut:
     """Create or replace a customer's attributes (name, tier, locale, consent)."""
     return await service.put_customer(tenant, customer_id, body)
@@ -43,7 +42,7 @@ async def put_customer(
     "/{customer_id}", **requires(Role.SERVICE), response_model=CustomerOut, responses=_ERRORS
 )
 async def get_customer(
-    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
+    customer_id: CustomerId, service: CustomerServiceDep, tenant: TenantDep
 ) -> CustomerOut:
     return await service.customer(tenant, customer_id)
 
@@ -58,7 +57,7 @@ async def get_customer(
 async def add_events(
     customer_id: CustomerId,
     body: EventsIn | EventIn,
-    service: SupportServiceDep,
+    service: CustomerServiceDep,
     tenant: TenantDep,
 ) -> EventsOut:
     """Record orders, returns, tickets, page views and notes (one, or ``{"events": [...]}``)."""
@@ -66,10 +65,12 @@ async def add_events(
     return await service.add_events(tenant, customer_id, events)
 
 
-@router.get("/{customer_id}/profile", **requires(Role.SERVICE), responses=_ERRORS)
+@router.get(
+    "/{customer_id}/profile", **requires(Role.SERVICE), response_model=ProfileOut, responses=_ERRORS
+)
 async def get_profile(
-    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep
-) -> dict[str, Any]:
+    customer_id: CustomerId, service: CustomerServiceDep, tenant: TenantDep
+) -> ProfileOut:
     """The derived profile: orders and spend, favourite categories, open tickets, mood."""
     return await service.profile(tenant, customer_id)
 
@@ -78,7 +79,7 @@ async def get_profile(
     "/{customer_id}", **requires(Role.ADMIN), response_model=ErasureReceipt, responses=_ERRORS
 )
 async def erase_customer(
-    customer_id: CustomerId, service: SupportServiceDep, tenant: TenantDep, audit: AuditDep
+    customer_id: CustomerId, service: CustomerServiceDep, tenant: TenantDep, audit: AuditDep
 ) -> ErasureReceipt:
     """Erase the customer and everything stored about them; the receipt counts what went."""
     receipt = await service.erase_customer(tenant, customer_id)

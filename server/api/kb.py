@@ -10,21 +10,22 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from core.errors import InvalidRequestError
 from retrieval.knowledge import ReindexMode
+from server.api.responses import error_responses
 from server.deps import AuditDep, KnowledgeServiceDep
-from server.schemas.errors import ErrorResponse
 from server.schemas.retrieval import (
     BulkDocumentsIn,
     DocumentIn,
     DocumentOut,
     DocumentsChangedOut,
+    JobOut,
+    KbStatsOut,
     ReindexIn,
     SearchIn,
     SearchOut,
@@ -34,15 +35,13 @@ from server.store.api_keys import Role
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 429)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 429)
 MAX_UPLOAD_FILES = 1_000
 
 Wait = Annotated[bool, Query(description="wait for the reindex job to finish")]
 _FINISHED = {  # a job that is done when the answer goes out (``wait``, or nothing to do)
     "description": "The job, already finished",
-    "content": {"application/json": {"schema": {"type": "object"}}},
+    "model": JobOut,
 }
 
 
@@ -142,43 +141,52 @@ async def bulk_documents(
     "/kb/{tenant}/reindex",
     **requires(Role.ADMIN),
     status_code=202,
+    response_model=JobOut,
     responses={**_ERRORS, 200: _FINISHED},
 )
 async def reindex(
     tenant: str,
+    response: Response,
     service: KnowledgeServiceDep,
     audit: AuditDep,
     body: ReindexIn | None = None,
     mode: Literal["incremental", "full"] | None = None,
     wait: Wait = False,
-) -> JSONResponse:
+) -> JobOut:
     """Start a reindex job (``mode`` as query parameter or JSON); 202 with the job."""
     chosen = ReindexMode(mode or (body.mode if body else "incremental"))
     job = await service.reindex(tenant, chosen, wait)
     await audit.record(tenant, "kb.reindex", job.job_id, {"mode": str(chosen)})
-    return JSONResponse(job.as_dict(), status_code=200 if job.state.finished else 202)
+    response.status_code = 200 if job.state.finished else 202
+    return JobOut.model_validate(job.as_dict())
 
 
-@router.get("/jobs/{job_id}", **requires(Role.ADMIN), responses=_ERRORS)
-async def get_job(
-    job_id: str, service: KnowledgeServiceDep, principal: PrincipalDep
-) -> dict[str, object]:
+@router.get("/jobs/{job_id}", **requires(Role.ADMIN), response_model=JobOut, responses=_ERRORS)
+async def get_job(job_id: str, service: KnowledgeServiceDep, principal: PrincipalDep) -> JobOut:
     """A job's state, progress (documents done/total, ETA), and result or error."""
-    return service.job(job_id, principal.tenant).as_dict()
+    return JobOut.model_validate(service.job(job_id, principal.tenant).as_dict())
 
 
-@router.post("/jobs/{job_id}/cancel", **requires(Role.ADMIN), status_code=202, responses=_ERRORS)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    **requires(Role.ADMIN),
+    status_code=202,
+    response_model=JobOut,
+    responses=_ERRORS,
+)
 async def cancel_job(
     job_id: str, service: KnowledgeServiceDep, audit: AuditDep, principal: PrincipalDep
-) -> dict[str, object]:
+) -> JobOut:
     """Ask a job to stop; nothing it built is published."""
     job = service.cancel_job(job_id, principal.tenant)
     await audit.record(job.tenant, "kb.reindex.cancel", job_id)
-    return job.as_dict()
+    return JobOut.model_validate(job.as_dict())
 
 
-@router.get("/kb/{tenant}/stats", **requires(Role.ADMIN), responses=_ERRORS)
-async def kb_stats(tenant: str, service: KnowledgeServiceDep) -> dict[str, object]:
+@router.get(
+    "/kb/{tenant}/stats", **requires(Role.ADMIN), response_model=KbStatsOut, responses=_ERRORS
+)
+async def kb_stats(tenant: str, service: KnowledgeServiceDep) -> KbStatsOut:
     """Documents, chunks, served version and its age, stale chunks, running jobs."""
     return await service.stats(tenant)
 

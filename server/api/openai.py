@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from server.api.responses import StreamEvent, error_responses, event_stream
 from server.deps import EmbeddingServiceDep, GenerationDep
-from server.schemas.errors import ErrorResponse
 from server.schemas.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -23,15 +24,18 @@ from server.store.api_keys import Role
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 503)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 413, 429, 503, 504)
 _STREAMING = {**_ERRORS, **SSE_RESPONSES}
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _sse(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+def _sse(chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """OpenAI streams: unnamed events, an error as ``data: {"error": ...}``, then [DONE]."""
+
+    async def events() -> AsyncIterator[StreamEvent]:
+        async for chunk in chunks:
+            yield None, chunk
+
+    return event_stream(events())
 
 
 @router.get("/models", **requires(Role.SERVICE), response_model=ModelList, responses=_ERRORS)

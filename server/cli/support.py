@@ -148,7 +148,7 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.catalog import ProductCatalog
     from server.lifespan import build_retrieval
     from server.schemas.support import BulkProductIn
-    from server.services.support import product_from
+    from server.services.catalog import product_from
 
     try:
         check_tenant(args.tenant)
@@ -167,9 +167,8 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
     from core.ids import CUSTOMER_ID_PATTERN, check_tenant
-    from server.lifespan import build_retrieval
+    from server.lifespan import build_retrieval, build_support_services
     from server.schemas.support import CustomerIn, EventIn
-    from server.services.support import SupportService
     from server.store.customers import CustomerEvent
 
     try:
@@ -194,9 +193,7 @@ def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
                     CustomerEvent(event.kind, event.timestamp(), dict(event.payload))
                 )
         retrieval = build_retrieval(settings)
-        service = SupportService.over(
-            retrieval.database, retrieval.embedder, retrieval.history, retrieval.keyring
-        )
+        service = build_support_services(retrieval).customers
         customers = service.customers
         created = stored = skipped = 0
         for customer_id, body in people:

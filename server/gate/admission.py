@@ -8,7 +8,7 @@ slot (first come, first served); one more is refused at once with 503 ``overload
 
 Every generation has a deadline that starts when it asks for a slot, so time spent waiting
 counts. A slot carries that deadline to whoever streams from the engine (see
-``server.gate.admitted_engine``), which cuts the generation with 504 ``deadline_exceeded``.
+``server.gate.engine_gate``), which cuts the generation with 504 ``deadline_exceeded``.
 
 On shutdown the controller drains: waiting and new requests are refused with 503
 ``shutting_down``, and running ones keep going until ``cut_after_s`` and are then cut the

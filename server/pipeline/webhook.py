@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from core import metrics
-from server.store.conversations import ConversationStore, Ticket, WebhookStatus
+from server.store.tickets import Ticket, TicketStore, WebhookStatus
 from server.tenants import Webhook
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ async def deliver(
 class TicketNotifier:
     """Delivers ticket webhooks in the background and records the outcome."""
 
-    def __init__(self, store: ConversationStore) -> None:
+    def __init__(self, store: TicketStore) -> None:
         self._store = store
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks: set[asyncio.Task[None]] = set()

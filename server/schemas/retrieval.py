@@ -148,3 +148,45 @@ class EmbeddingResponse(BaseModel):
     data: list[EmbeddingData]
     model: str
     usage: EmbeddingUsage
+
+
+class JobProgressOut(BaseModel):
+    documents_done: int
+    documents_total: int
+    fraction: float | None
+    eta_seconds: float | None
+
+
+class JobOut(BaseModel):
+    """A reindex job: its state, progress (with an ETA), and result or error."""
+
+    id: str
+    kind: str
+    tenant: str
+    mode: Literal["incremental", "full"]
+    state: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    progress: JobProgressOut
+    cancel_requested: bool
+    error: str | None
+    result: dict[str, Any] | None
+
+
+class KbStatsOut(BaseModel):
+    """A tenant's KB: what is stored, what is served and how old it is, jobs running."""
+
+    tenant: str
+    documents_stored: int
+    version: int | None
+    documents_indexed: int
+    chunks: int
+    stale_chunks: int
+    index_kind: str | None
+    embedding_model: str | None
+    created_at: float | None
+    age_seconds: float | None
+    versions_on_disk: list[int]
+    load_error: str | None
+    jobs: list[JobOut]

@@ -86,14 +86,12 @@ class EscalationOut(BaseModel):
     ticket_id: str | None
 
 
-class ReplyOut(BaseModel):
-    """The reply and everything that shaped it; also the ``final`` SSE event."""
+class ReplyMeta(BaseModel):
+    """What is decided before the first token; the ``meta`` SSE event."""
 
     conversation_id: str
     turn_id: str
     mode: Literal["assistant", "human"]
-    reply: str
-    answered_by: Literal["model", "handover", "human_queue"]
     language: LanguageOut
     sentiment: SentimentOut
     intent: IntentOut
@@ -101,9 +99,43 @@ class ReplyOut(BaseModel):
     citations: list[CitationOut]
     recommendations: list[RecommendationOut]
     escalation: EscalationOut
+
+
+class ReplyOut(ReplyMeta):
+    """The reply and everything that shaped it; also the ``final`` SSE event."""
+
+    reply: str
+    answered_by: Literal["model", "handover", "human_queue"]
     usage: dict[str, int]
     timings_ms: dict[str, float]
     prompt: list[dict[str, str]] | None = None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    occurred_at: str
+    total: float
+    status: str
+    items: list[dict[str, Any]]
+
+
+class ProfileOut(BaseModel):
+    """The derived profile: orders and spend, favourite categories, open tickets, mood."""
+
+    customer_id: str
+    name: str
+    tier: str
+    locale: str
+    consent: dict[str, bool]
+    lifetime_orders: int
+    lifetime_spend: float
+    favourite_categories: list[str]
+    open_tickets: list[dict[str, Any]]
+    last_contact: str | None
+    sentiment_trend: str
+    recent_sentiment: list[float]
+    owned_products: list[str]
+    recent_orders: list[OrderOut]
 
 
 class FeedbackIn(_Strict):

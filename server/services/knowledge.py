@@ -31,6 +31,7 @@ from server.schemas.retrieval import (
     DocumentIn,
     DocumentOut,
     DocumentsChangedOut,
+    KbStatsOut,
     SearchHitOut,
     SearchIn,
     SearchOut,
@@ -135,11 +136,11 @@ class KnowledgeService:
         self.job(job_id, tenant)
         return self._jobs.cancel(job_id)
 
-    async def stats(self, tenant: str) -> dict[str, object]:
+    async def stats(self, tenant: str) -> KbStatsOut:
         check_tenant(tenant)
         stats = await asyncio.to_thread(self._kb.stats, tenant)
         stats["jobs"] = [job.as_dict() for job in self._jobs.active(tenant)]
-        return stats
+        return KbStatsOut.model_validate(stats)
 
     async def search(self, tenant: str, body: SearchIn) -> SearchOut:
         check_tenant(tenant)

@@ -23,7 +23,7 @@ from sqlalchemy import Column, Connection, Engine, Text, cast, func, not_, selec
 from core.crypto import PREFIX, Keyring, column_purpose, key_id_of
 from core.errors import EncryptionKeyError
 from retrieval import history
-from server.store import conversations, customers
+from server.store import conversation_tables, customers
 
 REENCRYPT_BATCH_ROWS = 500
 
@@ -46,7 +46,7 @@ class EncryptedColumn:
 def encrypted_columns() -> list[EncryptedColumn]:
     """Every column the stores encrypt, as each owning module declares it."""
     declared = (
-        *conversations.ENCRYPTED_COLUMNS,
+        *conversation_tables.ENCRYPTED_COLUMNS,
         *customers.ENCRYPTED_COLUMNS,
         *history.ENCRYPTED_COLUMNS,
     )

@@ -43,7 +43,7 @@ TABLE_MODULES = (
     "retrieval.history",
     "retrieval.catalog",
     "server.store.customers",
-    "server.store.conversations",
+    "server.store.conversation_tables",
     "server.store.audit",
     "server.store.api_keys",
 )

@@ -105,7 +105,7 @@ def test_draining_refuses_new_and_waiting_and_cuts_running_at_the_end() -> None:
         started = loop.time()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout_at(running.time_limit) as guard:
-                running.guarding(guard)  # as AdmittedEngine does around each engine pull
+                running.guarding(guard)  # as GenerationCall does around each engine pull
                 admission.drain(cut_after_s=0.2)
                 with pytest.raises(ShuttingDownError):
                     await waiting

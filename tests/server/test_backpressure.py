@@ -129,8 +129,12 @@ def _small_server(
 def bounded(
     base_url: str, data_dir: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """Two generations in the engine, two waiting: capacity four."""
-    env = {"CONCIERGE_ENGINE_MAX_CONCURRENCY": "2", "CONCIERGE_MAX_QUEUED_REQUESTS": "2"}
+    """Two generations in the engine, two waiting: capacity four; short support replies."""
+    env = {
+        "CONCIERGE_ENGINE_MAX_CONCURRENCY": "2",
+        "CONCIERGE_MAX_QUEUED_REQUESTS": "2",
+        "CONCIERGE_REPLY_MAX_TOKENS": "16",
+    }
     running = _small_server("bounded", env, base_url, data_dir, log_dir, tmp_path_factory)
     try:
         running.wait_ready(120)
@@ -202,6 +206,59 @@ def test_four_times_the_queue_capacity_gets_only_200_or_503_with_retry_after(
         f"{bounded.url}/v1/chat/completions", json={**CHAT, "max_tokens": 4}, timeout=60
     )
     assert calm.status_code == 200, calm.text
+
+
+async def _any_request(
+    client: httpx.AsyncClient, url: str, number: int
+) -> tuple[str, int, dict[str, str], str]:
+    """Chat or support, JSON or streamed, by ``number``; the status comes before any body."""
+    stream = number % 2 == 1
+    if number % 4 < 2:
+        path = "/v1/chat/completions"  # long enough to keep the queue full meanwhile
+        body = {**CHAT, "max_tokens": 48, "ignore_eos": True, "temperature": 0}
+    else:
+        path = "/v1/support/reply"
+        body = {"customer_id": f"flood-{number}", "message": "Where is my parcel?"}
+    kind = f"{path.rsplit('/', 1)[-1]}{'-stream' if stream else ''}"
+    async with client.stream("POST", f"{url}{path}", json={**body, "stream": stream}) as response:
+        text = (await response.aread()).decode()
+        return kind, response.status_code, dict(response.headers), text
+
+
+def test_chat_and_support_in_overload_answer_only_200_429_503_or_504_before_the_body(
+    bounded: ServerProcess, base_url: str
+) -> None:
+    """Streaming and JSON, chat and support: a shed request is a status, never a 200 whose
+    body carries the error (a support stream shed after its 200 was the old behaviour)."""
+
+    async def flood() -> list[tuple[str, int, dict[str, str], str]]:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            return await asyncio.gather(*(_any_request(client, bounded.url, n) for n in range(24)))
+
+    answers = asyncio.run(flood())
+    seen = sorted((kind, status) for kind, status, _, _ in answers)
+    print(f"24 mixed requests at capacity 4: {seen}")
+    assert {status for _, status, _, _ in answers} <= {200, 429, 503, 504}, seen
+    shed_kinds = {kind for kind, status, _, _ in answers if status == 503}
+    assert any(kind.startswith("reply") for kind in shed_kinds), seen  # support is shed too
+    for kind, status, headers, text in answers:
+        if status == 200:
+            if kind.endswith("-stream"):
+                assert headers["content-type"].startswith("text/event-stream")
+                assert text.rstrip().endswith("data: [DONE]"), text
+                assert "event: error" not in text and '"error"' not in text, text
+            else:
+                assert headers["content-type"].startswith("application/json")
+            continue
+        assert headers["content-type"].startswith("application/json"), (kind, status, text)
+        error = json.loads(text)["error"]
+        assert error["type"] in ("overloaded", "deadline_exceeded", "rate_limit_exceeded"), error
+        if status == 503:
+            assert int(headers["retry-after"]) >= 1
+    assert wait_for_running(base_url, 0)
+    metrics_text = httpx.get(f"{bounded.url}/metrics", timeout=10).text
+    assert prometheus_value(metrics_text, "concierge_generation_requests_in_flight") == 0
 
 
 # ---------------------------------------------------------------- the deadline

@@ -11,7 +11,8 @@ from core.crypto import read_key_file
 from core.db import create_database_engine
 from server.config import Settings
 from server.lifespan import load_keyring
-from server.store.conversations import TURNS, ConversationStore
+from server.store.conversation_tables import TURNS
+from server.store.conversations import ConversationStore
 from server.store.schema import create_schema
 from tests.server.store.test_conversations import turn
 from tests.server.test_cli import invoke, run_cli

@@ -44,7 +44,10 @@ def upward_imports(root: Path) -> list[UpwardImport]:
     for layer in LAYERS:
         for path in sorted((root / layer).rglob("*.py")):
             for line, package in imported_packages(path.read_text(encoding="utf-8")):
-                if package in rank and rank[package] > rank[layer] or package in ("bench", "tests"):
+                if (package in rank and rank[package] > rank[layer]) or package in (
+                    "bench",
+                    "tests",
+                ):
                     found.append(UpwardImport(path.relative_to(root), line, layer, package))
     return found
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from server.pipeline.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver, sign, verify
-from server.store.conversations import WebhookStatus
+from server.store.tickets import WebhookStatus
 from server.tenants import Webhook
 
 

@@ -12,15 +12,11 @@ from sqlalchemy import Engine
 from core.crypto import Keyring
 from core.errors import NotFoundError
 from server.pipeline.memory import ConversationMemory, roll_summary, summary_line
-from server.store.conversations import (
-    AnsweredBy,
-    ConversationMode,
-    ConversationStore,
-    NewTicket,
-    Turn,
-    WebhookStatus,
-)
+from server.store.analytics import ConversationAnalytics
+from server.store.conversations import AnsweredBy, ConversationMode, ConversationStore, Turn
 from server.store.customers import CustomerEvent, CustomerStore, EventKind
+from server.store.feedback import FeedbackStore
+from server.store.tickets import NewTicket, TicketStore, WebhookStatus
 
 KEYRING = Keyring.generate()
 """One key for every store of this module, so a reopened store reads what it wrote."""
@@ -56,6 +52,7 @@ def turn(conversation_id: str, seq: int, message: str, **extra: object) -> Turn:
 
 def test_turns_tickets_release_and_scoping(database: Engine) -> None:
     store = ConversationStore(database, KEYRING)
+    tickets = TicketStore(database, KEYRING)
     memory = ConversationMemory(store, window=2, summary_chars=500)
     conversation = store.open("shop", "ana", None, "chat", "en")
     for seq in range(1, 5):
@@ -83,13 +80,13 @@ def test_turns_tickets_release_and_scoping(database: Engine) -> None:
         store.get("shop", "ben", conversation.conversation_id)  # another customer
     with pytest.raises(NotFoundError):
         store.get("other", None, conversation.conversation_id)  # another tenant
-    store.set_webhook_result(created.ticket_id, WebhookStatus.DELIVERED, 2, None)
-    [ticket] = store.tickets("shop")
+    tickets.set_webhook_result(created.ticket_id, WebhookStatus.DELIVERED, 2, None)
+    [ticket] = tickets.tickets("shop")
     assert ticket.webhook_status is WebhookStatus.DELIVERED and ticket.webhook_attempts == 2
     released = store.release("shop", conversation.conversation_id)
     assert released.mode is ConversationMode.ASSISTANT
-    assert store.ticket("shop", created.ticket_id).status == "closed"
-    assert store.tickets("other") == []
+    assert tickets.ticket("shop", created.ticket_id).status == "closed"
+    assert tickets.tickets("other") == []
 
 
 def test_the_rolling_summary_stays_within_its_budget() -> None:
@@ -102,6 +99,8 @@ def test_the_rolling_summary_stays_within_its_budget() -> None:
 
 def test_analytics_and_feedback(database: Engine) -> None:
     store = ConversationStore(database, KEYRING)
+    analytics = ConversationAnalytics(database, KEYRING)
+    feedback = FeedbackStore(database, KEYRING)
     conversation = store.open("shop", "ana", None, "chat", "en")
     conversation, _ = store.record_turn(
         conversation,
@@ -119,10 +118,10 @@ def test_analytics_and_feedback(database: Engine) -> None:
         summarized_turns=0,
         ticket=NewTicket("ungrounded", "low", WebhookStatus.NOT_CONFIGURED),
     )
-    store.add_feedback(conversation, turn_id=None, csat=4, thumbs="up", comment="")
+    feedback.add_feedback(conversation, turn_id=None, csat=4, thumbs="up", comment="")
     with pytest.raises(NotFoundError):
-        store.add_feedback(conversation, turn_id="turn_other", csat=1, thumbs=None, comment="")
-    report = store.analytics("shop", since=0)
+        feedback.add_feedback(conversation, turn_id="turn_other", csat=1, thumbs=None, comment="")
+    report = analytics.analytics("shop", since=0)
     assert report["turns"] == 1 and report["conversations"] == 1
     assert report["top_intents"] == [{"intent": "product_info", "turns": 1}]
     assert report["sentiment_mix"] == {"negative": 1}
@@ -130,12 +129,14 @@ def test_analytics_and_feedback(database: Engine) -> None:
     assert report["escalations"]["rate"] == 1.0
     assert report["csat"]["average"] == 4.0 and report["csat"]["thumbs"] == {"up": 1}
     assert report["kb_gaps"]["questions"][0]["message"] == "do you sell sofas?"
-    assert store.analytics("other", since=0)["turns"] == 0
+    assert analytics.analytics("other", since=0)["turns"] == 0
 
 
 def test_forgetting_a_customer_removes_every_row(database: Engine) -> None:
     customers = CustomerStore(database, KEYRING)
     store = ConversationStore(database, KEYRING)
+    feedback = FeedbackStore(database, KEYRING)
+    tickets = TicketStore(database, KEYRING)
     customers.upsert(
         "shop",
         "ana",
@@ -156,11 +157,11 @@ def test_forgetting_a_customer_removes_every_row(database: Engine) -> None:
         summarized_turns=0,
         ticket=NewTicket("human_request", "normal", WebhookStatus.NOT_CONFIGURED),
     )
-    store.add_feedback(conversation, turn_id=None, csat=5, thumbs=None, comment="")
+    feedback.add_feedback(conversation, turn_id=None, csat=5, thumbs=None, comment="")
     removed = store.forget_customer("shop", "ana")
     assert removed == {"turns": 1, "tickets": 1, "feedback": 1, "conversations": 1}
     assert customers.forget("shop", "ana") == {"customers": 1, "customer_events": 1}
-    assert customers.get("shop", "ana") is None and store.tickets("shop") == []
+    assert customers.get("shop", "ana") is None and tickets.tickets("shop") == []
 
 
 def test_customer_upsert_keeps_created_at_and_events_come_newest_first(database: Engine) -> None:

@@ -15,9 +15,13 @@ from core.crypto import PREFIX, EncryptionKey, Keyring, key_id_of
 from core.errors import DecryptionError, EncryptionKeyError
 from models.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
-from server.store.conversations import TURNS, ConversationStore, NewTicket, WebhookStatus
+from server.store.analytics import ConversationAnalytics
+from server.store.conversation_tables import TURNS
+from server.store.conversations import ConversationStore
 from server.store.customers import CUSTOMER_EVENTS, CustomerEvent, CustomerStore, EventKind
+from server.store.feedback import FeedbackStore
 from server.store.key_rotation import encrypted_columns, key_usage, reencrypt
+from server.store.tickets import NewTicket, TicketStore, WebhookStatus
 from tests.server.store.test_conversations import turn
 
 
@@ -40,6 +44,7 @@ def write_everything(engine: Engine, keyring: Keyring, embedder: Embedder, word:
     note = CustomerEvent(EventKind.NOTE, 1000.0, {"text": f"prefers calls, {word}"})
     customers.add_events("shop", "ana", [note])
     store = ConversationStore(engine, keyring)
+    feedback = FeedbackStore(engine, keyring)
     conversation = store.open("shop", "ana", None, "chat", "en")
     conversation, ticket = store.record_turn(
         conversation,
@@ -52,7 +57,7 @@ def write_everything(engine: Engine, keyring: Keyring, embedder: Embedder, word:
         transcript=[{"role": "customer", "text": f"my parcel {word} is late"}],
     )
     assert ticket is not None
-    store.add_feedback(conversation, turn_id=None, csat=2, thumbs=None, comment=f"meh {word}")
+    feedback.add_feedback(conversation, turn_id=None, csat=2, thumbs=None, comment=f"meh {word}")
     history = CustomerHistory(engine, embedder, keyring)
     vector = np.ones((1, embedder.dimension), dtype=np.float32) / np.sqrt(embedder.dimension)
     history.add("shop", "ana", [HistoryEntry(HistoryKind.NOTE, f"note {word}", 1000.0)], vector)
@@ -66,11 +71,12 @@ def read_everything(
     (feedback comments have no reader: seven of the eight)."""
     customers = CustomerStore(engine, keyring)
     store = ConversationStore(engine, keyring)
+    tickets = TicketStore(engine, keyring)
     customer = customers.get("shop", "ana")
     assert customer is not None
     conversation = store.get("shop", "ana", conversation_id)
     (stored_turn,) = store.recent_turns(conversation_id, 5)
-    (ticket,) = store.tickets("shop")
+    (ticket,) = tickets.tickets("shop")
     history = CustomerHistory(engine, embedder, keyring)  # a fresh one loads from SQL
     vector = np.ones(embedder.dimension, dtype=np.float32)
     hits = history.search("shop", "ana", vector)
@@ -116,7 +122,7 @@ def test_customer_text_is_stored_encrypted_and_read_back_plain(
     conversation_id = write_everything(store_engine, keyring, embedder, word)
     shown = read_everything(store_engine, keyring, embedder, conversation_id)
     assert shown.count(word) == 7, shown
-    assert ConversationStore(store_engine, keyring).analytics("shop", 0.0)["turns"] == 1
+    assert ConversationAnalytics(store_engine, keyring).analytics("shop", 0.0)["turns"] == 1
 
     stored = raw_values(store_engine)
     assert all(stored.values()), f"every encrypted column got a row: {stored}"
@@ -133,7 +139,9 @@ def test_customer_text_is_stored_encrypted_and_read_back_plain(
 def test_ungrounded_questions_are_still_grouped_for_the_kb_gap_report(
     store_engine: Engine,
 ) -> None:
-    store = ConversationStore(store_engine, Keyring.generate())
+    keyring = Keyring.generate()
+    store = ConversationStore(store_engine, keyring)
+    analytics = ConversationAnalytics(store_engine, keyring)
     for seq, question in enumerate(("where is my parcel", "where is my parcel", "a refund?"), 1):
         conversation = store.open("shop", f"c{seq}", None, "chat", "en")
         store.record_turn(
@@ -144,7 +152,7 @@ def test_ungrounded_questions_are_still_grouped_for_the_kb_gap_report(
             summary="",
             summarized_turns=0,
         )
-    gaps = store.analytics("shop", 0.0)["kb_gaps"]
+    gaps = analytics.analytics("shop", 0.0)["kb_gaps"]
     assert gaps["ungrounded_replies"] == 3
     assert [(q["message"], q["times"]) for q in gaps["questions"]] == [
         ("where is my parcel", 2),

@@ -13,8 +13,12 @@ from core.crypto import Keyring
 from models.embedder import Embedder
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from server.lifespan import enforce_retention
-from server.services.support import SupportService
-from server.store.conversations import CONVERSATIONS, NewTicket, WebhookStatus
+from server.services.conversations import ConversationService
+from server.store.analytics import ConversationAnalytics
+from server.store.conversation_tables import CONVERSATIONS
+from server.store.conversations import ConversationStore
+from server.store.feedback import FeedbackStore
+from server.store.tickets import NewTicket, TicketStore, WebhookStatus
 from tests.server.store.test_conversations import turn
 
 KEYRING = Keyring.generate()
@@ -27,10 +31,15 @@ def test_the_purge_removes_only_what_outlived_the_retention(
     store_engine: Engine, embedder: Embedder
 ) -> None:
     now = time.time()
-    service = SupportService.over(
-        store_engine, embedder, CustomerHistory(store_engine, embedder, KEYRING), KEYRING
+    service = ConversationService(
+        ConversationStore(store_engine, KEYRING),
+        TicketStore(store_engine, KEYRING),
+        FeedbackStore(store_engine, KEYRING),
+        ConversationAnalytics(store_engine, KEYRING),
+        CustomerHistory(store_engine, embedder, KEYRING),
     )
     store = service.conversations
+    feedback = service.feedback_store
     kept_ids = []
     for age_days, customer in ((45, "ana"), (5, "ana"), (45, "ben")):
         conversation = store.open("shop", customer, None, "chat", "en")
@@ -44,7 +53,7 @@ def test_the_purge_removes_only_what_outlived_the_retention(
             ticket=NewTicket("human_request", "normal", WebhookStatus.PENDING),
             transcript=[{"role": "customer", "text": "where is my parcel"}],
         )
-        store.add_feedback(conversation, turn_id=None, csat=4, thumbs=None, comment="")
+        feedback.add_feedback(conversation, turn_id=None, csat=4, thumbs=None, comment="")
         with store_engine.begin() as conn:
             conn.execute(
                 update(CONVERSATIONS)
@@ -92,8 +101,12 @@ def test_the_purge_removes_only_what_outlived_the_retention(
 async def test_the_server_purges_at_start_up_and_then_on_its_interval(
     store_engine: Engine, embedder: Embedder
 ) -> None:
-    service = SupportService.over(
-        store_engine, embedder, CustomerHistory(store_engine, embedder, KEYRING), KEYRING
+    service = ConversationService(
+        ConversationStore(store_engine, KEYRING),
+        TicketStore(store_engine, KEYRING),
+        FeedbackStore(store_engine, KEYRING),
+        ConversationAnalytics(store_engine, KEYRING),
+        CustomerHistory(store_engine, embedder, KEYRING),
     )
     store = service.conversations
 

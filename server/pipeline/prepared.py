@@ -1,0 +1,82 @@
+"""What a reply is asked for, the settings it runs under, and what is decided before tokens.
+
+``PreparedReply`` is the hand-over between the stages: ``ReplyPipeline.prepare`` fills it
+(analysis, memory, profile, retrieval, escalation, recommendations, prompt), generation
+and persistence read it. It lives apart from the pipeline so that every stage module can
+take it without importing the pipeline itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from core import metrics
+from server.pipeline.analyze import Analysis
+from server.pipeline.escalation import EscalationDecision, Streaks
+from server.pipeline.memory import Memory
+from server.pipeline.profile import CustomerProfile
+from server.pipeline.prompt import Prompt
+from server.pipeline.recommend import Recommendation
+from server.pipeline.retrieve import Retrieved
+from server.store.conversations import Conversation, ConversationStore
+from server.store.customers import CustomerStore
+from server.tenants import TenantConfig
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    reply_max_tokens: int
+    reply_temperature: float
+    reply_frequency_penalty: float
+    reply_presence_penalty: float
+    memory_turns: int
+    memory_summary_chars: int
+    kb_passages: int
+    grounding_min_similarity: float
+    history_hits: int
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    tenant: str
+    customer_id: str
+    conversation_id: str | None
+    message: str
+    channel: str
+    locale: str | None
+    include_prompt: bool = False
+
+
+@dataclass
+class PreparedReply:
+    """Everything decided before the first token."""
+
+    request: ReplyRequest
+    config: TenantConfig
+    conversation: Conversation
+    turn_id: str
+    seq: int
+    analysis: Analysis
+    memory: Memory
+    profile: CustomerProfile | None
+    retrieved: Retrieved | None
+    streaks: Streaks
+    decision: EscalationDecision
+    recommendations: list[Recommendation]
+    prompt: Prompt | None
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds = now - since
+        self.timings[name] = round(seconds * 1000, 2)
+        metrics.PIPELINE_STAGE_DURATION.labels(stage=name).observe(seconds)
+        return now
+
+
+@dataclass
+class Stores:
+    customers: CustomerStore
+    conversations: ConversationStore

@@ -1,0 +1,92 @@
+"""Escalation tickets: created with the turn that escalates, then read by admins and updated
+by the webhook sender with its delivery state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from core.crypto import Keyring
+from core.errors import NotFoundError
+from server.store.conversation_tables import TICKETS, TRANSCRIPT
+
+
+class WebhookStatus(StrEnum):
+    NOT_CONFIGURED = "not_configured"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    ticket_id: str
+    tenant: str
+    conversation_id: str
+    customer_id: str
+    reason: str
+    priority: str
+    status: str
+    transcript: list[dict[str, Any]]
+    created_at: float
+    webhook_status: WebhookStatus
+    webhook_attempts: int
+    webhook_error: str | None
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    reason: str
+    priority: str
+    webhook_status: WebhookStatus
+
+
+class TicketStore:
+    """Reads tickets and records webhook deliveries; transcripts are stored encrypted."""
+
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
+        self._engine = engine
+        self._keyring = keyring
+
+    def set_webhook_result(
+        self, ticket_id: str, status: WebhookStatus, attempts: int, error: str | None
+    ) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(TICKETS)
+                .where(TICKETS.c.ticket_id == ticket_id)
+                .values(webhook_status=str(status), webhook_attempts=attempts, webhook_error=error)
+            )
+
+    def tickets(self, tenant: str, status: str | None = None, limit: int = 100) -> list[Ticket]:
+        query = select(TICKETS).where(TICKETS.c.tenant == tenant)
+        if status is not None:
+            query = query.where(TICKETS.c.status == status)
+        query = query.order_by(TICKETS.c.created_at.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [self.from_row(row) for row in rows]
+
+    def ticket(self, tenant: str, ticket_id: str) -> Ticket:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(TICKETS).where(TICKETS.c.tenant == tenant, TICKETS.c.ticket_id == ticket_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"ticket {ticket_id!r} not found", param="ticket_id")
+        return self.from_row(row)
+
+    def from_row(self, row: Any) -> Ticket:
+        values = row._asdict()
+        values["webhook_status"] = WebhookStatus(values["webhook_status"])
+        values["transcript"] = self._keyring.decrypt_json(values["transcript"], TRANSCRIPT)
+        return Ticket(**values)
+
+    def row_of(self, ticket: Ticket) -> dict[str, Any]:
+        row = dict(vars(ticket))
+        row["webhook_status"] = str(ticket.webhook_status)
+        row["transcript"] = self._keyring.encrypt_json(ticket.transcript, TRANSCRIPT)
+        return row
