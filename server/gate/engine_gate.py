@@ -264,15 +264,25 @@ class GenerationCall:
                 await queue.put(exc)
 
         task = asyncio.create_task(pump())
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + DISCONNECT_POLL_S
         try:
             while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), timeout=DISCONNECT_POLL_S)
-                except TimeoutError:
+                # polled on a clock, not only when the engine is quiet: tokens can come
+                # faster than the poll interval for the whole of a long answer
+                if loop.time() >= next_poll:
+                    next_poll = loop.time() + DISCONNECT_POLL_S
                     if await disconnected():
                         log.info("client disconnected; aborting %s", self.request_id)
-                        raise ClientClosedRequestError("the client closed the connection") from None
-                    continue
+                        raise ClientClosedRequestError("the client closed the connection")
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        wait_s = max(next_poll - loop.time(), 0.001)
+                        item = await asyncio.wait_for(queue.get(), timeout=wait_s)
+                    except TimeoutError:
+                        continue
                 if item is None:
                     return
                 if isinstance(item, BaseException):
