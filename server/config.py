@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     training_data_dir: Path = Field(
         Path("../shared/data"),
-        description="labelled data the default classifiers are trained from "
-        "(`concierge models train-classifiers`)",
+        description="labelled data (Bitext, TweetEval) that `concierge models "
+        "train-classifiers` retrains the heads from when no --data is given; serving never "
+        "reads it: the default heads ship in models/classifiers/default_heads",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] | None = Field(

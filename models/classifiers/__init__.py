@@ -1,22 +1,38 @@
 """Sentiment, intent and language of a customer message, for the reply pipeline.
 
 Sentiment and intent are small heads over the sentence embeddings the pipeline computes
-anyway (``models.embedder``), trained from data files by
-``concierge models train-classifiers`` and stored as verified ``.npz`` arrays under
-``<data_dir>/classifiers`` (``classifiers_dir``). Language detection is an offline
-n-gram model (``py3langid``). Importing this package loads no model and no
+anyway (``models.embedder``), stored as verified ``.npz`` arrays plus a manifest. The
+default heads ship trained inside this package (``default_heads/``, ~60 KB), so serving
+and testing need no labelled data; ``make classifier-heads DATA=DIR`` retrains them.
+A local set trained by ``concierge models train-classifiers --data DIR`` under
+``<data_dir>/classifiers`` (``classifiers_dir``) overrides them, and tenants' own intent
+heads live there too (``classifier_set`` says which set wins). Every set records the
+embedder it was trained on and is refused under another one. Language detection is an
+offline n-gram model (``py3langid``). Importing this package loads no model and no
 scikit-learn; training imports scikit-learn when it runs.
 """
 
 from models.classifiers.classifier_set import Classifiers, IntentResult, SentimentResult
-from models.classifiers.head_store import ClassifiersUnavailableError, classifiers_dir
+from models.classifiers.embedder_identity import EmbedderIdentity, embedder_identity
+from models.classifiers.head_store import (
+    SHIPPED_HEADS_DIR,
+    ClassifiersUnavailableError,
+    classifiers_dir,
+)
 from models.classifiers.language import LanguageResult, detect_language
-from models.classifiers.training import TrainingReport, train_classifiers, train_tenant_intents
+from models.classifiers.training import (
+    TrainingReport,
+    train_classifiers,
+    train_shipped_heads,
+    train_tenant_intents,
+)
 from models.classifiers.training_data import TrainingDataError
 
 __all__ = [
+    "SHIPPED_HEADS_DIR",
     "Classifiers",
     "ClassifiersUnavailableError",
+    "EmbedderIdentity",
     "IntentResult",
     "LanguageResult",
     "SentimentResult",
@@ -24,6 +40,8 @@ __all__ = [
     "TrainingReport",
     "classifiers_dir",
     "detect_language",
+    "embedder_identity",
     "train_classifiers",
+    "train_shipped_heads",
     "train_tenant_intents",
 ]

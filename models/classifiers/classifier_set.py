@@ -1,7 +1,16 @@
 """The trained heads as the reply pipeline uses them: sentiment, intent, per-tenant intent.
 
-``Classifiers.load`` reads and verifies the newest default version once (at start-up);
-every call after that is numpy arithmetic on vectors the pipeline already computed.
+``Classifiers.load`` picks and verifies the default heads once (at start-up); every call
+after that is numpy arithmetic on vectors the pipeline already computed.
+
+Which default set serves: the heads shipped in the package (``default_heads/``), unless
+a local set under ``<data_dir>/classifiers/default`` qualifies, i.e. it verifies, was
+trained on the configured embedder (name and weights digest) and with a recipe at least
+as recent as the shipped set's. A local set is something an operator trained on purpose
+(own data, a newer copy, another embedder), so it wins over the generic shipped set; a
+local set made by older training code, for another embedder, or damaged, is logged and
+skipped, never half-trusted. The shipped set is refused, like a local one, when its
+embedder differs from the configured one: the error names both and the retrain command.
 
 Tenant intent heads are found lazily: the first ``intent(..., tenant=t)`` looks for
 ``tenants/<t>/versions`` on disk, and later calls look again at most every
@@ -32,7 +41,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from models.classifiers.embedder_identity import EmbedderIdentity
 from models.classifiers.head_store import (
+    SHIP_COMMAND,
+    SHIPPED_HEADS_DIR,
     TRAIN_COMMAND,
     ClassifiersUnavailableError,
     StoredHeads,
@@ -84,11 +96,14 @@ class Classifiers:
         directory: Path,
         default: StoredHeads,
         *,
+        embedder: EmbedderIdentity | None = None,
         refresh_interval_s: float = TENANT_REFRESH_INTERVAL_S,
     ) -> None:
-        self.directory = directory
+        self.directory = directory  # local sets: the tenants' heads, a local default set
         self.version_folder = default.folder
+        self.shipped = default.version == 0
         self.embedding_model = str(default.manifest.get("embedding_model", ""))
+        self.embedder = embedder
         self.manifest = default.manifest
         self._sentiment = default.heads["sentiment"]
         self._intent = default.heads["intent"]
@@ -97,29 +112,52 @@ class Classifiers:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, directory: Path) -> Classifiers:
-        """Verify and load the newest default version under ``directory``.
+    def load(
+        cls,
+        directory: Path,
+        *,
+        embedder: EmbedderIdentity | None = None,
+        shipped: Path | None = SHIPPED_HEADS_DIR,
+    ) -> Classifiers:
+        """The default heads that serve (see the module doc), tenant heads from ``directory``.
 
-        Raises ``ClassifiersUnavailableError`` when none is there or it fails verification.
+        ``embedder`` is the configured model's identity; a set trained on another one is
+        refused. ``None`` skips that check, for a caller that has just trained the set
+        itself with its own embedder (``bench/quality.py``). ``shipped=None`` considers the
+        local set only. Raises ``ClassifiersUnavailableError`` when no set qualifies.
         """
-        folder = newest_version_folder(default_root(directory))
-        if folder is None:
+        problems: list[str] = []
+        local = _candidate(newest_version_folder(default_root(directory)), embedder, problems)
+        fallback = _candidate(shipped, embedder, problems)
+        chosen = local
+        if local is not None and fallback is not None:
+            local_recipe = int(local.manifest.get("recipe", 0))
+            shipped_recipe = int(fallback.manifest.get("recipe", 0))
+            if local_recipe < shipped_recipe:
+                problems.append(
+                    f"local classifiers at {local.folder} come from training recipe "
+                    f"{local_recipe}, the shipped ones from {shipped_recipe}"
+                )
+                chosen = fallback
+        chosen = chosen or fallback
+        if chosen is None:
+            if not problems:
+                problems.append(f"no trained classifiers in {directory}")
             raise ClassifiersUnavailableError(
-                f"no trained classifiers in {directory}; run `{TRAIN_COMMAND}`"
+                "; ".join(problems)
+                + f". Retrain: `{TRAIN_COMMAND} --data DIR` (a local set) or `{SHIP_COMMAND}`"
+                " (the shipped set)"
             )
-        stored = read_version(folder)
-        missing = {"sentiment", "intent"} - set(stored.heads)
-        if missing:
-            raise ClassifiersUnavailableError(
-                f"classifiers at {folder} lack {', '.join(sorted(missing))}; "
-                f"run `{TRAIN_COMMAND} --force`"
-            )
-        if stored.heads["sentiment"].labels != SENTIMENT_LABEL_NAMES:
-            raise ClassifiersUnavailableError(
-                f"classifiers at {folder}: unexpected sentiment labels; "
-                f"run `{TRAIN_COMMAND} --force`"
-            )
-        return cls(directory, stored)
+        for problem in problems:
+            log.warning("%s: skipped", problem)
+        log.info(
+            "classifiers: %s heads from %s (trained %s on %s)",
+            "shipped" if chosen.version == 0 else "local",
+            chosen.folder,
+            chosen.manifest.get("trained_at", "at an unrecorded date"),
+            chosen.manifest.get("embedding_model"),
+        )
+        return cls(directory, chosen, embedder=embedder)
 
     # ------------------------------------------------------------ sentiment
 
@@ -198,22 +236,65 @@ class Classifiers:
         except ClassifiersUnavailableError as exc:
             log.warning("tenant %s intent head ignored: %s", tenant, exc.message)
             return None
-        model = stored.manifest.get("embedding_model")
         head = stored.heads.get("intent")
-        if (
-            head is None
-            or model != self.embedding_model
-            or head.dimension != self._intent.dimension
-        ):
+        if head is None:
+            log.warning("tenant %s intent head ignored: %s holds no intent head", tenant, folder)
+            return None
+        if self.embedder is not None:
+            problem = self.embedder.mismatch(stored.manifest)
+        elif stored.manifest.get("embedding_model") != self.embedding_model:
+            problem = (
+                f"trained on {stored.manifest.get('embedding_model')!r}, "
+                f"serving {self.embedding_model!r}"
+            )
+        else:
+            problem = None
+        if problem is None and head.dimension != self._intent.dimension:
+            problem = f"{head.dimension} dimensions, serving {self._intent.dimension}"
+        if problem is not None:
             log.warning(
-                "tenant %s intent head at %s ignored: trained on %r, serving %r",
+                "tenant %s intent head at %s ignored: %s; retrain it with `%s --tenant %s "
+                "--intents FILE`",
                 tenant,
                 folder,
-                model,
-                self.embedding_model,
+                problem,
+                TRAIN_COMMAND,
+                tenant,
             )
             return None
         log.info(
             "tenant %s intent head loaded from %s (%d intents)", tenant, folder, len(head.labels)
         )
         return head
+
+
+def _candidate(
+    folder: Path | None, embedder: EmbedderIdentity | None, problems: list[str]
+) -> StoredHeads | None:
+    """The default set at ``folder`` if it verifies and fits ``embedder``; else None, and
+    the reason appended to ``problems``."""
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        problems.append(f"no classifiers at {folder}")
+        return None
+    try:
+        stored = read_version(folder)
+    except ClassifiersUnavailableError as exc:
+        problems.append(exc.message)
+        return None
+    missing = {"sentiment", "intent"} - set(stored.heads)
+    if missing:
+        problems.append(f"classifiers at {folder} lack {', '.join(sorted(missing))}")
+        return None
+    if stored.heads["sentiment"].labels != SENTIMENT_LABEL_NAMES:
+        problems.append(f"classifiers at {folder}: unexpected sentiment labels")
+        return None
+    if embedder is not None:
+        for name in ("sentiment", "intent"):
+            meta = stored.manifest["heads"][name]
+            problem = embedder.mismatch(meta if "embedder" in meta else stored.manifest)
+            if problem is not None:
+                problems.append(f"{name} head at {folder}: {problem}")
+                return None
+    return stored

@@ -1,6 +1,9 @@
 """Trained heads on disk: versioned folders of ``.npz`` arrays plus a verified manifest.
 
-Layout under ``<data_dir>/classifiers/``::
+The default heads ship with the code, in ``models/classifiers/default_heads/``
+(``SHIPPED_HEADS_DIR``: one head set, ``{manifest.json, sentiment.npz, intent.npz}``,
+package data, written by ``write_flat``), so a fresh clone or a wheel serves without any
+training data. Locally trained sets live under ``<data_dir>/classifiers/``::
 
     default/versions/v000001/{manifest.json, sentiment.npz, intent.npz}
     tenants/<tenant>/versions/v000001/{manifest.json, intent.npz}
@@ -38,6 +41,8 @@ MANIFEST_FORMAT = 1
 VERSION_PREFIX = "v"
 KEEP_VERSIONS = 2
 TRAIN_COMMAND = "concierge models train-classifiers"
+SHIP_COMMAND = "make classifier-heads DATA=<folder>"
+SHIPPED_HEADS_DIR = Path(__file__).resolve().parent / "default_heads"
 
 
 class ClassifiersUnavailableError(ConciergeError):
@@ -68,6 +73,17 @@ class StoredHeads:
     version: int
     heads: dict[str, LinearHead]
     manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeadSet:
+    """Heads to write and what their manifest says about them: ``head_info`` per head
+    (metrics, parameters, data, embedder), ``extra`` for the whole set (sources, recipe,
+    embedding model, tenant)."""
+
+    heads: dict[str, LinearHead]
+    head_info: dict[str, dict[str, Any]]
+    extra: dict[str, Any]
 
 
 def published_versions(root: Path) -> list[int]:
@@ -132,49 +148,19 @@ def read_version(folder: Path) -> StoredHeads:
         raise ClassifiersUnavailableError(
             f"classifiers at {folder}: malformed head ({exc}); run `{TRAIN_COMMAND} --force`"
         ) from exc
-    return StoredHeads(folder, int(folder.name[1:]), heads, manifest)
+    version = int(folder.name[1:]) if folder.name[1:].isdigit() else 0  # 0: the shipped set
+    return StoredHeads(folder, version, heads, manifest)
 
 
-def write_version(
-    root: Path,
-    heads: dict[str, LinearHead],
-    head_info: dict[str, dict[str, Any]],
-    extra: dict[str, Any],
-) -> Path:
+def write_version(root: Path, heads: HeadSet) -> Path:
     """Publish ``heads`` as the next version under ``root``; return the new folder.
 
-    ``head_info`` holds per-head metadata (metrics, parameters) for the manifest;
-    ``extra`` holds the rest (sources, embedding model, tenant). Old versions beyond
-    ``KEEP_VERSIONS`` are removed afterwards.
+    Old versions beyond ``KEEP_VERSIONS`` are removed afterwards.
     """
     staging = root / "staging" / f"build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        listed: dict[str, dict[str, Any]] = {}
-        described: dict[str, dict[str, Any]] = {}
-        for name, head in heads.items():
-            file_name = f"{name}.npz"
-            path = staging / file_name
-            with path.open("wb") as handle:
-                arrays: dict[str, Any] = head.arrays()
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            listed[file_name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-            described[name] = {"file": file_name, "labels": list(head.labels), **head_info[name]}
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "created_at": time.time(),
-            "files": listed,
-            "heads": described,
-            **extra,
-        }
-        manifest_path = staging / MANIFEST
-        with manifest_path.open("w", encoding="utf-8") as handle:
-            handle.write(json.dumps(manifest, indent=1, sort_keys=True))
-            handle.flush()
-            os.fsync(handle.fileno())
-        _fsync_dir(staging)
+        _write_set(staging, heads)
         versions = root / "versions"
         versions.mkdir(exist_ok=True)
         with _one_writer(root):
@@ -187,6 +173,58 @@ def write_version(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def write_flat(folder: Path, heads: HeadSet) -> Path:
+    """Write ``heads`` as the one set in ``folder`` (the shipped layout), replacing it.
+
+    No version history: the history of a shipped set is the repository's. The new set is
+    built beside ``folder`` and swapped in by two renames, so an interrupted run leaves
+    the old set or the new one, and never a mix that fails its checksums.
+    """
+    folder = folder.resolve()
+    staging = folder.parent / f".{folder.name}-build-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    retired = staging.with_name(staging.name.replace("-build-", "-old-"))
+    staging.mkdir(parents=True)
+    try:
+        _write_set(staging, heads)
+        if folder.exists():
+            os.rename(folder, retired)
+        os.rename(staging, folder)
+        _fsync_dir(folder.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+    return folder
+
+
+def _write_set(folder: Path, heads: HeadSet) -> None:
+    """Every head as ``<name>.npz`` plus the manifest listing them, all fsynced."""
+    listed: dict[str, dict[str, Any]] = {}
+    described: dict[str, dict[str, Any]] = {}
+    for name, head in heads.heads.items():
+        file_name = f"{name}.npz"
+        path = folder / file_name
+        with path.open("wb") as handle:
+            arrays: dict[str, Any] = head.arrays()
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        listed[file_name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        described[name] = {"file": file_name, "labels": list(head.labels), **heads.head_info[name]}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "created_at": time.time(),
+        "files": listed,
+        "heads": described,
+        **heads.extra,
+    }
+    manifest_path = folder / MANIFEST
+    with manifest_path.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_dir(folder)
 
 
 @contextlib.contextmanager

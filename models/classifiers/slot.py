@@ -1,4 +1,4 @@
-"""``ClassifierSlot``: the classifiers, loaded on first use once their heads exist."""
+"""``ClassifierSlot``: the classifiers, loaded on first use."""
 
 from __future__ import annotations
 
@@ -6,17 +6,32 @@ import threading
 from pathlib import Path
 
 from models.classifiers.classifier_set import Classifiers
+from models.classifiers.embedder_identity import EmbedderIdentity, embedder_identity
+from models.classifiers.head_store import SHIPPED_HEADS_DIR
 
 
 class ClassifierSlot:
-    """Loads the classifiers once they exist; until then every reply gets a clear 503.
+    """Loads the classifiers once; until a set qualifies every reply gets a clear 503.
 
-    Training (``concierge models train-classifiers``) may finish after the server
+    The shipped heads normally qualify at once. They do not when the configured embedder
+    is another model than the one they were trained on; then an operator trains a local
+    set (``concierge models train-classifiers --data DIR``), possibly after the server
     started, so a failed load is retried on the next request instead of for ever.
+    The embedder's identity (a digest of its files) is computed on the first call, in
+    the caller's thread, not when the server is being built.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        embedding_model: str | None = None,
+        *,
+        shipped: Path | None = SHIPPED_HEADS_DIR,
+    ) -> None:
         self._directory = directory
+        self._embedding_model = embedding_model
+        self._shipped = shipped
+        self._identity: EmbedderIdentity | None = None
         self._loaded: Classifiers | None = None
         self._lock = threading.Lock()
 
@@ -26,5 +41,9 @@ class ClassifierSlot:
             return loaded
         with self._lock:
             if self._loaded is None:
-                self._loaded = Classifiers.load(self._directory)
+                if self._identity is None and self._embedding_model is not None:
+                    self._identity = embedder_identity(self._embedding_model)
+                self._loaded = Classifiers.load(
+                    self._directory, embedder=self._identity, shipped=self._shipped
+                )
             return self._loaded

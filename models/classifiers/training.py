@@ -21,12 +21,20 @@ Intent: ``C = INTENT_C`` (Bitext accuracy is flat from C 4 to 64), trained on th
 training part of ``bitext_split`` and scored on its held-out part; cross-validated
 accuracy and macro-F1 are recorded in the manifest too.
 
-A run whose source files (by SHA-256), embedding model and ``RECIPE`` match the newest
-manifest publishes nothing and reports "up to date".
+A run whose source files (by SHA-256), embedding model (name and weights digest) and
+``RECIPE`` match the newest manifest publishes nothing and reports "up to date".
+
+``train_classifiers`` publishes a local version under ``<data_dir>/classifiers``;
+``train_shipped_heads`` writes the same heads into the package's ``default_heads/`` (what
+``make classifier-heads`` runs). Either manifest records, per head, the embedder it was
+trained on, the data's fingerprint and file names, the date, and its held-out scores.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,18 +44,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.classifiers.embedder_identity import EmbedderIdentity, embedder_identity
 from models.classifiers.head_store import (
+    MANIFEST,
+    SHIPPED_HEADS_DIR,
     ClassifiersUnavailableError,
+    HeadSet,
     default_root,
     newest_version_folder,
     read_manifest,
     tenant_root,
+    write_flat,
     write_version,
 )
 from models.classifiers.linear_head import LinearHead
 from models.classifiers.text_cues import CUE_FEATURE_NAMES, cue_features
 from models.classifiers.training_data import (
+    INTENT_SOURCES,
     SENTIMENT_LABEL_NAMES,
+    SENTIMENT_SOURCES,
     LabelledTexts,
     bitext_split,
     load_bitext,
@@ -59,7 +74,8 @@ from models.classifiers.training_data import (
 from models.embedder import Embedder
 from models.prepare import sha256_file
 
-RECIPE = 4  # bump when training changes in a way that should retrain unchanged data
+RECIPE = 5  # bump when training changes in a way that should retrain unchanged data
+# 5: manifests record the embedder's weights digest, data fingerprints and held-out scores
 EMBED_PURPOSE = "classifier"
 SENTIMENT_C_GRID = (0.25, 0.5, 1.0, 2.0)
 CUE_WEIGHT = 0.3  # standardized cues are scaled down so 9 cues do not outweigh 384 dims
@@ -74,6 +90,19 @@ MAX_ITER = 3000
 Progress = Callable[[str], None]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+
+
+DATASETS = {
+    "intent": "Bitext customer support (CDLA-Sharing-1.0): 80% of the rows, the fixed "
+    "stratified bitext_split; the other 20% are held out",
+    "sentiment": "TweetEval sentiment val (2,000 tweets); TweetEval emotion train+val "
+    "angry/sad tweets only to check negative recall, never trained on",
+}
+HELDOUT = {
+    "intent": "Bitext held-out 20% (never trained on)",
+    "sentiment": "TweetEval sentiment val, 5-fold out-of-fold; C and decision bias are chosen "
+    "on the same folds, so slightly optimistic (bench/quality.py scores the test split)",
+}
 
 
 @dataclass(frozen=True)
@@ -114,15 +143,76 @@ def train_classifiers(
     force: bool = False,
     progress: Progress | None = None,
 ) -> TrainingReport:
-    """Train and publish the default sentiment and intent heads from ``source``."""
+    """Train the default sentiment and intent heads from ``source`` and publish them as a
+    new local version under ``out_dir`` (``classifiers_dir(data_dir)``)."""
+    root = default_root(out_dir)
+    return _train_default(
+        embedder,
+        source,
+        root,
+        current=lambda: _current_manifest(root),
+        publish=lambda heads: write_version(
+            root,
+            HeadSet(
+                heads.heads, heads.head_info, {**heads.extra, "source_dir": str(source.resolve())}
+            ),
+        ),
+        force=force,
+        progress=progress,
+    )
+
+
+def train_shipped_heads(
+    embedder: Embedder,
+    source: Path,
+    folder: Path = SHIPPED_HEADS_DIR,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> TrainingReport:
+    """Train the default heads from ``source`` into ``folder`` in the shipped layout.
+
+    This is how the package data in ``default_heads/`` is made (``make classifier-heads``);
+    the manifest names the data by fingerprint, never by this machine's path.
+    """
+
+    def current() -> dict[str, Any] | None:
+        if not (folder / MANIFEST).is_file():
+            return None
+        try:
+            return read_manifest(folder)
+        except ClassifiersUnavailableError:
+            return None  # a damaged set is replaced, never trusted
+
+    return _train_default(
+        embedder,
+        source,
+        folder,
+        current=current,
+        publish=lambda heads: write_flat(folder, heads),
+        force=force,
+        progress=progress,
+    )
+
+
+def _train_default(
+    embedder: Embedder,
+    source: Path,
+    where: Path,
+    *,
+    current: Callable[[], dict[str, Any] | None],
+    publish: Callable[[HeadSet], Path],
+    force: bool,
+    progress: Progress | None,
+) -> TrainingReport:
     say = progress or (lambda _: None)
     started = time.perf_counter()
     sources = source_hashes(source)
-    root = default_root(out_dir)
+    identity = embedder_identity(embedder.config.model)
     if not force:
-        current = _current_manifest(root)
-        if current is not None and _matches(current, sources, embedder.model_name):
-            return _report_from_manifest(current, root, time.perf_counter() - started)
+        manifest = current()
+        if manifest is not None and _matches(manifest, sources, identity):
+            return _report_from_manifest(manifest, where, time.perf_counter() - started)
 
     bitext = load_bitext(source)
     train_rows, heldout_rows = bitext_split(bitext)
@@ -134,6 +224,7 @@ def train_classifiers(
     intent_head, intent_report = fit_intent_head(intent_vectors, intents.labels, name="intent")
     predicted = _predict(intent_head, heldout_vectors)
     intent_report.metrics["heldout_accuracy"] = _accuracy(heldout.labels, predicted)
+    intent_report.metrics["heldout_macro_f1"] = _macro_f1(heldout.labels, predicted)
 
     tweets = load_sentiment(source)
     say(f"sentiment: embedding {len(tweets)} labelled tweets")
@@ -148,22 +239,69 @@ def train_classifiers(
 
     heads = {"sentiment": sentiment_head, "intent": intent_head}
     reports = {"sentiment": sentiment_report, "intent": intent_report}
-    folder = write_version(
-        root,
-        heads,
-        {name: _head_info(report) for name, report in reports.items()},
-        {
-            "kind": "default",
-            "recipe": RECIPE,
-            "embedding_model": embedder.model_name,
-            "dimension": int(intent_vectors.shape[1]),
-            "sources": sources,
-            "source_dir": str(source.resolve()),
-            "training_seconds": round(time.perf_counter() - started, 2),
-        },
+    trained_at = _now()
+    files = {"sentiment": SENTIMENT_SOURCES, "intent": INTENT_SOURCES}
+    info = {
+        name: {
+            **_head_info(report),
+            "embedder": identity.as_manifest(),
+            "trained_at": trained_at,
+            "data": {
+                "datasets": DATASETS[name],
+                "fingerprint": data_fingerprint({str(f): sources[str(f)] for f in files[name]}),
+                "files": [str(f) for f in files[name]],
+            },
+            "heldout": {
+                "split": HELDOUT[name],
+                **{k: round(float(v), 4) for k, v in _heldout_scores(name, report).items()},
+            },
+        }
+        for name, report in reports.items()
+    }
+    folder = publish(
+        HeadSet(
+            heads,
+            info,
+            {
+                "kind": "default",
+                "recipe": RECIPE,
+                "embedding_model": embedder.model_name,
+                "embedder": identity.as_manifest(),
+                "dimension": int(intent_vectors.shape[1]),
+                "sources": sources,
+                "data_fingerprint": data_fingerprint(sources),
+                "trained_at": trained_at,
+                "training_seconds": round(time.perf_counter() - started, 2),
+            },
+        )
     )
     say(f"published {folder}")
-    return TrainingReport(root, False, time.perf_counter() - started, reports)
+    return TrainingReport(where, False, time.perf_counter() - started, reports)
+
+
+def _now() -> str:
+    """The training date as the manifests record it: ISO 8601, UTC, to the second."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def data_fingerprint(sources: dict[str, Any]) -> str:
+    """One SHA-256 for a set of source files, from their names and SHA-256 digests."""
+    listed = {name: meta["sha256"] for name, meta in sorted(sources.items())}
+    return hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
+
+
+def _heldout_scores(name: str, report: HeadReport) -> dict[str, float]:
+    """The scores on examples a head was not fitted on (see ``HELDOUT``)."""
+    if name == "intent":
+        return {
+            "accuracy": report.metrics["heldout_accuracy"],
+            "macro_f1": report.metrics["heldout_macro_f1"],
+        }
+    return {
+        "macro_recall": report.metrics["cv_macro_recall"],
+        "negative_recall": report.metrics["cv_negative_recall"],
+        "accuracy": report.metrics["cv_accuracy"],
+    }
 
 
 def train_tenant_intents(
@@ -173,29 +311,28 @@ def train_tenant_intents(
     from core.ids import check_tenant
 
     started = time.perf_counter()
+    identity = embedder_identity(embedder.config.model)
     root = tenant_root(out_dir, check_tenant(tenant))
     examples = load_tenant_examples(examples_file)
     vectors = embedder.embed_sync(examples.texts, purpose=EMBED_PURPOSE)
     head, report = fit_intent_head(vectors, examples.labels, name=f"intent[{tenant}]")
-    write_version(
-        root,
-        {"intent": head},
-        {"intent": _head_info(report)},
-        {
-            "kind": "tenant",
-            "tenant": tenant,
-            "recipe": RECIPE,
-            "embedding_model": embedder.model_name,
-            "dimension": int(vectors.shape[1]),
-            "sources": {
-                examples_file.name: {
-                    "sha256": sha256_file(examples_file),
-                    "bytes": examples_file.stat().st_size,
-                }
-            },
-            "training_seconds": round(time.perf_counter() - started, 2),
+    extra = {
+        "kind": "tenant",
+        "tenant": tenant,
+        "recipe": RECIPE,
+        "embedding_model": embedder.model_name,
+        "embedder": identity.as_manifest(),
+        "dimension": int(vectors.shape[1]),
+        "sources": {
+            examples_file.name: {
+                "sha256": sha256_file(examples_file),
+                "bytes": examples_file.stat().st_size,
+            }
         },
-    )
+        "trained_at": _now(),
+        "training_seconds": round(time.perf_counter() - started, 2),
+    }
+    write_version(root, HeadSet({"intent": head}, {"intent": _head_info(report)}, extra))
     return TrainingReport(root, False, time.perf_counter() - started, {"intent": report})
 
 
@@ -368,6 +505,12 @@ def _accuracy(expected: Sequence[str], predicted: Sequence[str]) -> float:
     return float(np.mean([a == b for a, b in zip(expected, predicted, strict=True)]))
 
 
+def _macro_f1(expected: Sequence[str], predicted: Sequence[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(list(expected), list(predicted), average="macro"))
+
+
 # ---------------------------------------------------------------- up-to-date check
 
 
@@ -389,10 +532,10 @@ def _current_manifest(root: Path) -> dict[str, Any] | None:
         return None  # a damaged version is replaced, never trusted
 
 
-def _matches(manifest: dict[str, Any], sources: dict[str, Any], model: str) -> bool:
+def _matches(manifest: dict[str, Any], sources: dict[str, Any], identity: EmbedderIdentity) -> bool:
     return bool(
         manifest.get("sources") == sources
-        and manifest.get("embedding_model") == model
+        and identity.mismatch(manifest) is None
         and manifest.get("recipe") == RECIPE
         and {"sentiment", "intent"} <= set(manifest.get("heads", {}))
     )

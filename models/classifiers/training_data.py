@@ -1,6 +1,8 @@
 """Reading labelled examples for the heads, with errors that say what to fix.
 
-The default heads learn from the shared data folder (``Settings.training_data_dir``):
+The default heads ship trained (``models/classifiers/default_heads/``); only retraining
+them reads data, from a folder laid out like the project's ``../shared/data``
+(``--data DIR``, else ``Settings.training_data_dir``), which never enters the repository:
 
 * intent: Bitext customer support (``instruction`` -> ``intent``, 27 intents). A fixed,
   stratified 20% of it is held out (``bitext_split``) and never trained on, so the
@@ -41,13 +43,19 @@ EMOTION_FILES = tuple(
 )
 EMOTION_MAPPING = Path("tweeteval/emotion/mapping.txt")
 NEGATIVE_EMOTIONS = ("anger", "sadness")
-DEFAULT_SOURCES = (
-    BITEXT_CSV,
+INTENT_SOURCES = (BITEXT_CSV,)
+SENTIMENT_SOURCES = (
     SENTIMENT_TEXT,
     SENTIMENT_LABELS,
     SENTIMENT_MAPPING,
     *EMOTION_FILES,
     EMOTION_MAPPING,
+)
+DEFAULT_SOURCES = (*INTENT_SOURCES, *SENTIMENT_SOURCES)
+DATA_HINT = (
+    "the labelled data is Bitext customer support and TweetEval (sentiment, emotion), laid "
+    "out as in the project's ../shared/data; pass --data DIR or set "
+    "CONCIERGE_TRAINING_DATA_DIR. Serving needs none of it: the default heads ship trained"
 )
 
 HELDOUT_FRACTION = 0.2
@@ -79,13 +87,12 @@ class LabelledTexts:
 def source_hashes(source: Path) -> dict[str, dict[str, object]]:
     """SHA-256 and size of every default source file; refuses a missing one."""
     if not source.is_dir():
-        raise TrainingDataError(
-            f"training data folder {source} does not exist (set --source or "
-            "CONCIERGE_TRAINING_DATA_DIR)"
-        )
+        raise TrainingDataError(f"training data folder {source} does not exist; {DATA_HINT}")
     missing = [str(source / name) for name in DEFAULT_SOURCES if not (source / name).is_file()]
     if missing:
-        raise TrainingDataError(f"training data missing in {source}: {', '.join(missing)}")
+        raise TrainingDataError(
+            f"training data missing in {source}: {', '.join(missing)}; {DATA_HINT}"
+        )
     return {
         str(name): {"sha256": sha256_file(source / name), "bytes": (source / name).stat().st_size}
         for name in DEFAULT_SOURCES

@@ -111,12 +111,22 @@ def _build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(handler=_models_prepare)
     train = model_commands.add_parser(
         "train-classifiers",
-        help="train the sentiment and intent heads (skipped when the data is unchanged)",
+        help="retrain the sentiment and intent heads (the default ones ship trained; "
+        "skipped when the data is unchanged)",
     )
     train.add_argument(
+        "--data",
         "--source",
+        dest="source",
         type=Path,
-        help="labelled data folder (default: CONCIERGE_TRAINING_DATA_DIR, ../shared/data)",
+        help="labelled data folder laid out like ../shared/data (Bitext, TweetEval; "
+        "default: CONCIERGE_TRAINING_DATA_DIR)",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        help="write the heads into this folder in the shipped layout (e.g. "
+        "models/classifiers/default_heads) instead of a local set under the data directory",
     )
     train.add_argument("--force", action="store_true", help="retrain even if up to date")
     train.add_argument("--tenant", help="train this tenant's own intent head (needs --intents)")
@@ -276,14 +286,20 @@ def _models_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> int:
+    """Retrain heads: a local default set (overrides the shipped one), the shipped set
+    itself (``--out``), or one tenant's intent head (``--tenant`` with ``--intents``)."""
     if (args.tenant is None) != (args.intents is None):
         sys.stderr.write("error: --tenant and --intents go together\n")
+        return 2
+    if args.tenant is not None and args.out is not None:
+        sys.stderr.write("error: --out writes the default heads; a tenant's go to the data dir\n")
         return 2
     from core.errors import ConciergeError
     from models.classifiers import (
         TrainingReport,
         classifiers_dir,
         train_classifiers,
+        train_shipped_heads,
         train_tenant_intents,
     )
     from models.embedder import Embedder, EmbedderConfig
@@ -308,7 +324,14 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
         else:
             source = Path(args.source or settings.training_data_dir)
             say(f"training classifiers from {source}")
-            report = train_classifiers(embedder, source, out_dir, force=args.force, progress=say)
+            if args.out is not None:
+                report = train_shipped_heads(
+                    embedder, source, args.out, force=args.force, progress=say
+                )
+            else:
+                report = train_classifiers(
+                    embedder, source, out_dir, force=args.force, progress=say
+                )
     except ConciergeError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2

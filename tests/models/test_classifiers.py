@@ -1,7 +1,10 @@
-"""Sentiment, intent and language classifiers: trained on small real subsets in tmp folders.
+"""Sentiment, intent and language classifiers: the shipped heads, and training on small
+real subsets in tmp folders.
 
-The source folders mimic ``../shared/data`` with a few hundred rows of the real files, so
-training takes seconds; the figures on the full data are ``bench/quality.py``'s job.
+The shipped heads (``models/classifiers/default_heads``) need no data. The training tests
+build source folders that mimic ``../shared/data`` with a few hundred rows of the real
+files, so training takes seconds; they skip where that data is absent (a fresh clone).
+The figures on the full data are ``bench/quality.py``'s job.
 """
 
 from __future__ import annotations
@@ -17,33 +20,44 @@ from pathlib import Path
 import pytest
 
 from models.classifiers import (
+    SHIPPED_HEADS_DIR,
     Classifiers,
     ClassifiersUnavailableError,
+    EmbedderIdentity,
     TrainingDataError,
     classifiers_dir,
     detect_language,
+    embedder_identity,
     train_classifiers,
+    train_shipped_heads,
     train_tenant_intents,
 )
-from models.classifiers.head_store import default_root, newest_version_folder
+from models.classifiers.head_store import MANIFEST, default_root, newest_version_folder
 from models.classifiers.text_cues import frustration_cues
+from models.classifiers.training import RECIPE
 from models.classifiers.training_data import BITEXT_CSV
 from models.embedder import Embedder
 from tests.servers import CONCIERGE, REPO
 
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("CONCIERGE_TRAINING_DATA_DIR", REPO.parent / "shared" / "data")
+).resolve()
+NO_DATA = (
+    f"needs the labelled data in {SHARED_DATA} (Bitext customer support, TweetEval), which "
+    "the project keeps in ../shared/data beside the repository; set "
+    "CONCIERGE_TRAINING_DATA_DIR to a copy elsewhere. The shipped heads need none of it"
+)
 INTENTS = ("track_order", "cancel_order", "get_refund", "contact_human_agent", "complaint")
 BITEXT_ROWS_PER_INTENT = 12
 TWEETS_PER_LABEL = 80
 EMOTION_ROWS = 20
-
-pytestmark = pytest.mark.skipif(
-    not (SHARED_DATA / BITEXT_CSV).is_file(), reason="needs ../shared/data beside the repo"
-)
+SHIPPED_MAX_BYTES = 200_000
 
 
 def build_source(folder: Path) -> Path:
-    """A small copy of the shared data folder's layout with real rows."""
+    """A small copy of the shared data folder's layout with real rows; skips without it."""
+    if not (SHARED_DATA / BITEXT_CSV).is_file():
+        pytest.skip(NO_DATA)
     bitext = folder / BITEXT_CSV
     bitext.parent.mkdir(parents=True)
     with (SHARED_DATA / BITEXT_CSV).open(encoding="utf-8", newline="") as handle:
@@ -98,6 +112,30 @@ def copy_of(trained: Path, tmp_path: Path) -> Path:
     target = tmp_path / "classifiers"
     shutil.copytree(trained, target)
     return target
+
+
+def local_set(
+    directory: Path, embedder: EmbedderIdentity | None = None, **manifest_changes: object
+) -> Path:
+    """The shipped heads copied in as local version 1 under ``directory``, their manifest
+    changed as given (``embedder``: as if trained on that one): a local set without
+    training (the files keep their checksums)."""
+    folder = default_root(directory) / "versions" / "v000001"
+    shutil.copytree(SHIPPED_HEADS_DIR, folder)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    manifest.update(manifest_changes)
+    if embedder is not None:
+        manifest.update(embedder=embedder.as_manifest(), embedding_model=embedder.name)
+        for head in manifest["heads"].values():
+            head["embedder"] = embedder.as_manifest()
+    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def identity() -> EmbedderIdentity:
+    """The configured (default) embedder's identity, as the server computes it."""
+    return embedder_identity("all-minilm-l6-v2")
 
 
 def write_examples(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -182,9 +220,13 @@ def test_unchanged_data_is_up_to_date_and_force_retrains(
     assert newest_version_folder(default_root(out)) != before
 
 
-def test_tenant_head_overrides_default(trained: Path, tmp_path: Path, embedder: Embedder) -> None:
-    out = copy_of(trained, tmp_path)
-    classifiers = Classifiers.load(out)
+def test_tenant_head_overrides_default(
+    tmp_path: Path, embedder: Embedder, identity: EmbedderIdentity
+) -> None:
+    out = tmp_path / "classifiers"  # no local default set: the shipped heads serve
+    classifiers = Classifiers.load(out, embedder=identity)
+    assert classifiers.shipped
+    shipped_intents = set(classifiers.intent_labels())
     assert classifiers.intent_labels("acme") == classifiers.intent_labels()  # none yet
     examples = write_examples(
         tmp_path / "acme.csv",
@@ -196,9 +238,15 @@ def test_tenant_head_overrides_default(trained: Path, tmp_path: Path, embedder: 
     assert sorted(classifiers.intent_labels("acme")) == ["returns", "warranty"]
     vectors = embedder.embed_sync(["my toaster stopped working, is it covered by warranty?"])
     assert classifiers.intent(vectors, tenant="acme")[0].label == "warranty"
-    assert classifiers.intent(vectors, tenant="other")[0].label in INTENTS
-    assert classifiers.intent(vectors)[0].label in INTENTS
-    assert sorted(Classifiers.load(out).intent_labels("acme")) == ["returns", "warranty"]
+    assert classifiers.intent(vectors, tenant="other")[0].label in shipped_intents
+    assert classifiers.intent(vectors)[0].label in shipped_intents
+    reloaded = Classifiers.load(out, embedder=identity)
+    assert sorted(reloaded.intent_labels("acme")) == ["returns", "warranty"]
+    other = EmbedderIdentity(identity.name, "0" * 64)  # same name, other weights
+    local_set(tmp_path / "other", embedder=other)
+    shutil.copytree(out / "tenants", tmp_path / "other" / "tenants")
+    served = Classifiers.load(tmp_path / "other", embedder=other, shipped=None)
+    assert served.intent_labels("acme") == served.intent_labels()  # its tenant head is refused
 
 
 @pytest.mark.parametrize(
@@ -239,35 +287,128 @@ def test_jsonl_examples_and_bad_tenant(tmp_path: Path, embedder: Embedder) -> No
         train_tenant_intents(embedder, path, tmp_path / "classifiers", "../escape")
 
 
-def test_corrupt_or_missing_heads_are_refused(trained: Path, tmp_path: Path) -> None:
+def test_corrupt_or_missing_heads_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ClassifiersUnavailableError, match="concierge models train-classifiers"):
-        Classifiers.load(tmp_path / "nothing-here")
+        Classifiers.load(tmp_path / "nothing-here", shipped=None)
+    with pytest.raises(ClassifiersUnavailableError, match="no classifiers at"):
+        Classifiers.load(tmp_path / "nothing-here", shipped=tmp_path / "not-shipped")
     assert ClassifiersUnavailableError.status_code == 503
 
-    truncated = copy_of(trained, tmp_path / "truncated")
-    file = newest_version_folder(default_root(truncated))
-    assert file is not None
+    file = local_set(tmp_path / "truncated")
     data = (file / "intent.npz").read_bytes()
     (file / "intent.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ClassifiersUnavailableError, match=r"intent\.npz is \d+ bytes"):
-        Classifiers.load(truncated)
+        Classifiers.load(tmp_path / "truncated", shipped=None)
+    assert Classifiers.load(tmp_path / "truncated").shipped  # the shipped set stands in
 
-    altered = copy_of(trained, tmp_path / "altered")
-    file = newest_version_folder(default_root(altered))
-    assert file is not None
-    data = bytearray((file / "sentiment.npz").read_bytes())
-    data[-100] ^= 0xFF
-    (file / "sentiment.npz").write_bytes(bytes(data))
+    file = local_set(tmp_path / "altered")
+    flipped = bytearray((file / "sentiment.npz").read_bytes())
+    flipped[-100] ^= 0xFF
+    (file / "sentiment.npz").write_bytes(bytes(flipped))
     with pytest.raises(ClassifiersUnavailableError, match=r"sentiment\.npz fails its SHA-256"):
-        Classifiers.load(altered)
+        Classifiers.load(tmp_path / "altered", shipped=None)
 
 
 def test_missing_source_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
-    with pytest.raises(TrainingDataError, match="does not exist"):
+    with pytest.raises(TrainingDataError, match=r"does not exist.*--data DIR"):
         train_classifiers(embedder, tmp_path / "absent", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(TrainingDataError, match="training data missing"):
         train_classifiers(embedder, tmp_path / "empty", tmp_path / "out")
+
+
+# ---------------------------------------------------------------- shipped heads
+
+
+def test_shipped_heads_are_small_described_and_serve(
+    tmp_path: Path, embedder: Embedder, identity: EmbedderIdentity
+) -> None:
+    files = {path.name: path.stat().st_size for path in SHIPPED_HEADS_DIR.iterdir()}
+    assert set(files) == {MANIFEST, "sentiment.npz", "intent.npz"}
+    assert sum(files.values()) < SHIPPED_MAX_BYTES
+    classifiers = Classifiers.load(classifiers_dir(tmp_path), embedder=identity)
+    assert classifiers.shipped and classifiers.version_folder == SHIPPED_HEADS_DIR
+    manifest = classifiers.manifest
+    assert manifest["recipe"] == RECIPE, "training changed: run `make classifier-heads`"
+    for name in ("sentiment", "intent"):
+        head = manifest["heads"][name]
+        assert head["embedder"] == identity.as_manifest()
+        assert len(head["data"]["fingerprint"]) == 64 and head["data"]["files"]
+        assert head["trained_at"] and head["heldout"]["split"]
+    assert manifest["heads"]["intent"]["heldout"]["accuracy"] > 0.9
+    assert manifest["heads"]["sentiment"]["heldout"]["negative_recall"] > 0.7
+    assert not any("/" in str(v) for v in manifest.values() if isinstance(v, str)), (
+        "no machine paths in the shipped manifest"
+    )
+
+    texts = [
+        "This is the third time my order is late, absolutely unacceptable!!!",
+        "Thanks so much, that worked perfectly",
+        "please cancel my order",
+    ]
+    vectors = embedder.embed_sync(texts)
+    angry, happy, _ = classifiers.sentiment(texts, vectors)
+    assert angry.label == "negative" and angry.frustrated
+    assert happy.label == "positive" and not happy.frustrated
+    assert classifiers.intent(vectors)[2].label == "cancel_order"
+
+
+def test_heads_of_another_embedder_are_refused_with_the_retrain_command(
+    tmp_path: Path, identity: EmbedderIdentity
+) -> None:
+    for other in (
+        EmbedderIdentity("multilingual-e5-small", "1" * 64),
+        EmbedderIdentity(identity.name, "2" * 64),  # same name, other weights
+    ):
+        with pytest.raises(ClassifiersUnavailableError) as refused:
+            Classifiers.load(tmp_path, embedder=other)
+        message = refused.value.message
+        assert "the configured embedder is " + other.name in message
+        assert "concierge models train-classifiers --data DIR" in message
+        assert "make classifier-heads" in message
+
+
+def test_which_default_set_wins(tmp_path: Path, identity: EmbedderIdentity) -> None:
+    """A local set wins when it fits the embedder and is not older training code."""
+    local = local_set(tmp_path / "current")
+    assert Classifiers.load(tmp_path / "current", embedder=identity).version_folder == local
+
+    local_set(tmp_path / "old-recipe", recipe=RECIPE - 1)
+    assert Classifiers.load(tmp_path / "old-recipe", embedder=identity).shipped
+    # with nothing better on offer, an older local set still serves
+    assert not Classifiers.load(tmp_path / "old-recipe", embedder=identity, shipped=None).shipped
+
+    other = EmbedderIdentity("multilingual-e5-small", "1" * 64)
+    local_set(tmp_path / "other", embedder=other)
+    assert Classifiers.load(tmp_path / "other", embedder=identity).shipped
+    # under that other embedder the local set is the one that fits; the shipped one does not
+    assert not Classifiers.load(tmp_path / "other", embedder=other).shipped
+
+
+def test_train_shipped_heads_writes_the_shipped_layout(
+    tmp_path: Path, embedder: Embedder, source: Path, identity: EmbedderIdentity
+) -> None:
+    heads = tmp_path / "default_heads"
+    report = train_shipped_heads(embedder, source, heads)
+    assert not report.up_to_date
+    assert train_shipped_heads(embedder, source, heads).up_to_date
+    loaded = Classifiers.load(tmp_path / "data", embedder=identity, shipped=heads)
+    assert loaded.shipped and set(loaded.intent_labels()) == set(INTENTS)
+    assert "source_dir" not in loaded.manifest
+    assert [p.name for p in tmp_path.iterdir()] == ["default_heads"]  # no staging left
+
+
+def test_the_shipped_heads_are_package_data() -> None:
+    """A non-editable install carries the heads: pyproject declares every file of them."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["models.classifiers"]
+    package = SHIPPED_HEADS_DIR.parent
+    for path in SHIPPED_HEADS_DIR.iterdir():
+        relative = str(path.relative_to(package))
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 # ---------------------------------------------------------------- language
@@ -319,8 +460,23 @@ def test_cli_trains_then_reports_up_to_date(source: Path, tmp_path: Path) -> Non
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
 
-    missing = concierge("--source", str(tmp_path / "absent"), data_dir=data_dir)
+    missing = concierge("--data", str(tmp_path / "absent"), data_dir=data_dir)
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
     alone = concierge("--tenant", "acme", data_dir=data_dir)
     assert alone.returncode == 2 and "go together" in alone.stderr
+
+    heads = tmp_path / "heads"
+    shipped = concierge("--data", str(source), "--out", str(heads), data_dir=data_dir)
+    assert shipped.returncode == 0, shipped.stderr
+    assert {p.name for p in heads.iterdir()} == {MANIFEST, "sentiment.npz", "intent.npz"}
+    both = concierge(
+        "--tenant", "acme", "--intents", "x.csv", "--out", str(heads), data_dir=data_dir
+    )
+    assert both.returncode == 2 and "--out" in both.stderr
+
+
+def test_cli_without_data_points_at_the_data_and_the_shipped_heads(tmp_path: Path) -> None:
+    absent = concierge("--data", str(tmp_path / "absent"), data_dir=tmp_path / "data")
+    assert absent.returncode == 2
+    assert "does not exist" in absent.stderr and "ship trained" in absent.stderr
