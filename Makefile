@@ -92,28 +92,29 @@ test: lint
 	$(VENV)/bin/concierge models prepare
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# bench/ is not installed with Concierge: its benchmarks run as modules from the repository root.
 # llama.cpp's llama-server, the CPU peer of the serving benchmark, built from the sources in
 # the llama-cpp-python archive into bench/out/llama.cpp (once; about 6 minutes on 2 cores)
 bench-setup: $(STAMP_DEV)
-	$(PY) bench/setup_llama_server.py
+	$(PY) -m bench.setup_llama_server
 
 # one system at a time: vLLM serve, llama-server, Concierge chat + support reply; writes
 # docs/benchmarks.md (its serving section) and docs/img/serving-*.png; about 20 minutes
 bench: bench-setup
-	$(PY) bench/serving.py $(BENCH_ARGS)
+	$(PY) -m bench.serving $(BENCH_ARGS)
 
 # Concierge chat and vLLM serve up together, measured in alternating turns at c=16:
 # the HTTP layer's cost as a median of paired ratios; about 12 minutes
 bench-paired: $(STAMP_DEV)
-	$(PY) bench/serving_paired.py $(BENCH_ARGS)
+	$(PY) -m bench.serving_paired $(BENCH_ARGS)
 
 # the same with llama-server as the peer, at c=4: the issue's ">= 1.0x llama-server" target
 # as a median of paired ratios; writes its own section of docs/benchmarks.md
 bench-paired-llama: bench-setup
-	$(PY) bench/serving_paired.py --peer llama --concurrency 4 $(BENCH_ARGS)
+	$(PY) -m bench.serving_paired --peer llama --concurrency 4 $(BENCH_ARGS)
 
 bench-engine: $(STAMP_DEV)
-	$(PY) bench/engine.py
+	$(PY) -m bench.engine
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

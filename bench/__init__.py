@@ -1,1 +1,2 @@
-"""Benchmarks, run as scripts (``python bench/engine.py``); the server never imports them."""
+"""Benchmarks, run as modules from the repository root (``python -m bench.engine``); bench is
+not installed with Concierge and the server never imports it. What they share: ``bench.lib``."""

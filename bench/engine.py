@@ -21,8 +21,8 @@ Engines run eager by default: ``--compiled`` (torch.compile) costs about 100 s o
 start-up per phase on a 2-core CPU, twice per run, for about 1.1x the throughput
 (docs/benchmarks.md).
 
-    .venv/bin/python bench/engine.py --concurrency 1,16 --markdown docs/bench-engine.md
-    .venv/bin/python bench/engine.py --concurrency 1,4 --requests 4 --max-tokens 16  # smoke
+    .venv/bin/python -m bench.engine --concurrency 1,16 --markdown docs/bench-engine.md
+    .venv/bin/python -m bench.engine --concurrency 1,4 --requests 4 --max-tokens 16  # smoke
 
 Raw per-request results go to bench/out/engine-<timestamp>.json, the server's log next to it.
 """
@@ -31,12 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import gc
-import json
 import logging
-import os
-import random
 import sys
 import time
 import uuid
@@ -45,19 +41,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.machine import describe_machine
-from bench.processes import ServerProcess, free_port
+from bench.lib.concierge import ConciergeServer
+from bench.lib.data import load_prompts
+from bench.lib.loops import closed_levels, closed_loop
+from bench.lib.machine import describe_machine
+from bench.lib.paths import BITEXT_DIR, OUT_DIR, REPO
+from bench.lib.report import raw_args, start_run, write_json
+from bench.lib.stats import percentile
+from bench.lib.streaming import SYSTEM_PROMPT, chat_body, http_client, stream_chat
+from bench.lib.tables import Row, leading_left, markdown_table, text_table, times
 from models.engine.base import ChatMessage, SamplingOptions
 from server.config import Settings
 
 log = logging.getLogger("bench.engine")
-
-REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "bench" / "out"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "bitext-customer-support"
-SYSTEM_PROMPT = "You are a helpful customer support assistant. Answer briefly and politely."
 
 
 @dataclass(frozen=True)
@@ -95,60 +91,27 @@ class LevelResult:
             "output_tokens": tokens,
             "tokens_per_s": tokens / self.wall_s,
             "requests_per_s": len(ok) / self.wall_s,
-            "ttft_p50_ms": _percentile(ttfts, 50),
-            "ttft_p95_ms": _percentile(ttfts, 95),
+            "ttft_p50_ms": percentile(ttfts, 50),
+            "ttft_p95_ms": percentile(ttfts, 95),
         }
 
 
-Send = Callable[[list[ChatMessage]], Awaitable[RequestResult]]
-"""Sends one conversation with the benchmark's sampling settings and times it."""
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), NaN when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def load_prompts(data: Path, count: int, seed: int) -> list[str]:
-    """``count`` distinct instructions, the same for every run with the same seed."""
-    csv_path = data if data.is_file() else next(iter(sorted(data.glob("*.csv"))), None)
-    if csv_path is None:
-        raise SystemExit(f"no CSV file in {data}")
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        instructions = sorted({row["instruction"].strip() for row in csv.DictReader(fh)} - {""})
-    if count > len(instructions):
-        raise SystemExit(f"{count} prompts needed, {csv_path} has {len(instructions)}")
-    return random.Random(seed).sample(instructions, count)
+Send = Callable[[str], Awaitable[RequestResult]]
+"""Sends one prompt (under the support system prompt) with the benchmark's sampling settings
+and times it."""
 
 
 def conversation(prompt: str) -> list[ChatMessage]:
     return [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", prompt)]
 
 
-async def closed_loop(
+async def measure_level(
     system: str, send: Send, prompts: Sequence[str], concurrency: int
 ) -> LevelResult:
-    """``concurrency`` workers share one queue of prompts; each sends back to back."""
-    results: list[RequestResult | None] = [None] * len(prompts)
-    queue = iter(range(len(prompts)))  # shared: a free worker takes the next index
-
-    async def worker() -> None:
-        for index in queue:
-            results[index] = await send(conversation(prompts[index]))
-
+    """One closed loop of ``concurrency`` workers over ``prompts``, timed."""
     started = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(concurrency):
-            group.create_task(worker())
-    wall = time.perf_counter() - started
-    done = [r for r in results if r is not None]
-    return LevelResult(system, concurrency, wall, done)
+    results = await closed_loop(send, prompts, concurrency)
+    return LevelResult(system, concurrency, time.perf_counter() - started, results)
 
 
 @dataclass(frozen=True)
@@ -172,8 +135,8 @@ class Plan:
 async def run_levels(system: str, send: Send, plan: Plan) -> list[LevelResult]:
     levels = []
     for concurrency, warmup, measured in plan.levels:
-        await closed_loop(system, send, warmup, concurrency)
-        level = await closed_loop(system, send, measured, concurrency)
+        await closed_loop(send, warmup, concurrency)
+        level = await measure_level(system, send, measured, concurrency)
         failed = [r.error for r in level.results if r.error]
         if failed:
             log.warning(
@@ -202,13 +165,13 @@ async def run_direct(settings: Settings, plan: Plan) -> Phase:
     startup = time.perf_counter() - started
     options = SamplingOptions(max_tokens=plan.max_tokens, temperature=0.0, ignore_eos=True)
 
-    async def send(messages: list[ChatMessage]) -> RequestResult:
+    async def send(prompt: str) -> RequestResult:
         begin = time.perf_counter()
         ttft: float | None = None
         parts: list[str] = []
         tokens = 0
         try:
-            async for chunk in engine.stream_chat(messages, options, uuid.uuid4().hex):
+            async for chunk in engine.stream_chat(conversation(prompt), options, uuid.uuid4().hex):
                 if chunk.text and ttft is None:
                     ttft = time.perf_counter() - begin
                 parts.append(chunk.text)
@@ -226,120 +189,35 @@ async def run_direct(settings: Settings, plan: Plan) -> Phase:
 # -- phase B: concierge serve over HTTP --------------------------------------------------
 
 
-def _env_value(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def concierge_command() -> list[str]:
-    """The ``concierge`` script of this environment (or the module when not installed)."""
-    script = Path(sys.executable).parent / "concierge"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server.cli.main"]
-
-
-class ConciergeServer(ServerProcess):
-    """``concierge serve`` on loopback with ``CONCIERGE_*`` overrides, stopped as one process
-    group with the vLLM engine-core child it spawns, so nothing leaks."""
-
-    def __init__(self, overrides: dict[str, Any], log_path: Path, port: int | None = None) -> None:
-        env = {
-            **os.environ,
-            **{f"CONCIERGE_{k.upper()}": _env_value(v) for k, v in overrides.items()},
-        }
-        port = port or free_port()
-        command = [*concierge_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        super().__init__(command, log_path, port, env)
-
-
-async def wait_ready(server: ConciergeServer, client: httpx.AsyncClient, timeout_s: float) -> str:
-    """Poll /readyz until 200; return the served model name. Fail fast if the server dies."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(
-                f"concierge serve exited with {server.proc.returncode}; "
-                f"log tail:\n{server.log_tail()}"
-            )
-        try:
-            response = await client.get("/readyz", timeout=5)
-            if response.status_code == 200:
-                model: str = response.json()["model"]
-                return model
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(1.0)
-    raise TimeoutError(f"not ready after {timeout_s:.0f} s; log tail:\n{server.log_tail()}")
-
-
-def _parse_sse_line(line: str) -> dict[str, Any] | None:
-    """The JSON payload of a ``data:`` line; None for other lines and ``[DONE]``."""
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return None
-    event: dict[str, Any] = json.loads(data)
-    return event
-
-
-async def run_concierge(server: ConciergeServer, plan: Plan, ready_timeout_s: float) -> Phase:
+def run_concierge(server: ConciergeServer, plan: Plan, ready_timeout_s: float) -> Phase:
     """Same requests as the direct phase, as streaming OpenAI chat calls."""
+    started = time.perf_counter()
+    model = server.wait_model(ready_timeout_s)
+    startup = time.perf_counter() - started
     concurrency = max(c for c, _, _ in plan.levels)
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(600, connect=10)
-    async with httpx.AsyncClient(
-        base_url=server.base_url, limits=limits, timeout=timeout
-    ) as client:
-        started = time.perf_counter()
-        model = await wait_ready(server, client, ready_timeout_s)
-        startup = time.perf_counter() - started
 
-        async def send(messages: list[ChatMessage]) -> RequestResult:
-            payload = {
-                "model": model,
-                "messages": [{"role": m.role, "content": m.content} for m in messages],
-                "max_tokens": plan.max_tokens,
-                "temperature": 0.0,
-                "ignore_eos": True,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-            begin = time.perf_counter()
-            ttft: float | None = None
-            parts: list[str] = []
-            tokens = 0
-            try:
-                async with client.stream("POST", "/v1/chat/completions", json=payload) as resp:
-                    if resp.status_code != 200:
-                        body = (await resp.aread()).decode(errors="replace")
-                        raise RuntimeError(f"HTTP {resp.status_code}: {body[:300]}")
-                    async for line in resp.aiter_lines():
-                        event = _parse_sse_line(line)
-                        if event is None:
-                            continue
-                        if "error" in event:
-                            raise RuntimeError(f"stream error: {event['error']}")
-                        for choice in event.get("choices") or []:
-                            content = (choice.get("delta") or {}).get("content")
-                            if content and ttft is None:
-                                ttft = time.perf_counter() - begin
-                            parts.append(content or "")
-                        if event.get("usage"):
-                            tokens = int(event["usage"]["completion_tokens"])
-            except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
-                return RequestResult(ttft, time.perf_counter() - begin, tokens, "", repr(exc))
-            return RequestResult(ttft, time.perf_counter() - begin, tokens, "".join(parts))
+    async def levels() -> list[LevelResult]:
+        async with http_client(
+            server.url, connections=concurrency + 4, keepalive=concurrency, timeout_s=600.0
+        ) as client:
 
-        return Phase(await run_levels("concierge", send, plan), startup, model)
+            async def send(prompt: str) -> RequestResult:
+                streamed = await stream_chat(client, chat_body(model, prompt, plan.max_tokens))
+                text = streamed.text if streamed.error is None else ""
+                tokens = streamed.completion_tokens or 0
+                return RequestResult(
+                    streamed.ttft_s, streamed.latency_s, tokens, text, streamed.error
+                )
+
+            return await run_levels("concierge", send, plan)
+
+    return Phase(asyncio.run(levels()), startup, model)
 
 
 # -- report ------------------------------------------------------------------------------
 
 
-def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.2f}x" if denominator else "n/a"
-
-
-def report_rows(direct: list[LevelResult], concierge: list[LevelResult]) -> list[list[str]]:
+def report_rows(direct: list[LevelResult], concierge: list[LevelResult]) -> list[Row]:
     """One row per (concurrency, system); concierge rows carry ratios to direct."""
     header = [
         "concurrency",
@@ -369,25 +247,12 @@ def report_rows(direct: list[LevelResult], concierge: list[LevelResult]) -> list
                     f"{s['requests_per_s']:.2f}",
                     f"{s['ttft_p50_ms']:.0f}",
                     f"{s['ttft_p95_ms']:.0f}",
-                    _ratio(cs["tokens_per_s"], ds["tokens_per_s"]) if is_c else "",
-                    _ratio(cs["ttft_p50_ms"], ds["ttft_p50_ms"]) if is_c else "",
+                    times(cs["tokens_per_s"], ds["tokens_per_s"], "n/a") if is_c else "",
+                    times(cs["ttft_p50_ms"], ds["ttft_p50_ms"], "n/a") if is_c else "",
                     f"{same}/{len(d.results)}" if is_c else "",
                 ]
             )
     return rows
-
-
-def format_text(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def format_markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
-    lines.insert(1, "|---|---|" + "---:|" * (len(rows[0]) - 2))
-    return "\n".join(lines)
 
 
 def header_lines(
@@ -417,7 +282,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="warm-up requests (default c)")
     parser.add_argument("--max-tokens", type=int, default=64, help="forced output length")
     parser.add_argument("--seed", type=int, default=0, help="prompt sampling seed")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
+    parser.add_argument("--data", type=Path, default=BITEXT_DIR, help="Bitext folder or CSV")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--eager",
@@ -443,18 +308,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
-    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    if args.requests is None:
-        counts = [max(16, 4 * c) for c in levels]
-    else:
-        counts = [int(n) for n in args.requests.split(",")]
-        counts = counts * len(levels) if len(counts) == 1 else counts
-    if len(counts) != len(levels):
-        raise SystemExit("--requests needs one number, or one per concurrency level")
-    warmups = [args.warmup if args.warmup is not None else c for c in levels]
-    prompts = iter(load_prompts(args.data, sum(counts) + sum(warmups), args.seed))
+    """Per level: ``warmup`` (default c) then ``requests`` (default max(16, 4c)) prompts."""
+    levels = closed_levels(
+        args.concurrency, args.requests, args.warmup, lambda c: max(16, 4 * c), lambda c: c
+    )
+    prompts = iter(load_prompts(args.data, sum(n + w for _, n, w in levels), args.seed))
     plan = []
-    for c, n, w in zip(levels, counts, warmups, strict=True):
+    for c, n, w in levels:
         warmup = [next(prompts) for _ in range(w)]
         plan.append((c, warmup, [next(prompts) for _ in range(n)]))
     return Plan(plan, args.max_tokens)
@@ -462,11 +322,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # vLLM logs to stdout by default; keep stdout for the report (set before vllm is imported).
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    stamp = start_run()  # before vllm is imported: its log goes to stderr, the report to stdout
     plan = build_plan(args)
     overrides: dict[str, Any] = {
         "enforce_eager": args.eager,
@@ -476,8 +332,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.model:
         overrides["model"] = args.model
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
 
     log.info("phase A: direct engine in this process")
     direct = asyncio.run(run_direct(Settings(**overrides), plan))
@@ -486,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("phase B: concierge serve over HTTP")
     server = ConciergeServer(overrides, OUT_DIR / f"engine-{stamp}-server.log")
     try:
-        http = asyncio.run(run_concierge(server, plan, args.ready_timeout))
+        http = run_concierge(server, plan, args.ready_timeout)
     finally:
         server.stop()
 
@@ -494,14 +348,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["mode"] = "eager" if args.eager else "compiled (torch.compile)"
     rows = report_rows(direct.levels, http.levels)
     head = header_lines(info, args, direct, http)
-    sys.stdout.write("\n".join([*head, "", format_text(rows), ""]))
+    sys.stdout.write("\n".join([*head, "", text_table(rows, leading_left(rows, 0)), ""]))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        md = "\n\n".join(["  \n".join(head), format_markdown(rows)])
+        md = "\n\n".join(["  \n".join(head), markdown_table(rows, leading_left(rows, 2))])
         args.markdown.write_text(md + "\n", encoding="utf-8")
     raw = {
         "machine": info,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": raw_args(args),
         "settings": {k: str(v) for k, v in overrides.items()},
         "system_prompt": SYSTEM_PROMPT,
         "startup_s": {"direct": direct.startup_s, "concierge": http.startup_s},
@@ -510,9 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for level in [*direct.levels, *http.levels]
         ],
     }
-    json_path = OUT_DIR / f"engine-{stamp}.json"
-    json_path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
-    log.info("raw results in %s", json_path)
+    log.info("raw results in %s", write_json(OUT_DIR / f"engine-{stamp}.json", raw))
     return 0
 
 

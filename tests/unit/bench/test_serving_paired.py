@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from bench import serving, serving_paired
-from bench.serving import CHAT, LLAMA, VLLM, Engine, Load, Measured, Plan, Sample, Step
+from bench import serving_paired
+from bench.lib import systems
+from bench.lib.paths import DOC_PATH
+from bench.lib.systems import CHAT, LLAMA, VLLM, Engine
+from bench.lib.workload import Load, Measured, Plan, Sample, Step
 from bench.serving_paired import (
     LLAMA_PEER,
     PEERS,
@@ -130,7 +133,7 @@ def test_each_peer_has_its_own_section_and_files() -> None:
         "<!-- serving-paired-llama:end -->",
     )
     assert (VLLM_PEER.stem, LLAMA_PEER.stem) == ("serving-paired", "serving-paired-llama")
-    doc = (serving.REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    doc = DOC_PATH.read_text(encoding="utf-8")
     for peer in (VLLM_PEER, LLAMA_PEER):
         assert all(mark in doc for mark in peer.marks)
 
@@ -145,27 +148,19 @@ class FakeServer:
 def test_llama_peer_starts_llama_server_as_the_serving_benchmark_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(serving_paired, "ServerProcess", FakeServer)
+    monkeypatch.setattr(systems, "ServerProcess", FakeServer)
     monkeypatch.setattr(serving_paired, "ensure_llama_server", lambda: Path("llama-server"))
-    monkeypatch.setattr(serving_paired, "free_port", lambda: 8080)
-    monkeypatch.setattr(serving, "cpu_flags", lambda: {"avx512f", "amx_int8"})
+    monkeypatch.setattr(systems, "free_port", lambda: 8080)
+    monkeypatch.setattr(systems, "cpu_flags", lambda: {"avx512f", "amx_int8"})
     step = Step(Load("closed", 4), [], [], [])
     plan = Plan([], [step, step], 16)
     args = argparse.Namespace(slots=None, threads=2)
     server, shown = start_peer(LLAMA_PEER, ENGINE, args, plan, Path("out/serving-paired-llama-x"))
     assert isinstance(server, FakeServer)
-    expected = serving.llama_command(Path("llama-server"), ENGINE, 8080, 32, 2, amx=True)
+    expected = systems.llama_command(Path("llama-server"), ENGINE, 8080, 32, 2, amx=True)
     assert server.command == expected and expected[-1] == "--no-repack"
     assert server.log_path == Path("out/serving-paired-llama-x-llama.log")
     assert shown.startswith("llama-server --model m.Q4_1.gguf")
-
-
-def test_llama_slots_cover_the_largest_closed_loop() -> None:
-    steps = [Step(Load("closed", c), [], [], []) for c in (4, 64)]
-    assert serving.llama_slots(None, Plan([], steps, 16)) == 64
-    assert serving.llama_slots(None, Plan([], steps[:1], 16)) == 32
-    assert serving.llama_slots(8, Plan([], steps, 16)) == 8
-    assert serving.llama_slots(None, Plan([], [], 16)) == 32  # Poisson rates only
 
 
 def test_the_llama_report_fills_its_own_section(tmp_path: Path) -> None:
