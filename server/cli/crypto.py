@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,22 +37,22 @@ def add_crypto_commands(commands: Any) -> None:
     )
     crypto_commands = crypto.add_subparsers(title="crypto commands")
     status = crypto_commands.add_parser("status", help="keys and how many stored values use each")
-    status.set_defaults(handler=_reporting_errors(_status))
+    status.set_defaults(handler=_status)
     rotate = crypto_commands.add_parser(
         "rotate", help="add a new primary key and re-encrypt every stored value with it"
     )
     rotate.add_argument(
         "--drop-old", action="store_true", help="then remove the old keys from the key file"
     )
-    rotate.set_defaults(handler=_reporting_errors(_rotate))
+    rotate.set_defaults(handler=_rotate)
     again = crypto_commands.add_parser(
         "reencrypt", help="re-encrypt every value not under the primary key (and any in clear)"
     )
-    again.set_defaults(handler=_reporting_errors(_reencrypt))
+    again.set_defaults(handler=_reencrypt)
     prune = crypto_commands.add_parser(
         "prune", help="remove keys other than the primary once no stored value uses them"
     )
-    prune.set_defaults(handler=_reporting_errors(_prune))
+    prune.set_defaults(handler=_prune)
 
 
 def _status(_: argparse.Namespace, settings: Settings) -> int:
@@ -172,22 +171,6 @@ def _opened(settings: Settings) -> Iterator[tuple[Engine, Keyring]]:
         yield engine, keyring
     finally:
         engine.dispose()
-
-
-def _reporting_errors(handler: Handler) -> Handler:
-    """A bad key file or an undecryptable value is one line on stderr, not a traceback."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        from core.errors import ConciergeError
-
-        try:
-            return handler(args, settings)
-        except ConciergeError as exc:
-            sys.stderr.write(f"error: {exc.message}\n")
-            return 1
-
-    return run
 
 
 def _from_variable(settings: Settings) -> bool:

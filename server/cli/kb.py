@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConciergeError, JobCancelledError
+from core.errors import JobCancelledError
 from server.config import Settings
 
 if TYPE_CHECKING:
@@ -66,16 +66,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from server.lifespan import build_retrieval
 
     knowledge = build_retrieval(settings).knowledge
-    try:
-        documents = list(documents_from_path(args.path))
-        changes = knowledge.put_documents(args.tenant, documents)
-        if args.prune:
-            keep = {doc.doc_id for doc in documents}
-            gone = [d for d in knowledge.store.hashes(args.tenant) if d not in keep]
-            changes += knowledge.delete_documents(args.tenant, gone)
-    except ConciergeError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        return 2
+    documents = list(documents_from_path(args.path))
+    changes = knowledge.put_documents(args.tenant, documents)
+    if args.prune:
+        keep = {doc.doc_id for doc in documents}
+        gone = [d for d in knowledge.store.hashes(args.tenant) if d not in keep]
+        changes += knowledge.delete_documents(args.tenant, gone)
     counts: dict[str, int] = {}
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
@@ -113,9 +109,6 @@ def _run_reindex(knowledge: KnowledgeBase, tenant: str, mode: ReindexMode) -> in
     except (KeyboardInterrupt, JobCancelledError):
         sys.stderr.write("\nreindex cancelled; the served version is unchanged\n")
         return 130
-    except ConciergeError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        return 1
     finally:
         if bar is not None:
             bar.close()
@@ -140,14 +133,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
     retrieval = build_retrieval(settings)
     mode = SearchMode(args.mode) if args.mode else None
-    try:
-        vector = (
-            None if mode is SearchMode.LEXICAL else retrieval.embedder.embed_sync([args.query])[0]
-        )
-        hits = retrieval.knowledge.search(args.tenant, args.query, vector, args.top_k, mode)
-    except ConciergeError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        return 2
+    vector = None if mode is SearchMode.LEXICAL else retrieval.embedder.embed_sync([args.query])[0]
+    hits = retrieval.knowledge.search(args.tenant, args.query, vector, args.top_k, mode)
     if args.json:
         sys.stdout.write(
             json.dumps([vars(hit) for hit in hits], indent=2, ensure_ascii=False) + "\n"
@@ -168,10 +155,6 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from server.lifespan import build_retrieval
 
-    try:
-        stats = build_retrieval(settings).knowledge.stats(args.tenant)
-    except ConciergeError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        return 2
+    stats = build_retrieval(settings).knowledge.stats(args.tenant)
     sys.stdout.write(json.dumps(stats, indent=2) + "\n")
     return 0

@@ -50,14 +50,9 @@ def _store(settings: Settings) -> Any:
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.errors import ConciergeError
     from core.ids import check_tenant
 
-    try:
-        check_tenant(args.tenant)
-    except ConciergeError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
-        return 2
+    check_tenant(args.tenant)
     if args.rate_limit is not None and args.rate_limit < 0:
         sys.stderr.write("error: --rate-limit must be 0 or more\n")
         return 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from core.errors import ConciergeError, InvalidRequestError
+from core.errors import InvalidRequestError
 from server.config import Settings
 
 MAX_IMPORT_RECORDS = 1_000_000
@@ -111,11 +111,6 @@ def _validated(model: type[BaseModel], path: Path, number: int, record: dict[str
         raise InvalidRequestError(f"{path}:{number}: {where}: {first['msg']}") from exc
 
 
-def _fail(exc: ConciergeError) -> int:
-    sys.stderr.write(f"error: {exc.message}\n")
-    return 2
-
-
 def _install_tenant(args: argparse.Namespace, settings: Settings) -> int:
     from server.tenants import TenantConfigs
 
@@ -126,8 +121,6 @@ def _install_tenant(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         sys.stderr.write(f"error: {args.path}: {exc.strerror}\n")
         return 2
-    except ConciergeError as exc:
-        return _fail(exc)
     sys.stdout.write(f"tenant {args.tenant}: installed {configs.path_for(args.tenant)}\n")
     return 0
 
@@ -135,10 +128,7 @@ def _install_tenant(args: argparse.Namespace, settings: Settings) -> int:
 def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
     from server.tenants import TenantConfigs
 
-    try:
-        config = TenantConfigs(settings.effective_tenants_dir).get(args.tenant)
-    except ConciergeError as exc:
-        return _fail(exc)
+    config = TenantConfigs(settings.effective_tenants_dir).get(args.tenant)
     sys.stdout.write(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
     return 0
 
@@ -150,17 +140,14 @@ def _import_catalog(args: argparse.Namespace, settings: Settings) -> int:
     from server.schemas.support import BulkProductIn
     from server.services.catalog import product_from
 
-    try:
-        check_tenant(args.tenant)
-        products = [
-            _validated(BulkProductIn, args.path, number, record)
-            for number, record in read_records(args.path)
-        ]
-        retrieval = build_retrieval(settings)
-        catalog = ProductCatalog(retrieval.database, retrieval.embedder)
-        count = catalog.put(args.tenant, [product_from(p.product_id, p) for p in products])
-    except ConciergeError as exc:
-        return _fail(exc)
+    check_tenant(args.tenant)
+    products = [
+        _validated(BulkProductIn, args.path, number, record)
+        for number, record in read_records(args.path)
+    ]
+    retrieval = build_retrieval(settings)
+    catalog = ProductCatalog(retrieval.database, retrieval.embedder)
+    count = catalog.put(args.tenant, [product_from(p.product_id, p) for p in products])
     sys.stdout.write(f"catalog {args.tenant}: {count} products embedded and stored\n")
     return 0
 
@@ -171,49 +158,46 @@ def _import_customers(args: argparse.Namespace, settings: Settings) -> int:
     from server.schemas.support import CustomerIn, EventIn
     from server.store.customers import CustomerEvent
 
-    try:
-        check_tenant(args.tenant)
-        people: list[tuple[str, CustomerIn]] = []
-        for number, record in read_records(args.path):
+    check_tenant(args.tenant)
+    people: list[tuple[str, CustomerIn]] = []
+    for number, record in read_records(args.path):
+        customer_id = str(record.pop("customer_id", ""))
+        _check_customer_id(customer_id, CUSTOMER_ID_PATTERN, args.path, number)
+        people.append((customer_id, _validated(CustomerIn, args.path, number, record)))
+    events: dict[str, list[CustomerEvent]] = {}
+    if args.events is not None:
+        known = {customer_id for customer_id, _ in people}
+        for number, record in read_records(args.events):
             customer_id = str(record.pop("customer_id", ""))
-            _check_customer_id(customer_id, CUSTOMER_ID_PATTERN, args.path, number)
-            people.append((customer_id, _validated(CustomerIn, args.path, number, record)))
-        events: dict[str, list[CustomerEvent]] = {}
-        if args.events is not None:
-            known = {customer_id for customer_id, _ in people}
-            for number, record in read_records(args.events):
-                customer_id = str(record.pop("customer_id", ""))
-                _check_customer_id(customer_id, CUSTOMER_ID_PATTERN, args.events, number)
-                event = _validated(EventIn, args.events, number, record)
-                if customer_id not in known:
-                    raise InvalidRequestError(
-                        f"{args.events}:{number}: customer {customer_id!r} is not in {args.path}"
-                    )
-                events.setdefault(customer_id, []).append(
-                    CustomerEvent(event.kind, event.timestamp(), dict(event.payload))
+            _check_customer_id(customer_id, CUSTOMER_ID_PATTERN, args.events, number)
+            event = _validated(EventIn, args.events, number, record)
+            if customer_id not in known:
+                raise InvalidRequestError(
+                    f"{args.events}:{number}: customer {customer_id!r} is not in {args.path}"
                 )
-        retrieval = build_retrieval(settings)
-        service = build_support_services(retrieval).customers
-        customers = service.customers
-        created = stored = skipped = 0
-        for customer_id, body in people:
-            _, new = customers.upsert(
-                args.tenant,
-                customer_id,
-                name=body.name,
-                tier=body.tier,
-                locale=body.locale,
-                consent=dict(body.consent),
-                attributes=dict(body.attributes),
+            events.setdefault(customer_id, []).append(
+                CustomerEvent(event.kind, event.timestamp(), dict(event.payload))
             )
-            created += int(new)
-            fresh = _new_events(customers, args.tenant, customer_id, events.get(customer_id, []))
-            skipped += len(events.get(customer_id, [])) - len(fresh)
-            if fresh:
-                service.add_events_sync(args.tenant, customer_id, fresh)
-                stored += len(fresh)
-    except ConciergeError as exc:
-        return _fail(exc)
+    retrieval = build_retrieval(settings)
+    service = build_support_services(retrieval).customers
+    customers = service.customers
+    created = stored = skipped = 0
+    for customer_id, body in people:
+        _, new = customers.upsert(
+            args.tenant,
+            customer_id,
+            name=body.name,
+            tier=body.tier,
+            locale=body.locale,
+            consent=dict(body.consent),
+            attributes=dict(body.attributes),
+        )
+        created += int(new)
+        fresh = _new_events(customers, args.tenant, customer_id, events.get(customer_id, []))
+        skipped += len(events.get(customer_id, [])) - len(fresh)
+        if fresh:
+            service.add_events_sync(args.tenant, customer_id, fresh)
+            stored += len(fresh)
     sys.stdout.write(
         f"customers {args.tenant}: {len(people)} customers ({created} new), "
         f"{stored} events stored, {skipped} already present\n"
