@@ -18,11 +18,12 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 # labelled data the classifier heads are retrained from (make classifier-heads, classifiers)
 DATA ?= $(or $(CONCIERGE_TRAINING_DATA_DIR),../shared/data)
 
-.PHONY: run test lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine clean help
+.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
-	@echo "make test   install with dev tools, lint, and run the whole test suite"
+	@echo "make test   install with dev tools, lint, and run the whole test suite (unit, system, soak)"
+	@echo "make test-fast  the same without tests/soak (kill loops, fuzzing, extra engines)"
 	@echo "make classifier-heads DATA=DIR  retrain the shipped sentiment/intent heads from DIR"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  serving benchmark: Concierge vs vLLM serve vs llama-server (docs/benchmarks.md)"
@@ -88,9 +89,15 @@ format: $(STAMP_DEV)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# tests by cost: tests/unit starts no process, tests/system shares one real server (and
+# PostgreSQL, Prometheus), tests/soak holds kill loops, fuzzing and extra engines
 test: lint
 	$(VENV)/bin/concierge models prepare
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/pytest tests/unit tests/system $(PYTEST_ARGS)
 
 # bench/ is not installed with Concierge: its benchmarks run as modules from the repository root.
 # llama.cpp's llama-server, the CPU peer of the serving benchmark, built from the sources in

@@ -1,4 +1,9 @@
-"""Session fixtures: the real model is prepared once and one real server serves all tests."""
+"""Session fixtures: the real model is prepared once and one real server serves all tests.
+
+Tests are sorted by cost: ``tests/unit`` starts no process, ``tests/system`` shares the
+session server (and PostgreSQL, Prometheus, extra API processes in remote mode against
+the session engine), ``tests/soak`` holds kill loops, fuzzing and extra engines.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.postgres import INSTALL_HINT, PostgresServer, find_bindir
-from tests.servers import REPO, ServerProcess, local_engine_env, start_server
+from tests.servers import REPO, ServerProcess, isolated_data_dir, local_engine_env, start_server
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -33,9 +38,18 @@ def embedder() -> Iterator[Embedder]:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The data directory holding prepared models (reused across runs, like in production)."""
+def prepared_dir() -> Path:
+    """Where ``make test`` prepared the models (``concierge models prepare``), reused across
+    runs like in production: ``CONCIERGE_DATA_DIR``, else the repository's ``var/``."""
     return Path(os.environ.get("CONCIERGE_DATA_DIR", REPO / "var")).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session server's own data directory: its database, indexes and tenant files
+    start empty in a temporary folder; only the prepared models are linked in, so a test
+    run never writes into the repository's ``var/``."""
+    return isolated_data_dir(tmp_path_factory.mktemp("session-data"), prepared_dir)
 
 
 @pytest.fixture(scope="session")
@@ -122,5 +136,10 @@ def store_engine(database_url: str) -> Iterator[Engine]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run tests marked ``last`` after all others: they inspect what the whole run left."""
+    """Mark what lies under tests/soak as ``soak``, and run tests marked ``last`` after all
+    others (they inspect what the whole run left)."""
+    soak = Path(__file__).parent / "soak"
+    for item in items:
+        if soak in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.soak)
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)

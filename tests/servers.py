@@ -117,9 +117,9 @@ def query_server_database(data_dir: Path, sql: str, *params: object) -> list[tup
 def isolated_data_dir(path: Path, shared: Path) -> Path:
     """A data directory of its own (database, indexes, tenant files) at ``path``.
 
-    The prepared models and trained classifiers are linked from ``shared`` rather than
-    rebuilt, so a second server starts in seconds yet never touches the session
-    server's database or indexes.
+    The prepared models (and a local classifier set, when ``shared`` has one; otherwise
+    the shipped heads serve) are linked from ``shared`` rather than rebuilt, so a second
+    server starts in seconds yet never touches the session server's database or indexes.
     """
     path.mkdir(parents=True, exist_ok=True)
     link_shared_artifacts(path, shared)

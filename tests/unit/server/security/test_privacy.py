@@ -1,0 +1,134 @@
+"""Personal data detection and redaction (``server/security/privacy.py``)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+
+from server.security.privacy import (
+    PiiKind,
+    Redactor,
+    find_pii,
+    iban_valid,
+    luhn_valid,
+    mask,
+    redact_text,
+)
+
+
+def card_number(rng: random.Random, length: int = 16) -> str:
+    """A random number with a valid Luhn check digit."""
+    body = "4" + "".join(str(rng.randrange(10)) for _ in range(length - 2))
+    check = next(str(d) for d in range(10) if luhn_valid(body + str(d)))
+    return body + check
+
+
+def kinds(text: str) -> list[PiiKind]:
+    return [match.kind for match in find_pii(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        (
+            "write to jane.doe+shop@example.co.uk please",
+            PiiKind.EMAIL,
+            "jane.doe+shop@example.co.uk",
+        ),
+        ("call +49 30 1234567 today", PiiKind.PHONE, "+49 30 1234567"),
+        ("my mobile is 0151-2345678", PiiKind.PHONE, "0151-2345678"),
+        ("office (030) 1234 5678", PiiKind.PHONE, "(030) 1234 5678"),
+        ("US number 555-123-4567.", PiiKind.PHONE, "555-123-4567"),
+        ("card 4111 1111 1111 1111 expired", PiiKind.CARD, "4111 1111 1111 1111"),
+        ("card 5500-0000-0000-0004", PiiKind.CARD, "5500-0000-0000-0004"),
+        ("IBAN DE89 3704 0044 0532 0130 00 please", PiiKind.IBAN, "DE89 3704 0044 0532 0130 00"),
+        ("iban GB29NWBK60161331926819", PiiKind.IBAN, "GB29NWBK60161331926819"),
+        ("SSN 123-45-6789", PiiKind.NATIONAL_ID, "123-45-6789"),
+        ("NI number AB 12 34 56 C", PiiKind.NATIONAL_ID, "AB 12 34 56 C"),
+    ],
+)
+def test_each_kind_is_found_with_its_exact_span(text: str, kind: PiiKind, value: str) -> None:
+    [match] = find_pii(text)
+    assert (match.kind, match.value) == (kind, value)
+    assert text[match.start : match.end] == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order HK-77001 shipped on 2026-10-02 for 79.00 EUR.",
+        "order number 123456789 and ticket T-9001",
+        "card 4111 1111 1111 1112 fails its check digit",
+        "IBAN DE89 3704 0044 0532 0130 01 fails mod 97",
+        "version 1.2.3, 1,299.99 EUR, 15 x 20 cm, room 404",
+        "SSN-like but invalid: 000-12-3456 and 666-12-3456",
+        "tracking 1Z999AA10123456784",
+    ],
+)
+def test_order_numbers_dates_prices_and_failed_checks_are_left_alone(text: str) -> None:
+    assert find_pii(text) == []
+
+
+@given(st.randoms(use_true_random=False), st.sampled_from([13, 15, 16, 19]))
+def test_every_luhn_valid_card_is_found_and_masked_to_its_last_four(
+    rng: random.Random, length: int
+) -> None:
+    number = card_number(rng, length)
+    spaced = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+    for written in (number, spaced):
+        text = f"Please refund to {written} thanks"
+        assert kinds(text) == [PiiKind.CARD]
+        redacted = redact_text(text)
+        assert number[:-4] not in redacted.replace(" ", "")
+        assert redacted.endswith(f"**** {number[-4:]} thanks")
+
+
+@given(st.from_regex(r"[a-z]{1,10}\.[a-z]{1,10}@[a-z]{2,10}\.(com|de|io)", fullmatch=True))
+def test_every_email_is_found_and_masked(email: str) -> None:
+    text = f"contact: {email}."
+    assert [match.value for match in find_pii(text)] == [email]
+    assert redact_text(text) == f"contact: {mask(PiiKind.EMAIL, email)}."
+    assert email.split("@")[0] not in redact_text(text)
+
+
+def test_placeholders_are_numbered_stable_and_reversible_within_a_request() -> None:
+    text = "a@example.com, b@example.com, then a@example.com again; call +44 20 7946 0958"
+    redactor = Redactor()
+    redacted = redactor.redact(text)
+    assert redacted == "[EMAIL_1], [EMAIL_2], then [EMAIL_1] again; call [PHONE_1]"
+    assert redactor.restore(redacted) == text
+    assert redactor.masked("we wrote to [EMAIL_2]") == "we wrote to b***@example.com"
+    assert redactor.restore("sent to [EMAIL_9]") == "sent to ***", "invented placeholders"
+    assert Redactor().restore(redacted).count("***") == 4, "another request cannot restore"
+
+
+def test_redactions_are_counted_by_kind_and_place() -> None:
+    def count(kind: str) -> float:
+        labels = {"kind": kind, "where": "message"}
+        return REGISTRY.get_sample_value("concierge_pii_redactions_total", labels) or 0.0
+
+    before = count("email"), count("card")
+    redact_text("a@example.com, b@example.com, 4111 1111 1111 1111", where="message")
+    assert (count("email") - before[0], count("card") - before[1]) == (2, 1)
+
+
+def test_masks_reveal_only_what_identifies_the_value_to_its_owner() -> None:
+    assert mask(PiiKind.EMAIL, "jane@example.com") == "j***@example.com"
+    assert mask(PiiKind.CARD, "4111 1111 1111 1111") == "**** 1111"
+    assert mask(PiiKind.IBAN, "DE89 3704 0044 0532 0130 00") == "DE** **** 3000"
+    assert mask(PiiKind.PHONE, "+49 30 1234567") == "***67"
+    assert mask(PiiKind.NATIONAL_ID, "123-45-6789") == "***"
+
+
+def test_check_digit_algorithms() -> None:
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+    assert iban_valid("GB82 WEST 1234 5698 7654 32") and not iban_valid(
+        "GB82 WEST 1234 5698 7654 33"
+    )
+
+
+# ---------------------------------------------------------------- end to end, on the server
