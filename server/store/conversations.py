@@ -291,6 +291,7 @@ class ConversationStore:
                     .values(status="closed")
                 )
         return self.get(tenant, None, conversation_id)
+
     def customer_sentiments(self, tenant: str, customer_id: str, limit: int) -> list[float]:
         """Sentiment scores of the customer's latest turns, newest first."""
         with self._engine.connect() as conn:
