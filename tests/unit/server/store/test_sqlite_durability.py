@@ -3,7 +3,7 @@
 "Acknowledged only after commit" means nothing if a commit can be lost: every
 connection must run in WAL mode with ``synchronous=FULL`` (fsync at each commit), not
 only the first one the pool happened to open. The crash test
-(``tests/server/test_crash_safety.py``) checks the outcome; this checks the settings.
+(``tests/soak/test_crash_safety.py``) checks the outcome; this checks the settings.
 """
 
 from __future__ import annotations
