@@ -90,60 +90,34 @@ class EngineGate:
             raise
         return Admission(slot)
 
-    async def open_chat(
+    async def open(
         self,
         endpoint: Endpoint,
-        messages: Sequence[ChatMessage],
+        prompt: Sequence[ChatMessage] | str,
         options: SamplingOptions,
         *,
         admission: Admission | None = None,
         started: float | None = None,
         request_id: str | None = None,
     ) -> GenerationCall:
-        """Admit (unless ``admission`` was taken already) and start a chat generation."""
+        """Admit (unless ``admission`` was taken already) and start a generation: a chat
+        for messages, a text completion for a plain ``str`` prompt. ``started`` is when the
+        caller's clock for time-to-first-token began (default: now)."""
         rid = request_id or uuid.uuid4().hex
-        return await self._open(
-            endpoint,
-            rid,
-            lambda: self.engine.stream_chat(messages, options, rid),
-            admission,
-            started,
-        )
+        engine = self.engine
 
-    async def open_completion(
-        self,
-        endpoint: Endpoint,
-        prompt: str,
-        options: SamplingOptions,
-        *,
-        admission: Admission | None = None,
-        request_id: str | None = None,
-    ) -> GenerationCall:
-        """Admit (unless ``admission`` was taken already) and start a text completion."""
-        rid = request_id or uuid.uuid4().hex
-        return await self._open(
-            endpoint,
-            rid,
-            lambda: self.engine.stream_completion(prompt, options, rid),
-            admission,
-            None,
-        )
+        def open_stream() -> AsyncIterator[GenerationChunk]:
+            if isinstance(prompt, str):
+                return engine.stream_completion(prompt, options, rid)
+            return engine.stream_chat(prompt, options, rid)
 
-    async def _open(
-        self,
-        endpoint: Endpoint,
-        request_id: str,
-        open_stream: Callable[[], AsyncIterator[GenerationChunk]],
-        admission: Admission | None,
-        started: float | None,
-    ) -> GenerationCall:
         started = time.perf_counter() if started is None else started
         try:
             admission = admission or await self.admit()
         except ConciergeError:
             metrics.GENERATION_REQUESTS.labels(endpoint, "error").inc()
             raise
-        call = GenerationCall(self, endpoint, request_id, admission, open_stream(), started)
+        call = GenerationCall(self, endpoint, rid, admission, open_stream(), started)
         await call.pull_first()
         return call
 

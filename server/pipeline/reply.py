@@ -258,7 +258,7 @@ class ReplyPipeline:
                 presence_penalty=self.settings.reply_presence_penalty,
             )
             try:
-                call = await self._gate.open_chat(
+                call = await self._gate.open(
                     "support",
                     prepared.prompt.messages,
                     options,

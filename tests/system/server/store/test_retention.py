@@ -27,17 +27,22 @@ KEYRING = Keyring.generate()
 DAY = 86_400.0
 
 
-def test_the_purge_removes_only_what_outlived_the_retention(
-    store_engine: Engine, embedder: Embedder
-) -> None:
-    now = time.time()
-    service = ConversationService(
+def conversation_service(store_engine: Engine, embedder: Embedder) -> ConversationService:
+    """The service whose purge the server runs, on this test's database."""
+    return ConversationService(
         ConversationStore(store_engine, KEYRING),
         TicketStore(store_engine, KEYRING),
         FeedbackStore(store_engine, KEYRING),
         ConversationAnalytics(store_engine, KEYRING),
         CustomerHistory(store_engine, embedder, KEYRING),
     )
+
+
+def test_the_purge_removes_only_what_outlived_the_retention(
+    store_engine: Engine, embedder: Embedder
+) -> None:
+    now = time.time()
+    service = conversation_service(store_engine, embedder)
     store = service.conversations
     feedback = service.feedback_store
     kept_ids = []
@@ -101,13 +106,7 @@ def test_the_purge_removes_only_what_outlived_the_retention(
 async def test_the_server_purges_at_start_up_and_then_on_its_interval(
     store_engine: Engine, embedder: Embedder
 ) -> None:
-    service = ConversationService(
-        ConversationStore(store_engine, KEYRING),
-        TicketStore(store_engine, KEYRING),
-        FeedbackStore(store_engine, KEYRING),
-        ConversationAnalytics(store_engine, KEYRING),
-        CustomerHistory(store_engine, embedder, KEYRING),
-    )
+    service = conversation_service(store_engine, embedder)
     store = service.conversations
 
     def old_conversation() -> str:
