@@ -76,7 +76,7 @@ async def serving(
     ``engine`` serves an already-built engine (tests, embedding); otherwise one is built
     from the settings. The engine starts in the background so ``/healthz`` answers at once.
     """
-    await asyncio.to_thread(_import_model_libraries)
+    await asyncio.to_thread(import_model_libraries)
     metrics.TENANT_LABELS.configure(
         tuple(settings.metrics_tenants),
         settings.effective_tenants_dir,
@@ -407,7 +407,7 @@ def _access_control(settings: Settings, database: Engine) -> AccessControl:
     )
 
 
-def _import_model_libraries() -> None:
+def import_model_libraries() -> None:
     """Import the model libraries once, in one thread, before anything loads a model.
 
     The engine, the embedder and the prompt tokenizer then load in parallel threads. A

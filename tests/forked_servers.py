@@ -149,10 +149,10 @@ def _run_server(env: dict[str, str], log_path: str) -> int:
 
 
 def _serve_requests() -> None:
-    from server.app import _import_model_libraries
     from server.cli.main import main  # noqa: F401  (imported before any fork, like the rest)
+    from server.lifespan import import_model_libraries
 
-    _import_model_libraries()
+    import_model_libraries()
     children: set[int] = set()
     _reply({"ready": True})
     try:

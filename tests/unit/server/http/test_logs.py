@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 
@@ -18,12 +19,22 @@ from server.http.middleware import RequestContextMiddleware
 
 @pytest.fixture
 def root_logger() -> Iterator[logging.Logger]:
-    """The root logger, restored after the test reconfigured it."""
+    """The root logger, restored after the test reconfigured it, and the environment too.
+
+    JSON mode sets ``VLLM_CONFIGURE_LOGGING=0`` in the process environment; left there, it
+    reaches every server a later test starts, whose engine core then logs without vLLM's
+    ``(EngineCore pid=...)`` prefix (the engine-lifecycle test waits for that prefix).
+    """
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    saved_variable = os.environ.get("VLLM_CONFIGURE_LOGGING")
     try:
         yield root
     finally:
+        if saved_variable is None:
+            os.environ.pop("VLLM_CONFIGURE_LOGGING", None)
+        else:
+            os.environ["VLLM_CONFIGURE_LOGGING"] = saved_variable
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in saved_handlers:
