@@ -45,7 +45,13 @@ from bench.lib.machine import describe_machine
 from bench.lib.paths import IMG_DIR, OUT_DIR, SHARED_DATA
 from bench.lib.report import pyplot, save_figure, shown_command, start_run, write_json
 from bench.lib.stats import classification_scores
-from models.classifiers import Classifiers, classifiers_dir, detect_language, train_classifiers
+from models.classifiers import (
+    Classifiers,
+    classifiers_dir,
+    detect_language,
+    embedder_identity,
+    train_classifiers,
+)
 from models.classifiers.text_cues import vader_scores
 from models.classifiers.training_data import (
     SENTIMENT_LABEL_NAMES,
@@ -378,9 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 embedder, args.data, classifiers_dir(data_dir), progress=lambda m: log.info("%s", m)
             )
             train_s = time.perf_counter() - train_started
-            run = QualityRun(
-                args.data, embedder, Classifiers.load(classifiers_dir(data_dir)), args.images
+            classifiers = Classifiers.load(
+                classifiers_dir(data_dir), embedder=embedder_identity(embedder.config.model)
             )
+            run = QualityRun(args.data, embedder, classifiers, args.images)
             outputs = {name: SECTIONS[name](run) for name in args.sections}
         finally:
             embedder.shutdown()

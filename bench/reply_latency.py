@@ -20,9 +20,10 @@ history: the shared brand-voice prefix is cached in both, the rest of each promp
 Each concurrency level is a closed loop after a short warm-up with other messages.
 
 The server uses a data directory of its own (a temporary folder unless ``--data-dir``) with
-the demo tenant loaded by the same commands as ``make demo``; the converted model and the
-trained classifiers are shared with ``./var`` through symlinks (``concierge models prepare``
-and ``train-classifiers`` run first, and skip when up to date).
+the demo tenant loaded by the same commands as ``make demo``; the converted model is shared
+with ``./var`` through a symlink (``concierge models prepare`` runs first, and skips when up
+to date). The classifier heads that ship with the package serve, or ``./var``'s local set
+when it has one (``make classifiers``), linked the same way.
 
     .venv/bin/python -m bench.reply_latency                      # c=1 and c=8, 24 and 48 calls
     .venv/bin/python -m bench.reply_latency --concurrency 1 --requests 4 --warmup 1  # smoke

@@ -152,7 +152,7 @@ def run_all(args: argparse.Namespace, plan: Plan, stamp: str) -> tuple[list[Syst
     data_dir = Path(tempfile.mkdtemp(prefix="concierge-serving-bench-"))
     runs: list[SystemRun] = []
     try:
-        prepare_data_dir(data_dir)  # model conversion, classifiers, the demo tenant
+        prepare_data_dir(data_dir)  # model conversion, the demo tenant
         engine = make_engine(args)
         for system, suffix in ((VLLM, "vllm"), (LLAMA, "llama")):
             if system not in systems:

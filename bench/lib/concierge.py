@@ -3,6 +3,7 @@ the model, the classifiers and the demo tenant, as ``make run`` sets them up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ DEMO_COMMANDS = (
     ),
 )
 SHARED_ARTIFACTS = ("models", "classifiers")  # slow to build, identical for every data dir
+"""What a data directory borrows from another. ``classifiers`` holds a local set only when
+one was trained (``make classifiers``); without it the shipped heads serve."""
 
 
 def concierge_command() -> list[str]:
@@ -93,15 +96,16 @@ def run_cli(data_dir: Path, *arguments: str) -> None:
 
 
 def prepare_data_dir(data_dir: Path) -> None:
-    """The model, the classifiers and the demo tenant, as ``make run`` would set them up.
+    """The model and the demo tenant, as ``make run`` sets them up; the classifier heads
+    that ship with the package serve, unless the data directory has a local set.
 
-    A data directory other than ./var borrows ./var's converted model and classifiers
-    through symlinks, so a fresh run spends seconds, not minutes, on them.
+    A data directory other than ./var borrows ./var's converted model (and its local
+    classifier set, if it has one) through symlinks, so a fresh run spends seconds, not
+    minutes, on them.
     """
     shared = data_dir.resolve() != SHARED_VAR.resolve()
     artifacts_home = SHARED_VAR if shared else data_dir
     run_cli(artifacts_home, "models", "prepare")
-    run_cli(artifacts_home, "models", "train-classifiers")
     if shared:
         link_shared_artifacts(data_dir, SHARED_VAR)
     for command in DEMO_COMMANDS:
@@ -109,12 +113,22 @@ def prepare_data_dir(data_dir: Path) -> None:
 
 
 def link_shared_artifacts(data_dir: Path, shared: Path) -> None:
-    """Link ``shared``'s converted model and trained classifiers into ``data_dir``: a data
-    directory of its own starts in seconds, yet never touches ``shared``'s database."""
+    """Link ``shared``'s converted models and local classifiers into ``data_dir``: a data
+    directory of its own starts in seconds, yet never touches ``shared``'s database.
+
+    Only folders ``shared`` has are linked (a link to nothing would stand where the
+    server looks). Idempotent: a name ``data_dir`` already has is kept, except a link
+    that leads nowhere, which is replaced (or removed when ``shared`` lacks the folder).
+    """
     for name in SHARED_ARTIFACTS:
         link = data_dir / name
-        if not link.exists():
-            link.symlink_to((shared / name).resolve(), target_is_directory=True)
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+        target = (shared / name).resolve()
+        if link.exists() or not target.is_dir():
+            continue
+        with contextlib.suppress(FileExistsError):  # another process linked it first
+            link.symlink_to(target, target_is_directory=True)
 
 
 def demo_customers() -> list[str]:

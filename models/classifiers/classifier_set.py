@@ -122,9 +122,9 @@ class Classifiers:
         """The default heads that serve (see the module doc), tenant heads from ``directory``.
 
         ``embedder`` is the configured model's identity; a set trained on another one is
-        refused. ``None`` skips that check, for a caller that has just trained the set
-        itself with its own embedder (``bench/quality.py``). ``shipped=None`` considers the
-        local set only. Raises ``ClassifiersUnavailableError`` when no set qualifies.
+        refused. ``None`` skips that check (a caller that has just trained the set itself
+        with its own embedder). ``shipped=None`` considers the local set only. Raises
+        ``ClassifiersUnavailableError`` when no set qualifies.
         """
         problems: list[str] = []
         local = _candidate(newest_version_folder(default_root(directory)), embedder, problems)
