@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ from retrieval.index import (
     IndexLayout,
     IndexVersionWriter,
     VectorIndex,
-    collect_garbage,
     plan_layout,
     published_versions,
     read_manifest,
@@ -25,7 +22,7 @@ from retrieval.index import (
 DIMENSION = 32
 
 
-def _clustered(n: int, seed: int = 0) -> np.ndarray:
+def clustered(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(64, DIMENSION))
     points = centers[rng.integers(0, 64, n)] + 0.3 * rng.normal(size=(n, DIMENSION))
@@ -33,7 +30,7 @@ def _clustered(n: int, seed: int = 0) -> np.ndarray:
     return points.astype(np.float32)
 
 
-def _ids(n: int, offset: int = 0) -> np.ndarray:
+def vector_ids(n: int, offset: int = 0) -> np.ndarray:
     return (np.arange(n, dtype=np.int64) + offset) * 7_919 + (1 << 40)  # sparse 64-bit ids
 
 
@@ -45,17 +42,17 @@ def test_layout_is_exact_for_small_collections_and_ivf_for_large_ones() -> None:
 
 
 def test_flat_search_is_exact_and_returns_stable_ids() -> None:
-    vectors = _clustered(500)
-    index = VectorIndex.build(_ids(500), vectors)
+    vectors = clustered(500)
+    index = VectorIndex.build(vector_ids(500), vectors)
     scores, ids = index.search(vectors[42], 3)
-    assert ids[0] == _ids(500)[42] and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert ids[0] == vector_ids(500)[42] and scores[0] == pytest.approx(1.0, abs=1e-5)
     assert list(scores) == sorted(scores, reverse=True)
 
 
 @pytest.mark.parametrize("layout", [IndexLayout("flat"), IndexLayout("ivf", nlist=16, nprobe=4)])
 def test_filters_are_applied_inside_the_search(layout: IndexLayout) -> None:
-    vectors = _clustered(2_000)
-    ids = _ids(2_000)
+    vectors = clustered(2_000)
+    ids = vector_ids(2_000)
     index = VectorIndex.build(ids, vectors, layout)
     allowed = ids[1_500:1_510]
     # the query is an excluded vector's twin: a post-filter of a global top-k finds nothing
@@ -71,43 +68,43 @@ def test_filters_are_applied_inside_the_search(layout: IndexLayout) -> None:
 
 
 def test_changes_keep_unchanged_ids_and_vectors() -> None:
-    vectors = _clustered(300)
-    index = VectorIndex.build(_ids(300), vectors)
-    added = _clustered(5, seed=1)
-    changed = index.with_changes(_ids(300)[:10], _ids(5, offset=10_000), added)
+    vectors = clustered(300)
+    index = VectorIndex.build(vector_ids(300), vectors)
+    added = clustered(5, seed=1)
+    changed = index.with_changes(vector_ids(300)[:10], vector_ids(5, offset=10_000), added)
     assert changed.size == 295 and index.size == 300  # the original is untouched
     _, found = changed.search(added[2], 1)
-    assert found[0] == _ids(5, offset=10_000)[2]
+    assert found[0] == vector_ids(5, offset=10_000)[2]
     _, found = changed.search(vectors[0], 300)
-    assert _ids(300)[0] not in set(found)
+    assert vector_ids(300)[0] not in set(found)
 
 
 def test_ivf_is_edited_in_place_until_the_collection_doubles_then_retrained() -> None:
-    index = VectorIndex.build(_ids(FLAT_MAX_VECTORS), _clustered(FLAT_MAX_VECTORS))
+    index = VectorIndex.build(vector_ids(FLAT_MAX_VECTORS), clustered(FLAT_MAX_VECTORS))
     assert index.layout.kind == "ivf" and index.trained_on == FLAT_MAX_VECTORS
     none = np.zeros(0, np.int64)
-    grown = index.with_changes(_ids(10), _ids(100, 10**6), _clustered(100, 2))
+    grown = index.with_changes(vector_ids(10), vector_ids(100, 10**6), clustered(100, 2))
     assert grown.trained_on == FLAT_MAX_VECTORS  # the trained lists were reused
     assert grown.size == FLAT_MAX_VECTORS + 90
-    _, found = grown.search(_clustered(100, 2)[7], 1)
-    assert found[0] == _ids(100, 10**6)[7]
-    doubled = index.with_changes(none, _ids(60_000, 10**7), _clustered(60_000, 3))
+    _, found = grown.search(clustered(100, 2)[7], 1)
+    assert found[0] == vector_ids(100, 10**6)[7]
+    doubled = index.with_changes(none, vector_ids(60_000, 10**7), clustered(60_000, 3))
     assert doubled.trained_on == FLAT_MAX_VECTORS + 60_000  # retrained for the new size
-    shrunk = index.with_changes(_ids(FLAT_MAX_VECTORS - 100), none, np.zeros((0, DIMENSION)))
+    shrunk = index.with_changes(vector_ids(FLAT_MAX_VECTORS - 100), none, np.zeros((0, DIMENSION)))
     assert shrunk.layout.kind == "flat" and shrunk.size == 100
 
 
 def test_ivf_recall_at_10_against_exact_search() -> None:
-    vectors = _clustered(20_000)
-    ids = _ids(20_000)
+    vectors = clustered(20_000)
+    ids = vector_ids(20_000)
     ivf = VectorIndex.build(ids, vectors, IndexLayout("ivf", nlist=128, nprobe=8))
     exact = VectorIndex.build(ids, vectors, IndexLayout("flat"))
-    queries = _clustered(50, seed=9)
+    queries = clustered(50, seed=9)
     overlap = [len(set(ivf.search(q, 10)[1]) & set(exact.search(q, 10)[1])) / 10 for q in queries]
     assert np.mean(overlap) >= 0.9
 
 
-def _publish(root: Path, index: VectorIndex) -> int:
+def publish(root: Path, index: VectorIndex) -> int:
     with IndexVersionWriter(root) as writer:
         files = index.write(writer.folder)
         return writer.publish(
@@ -121,9 +118,9 @@ def _publish(root: Path, index: VectorIndex) -> int:
 
 
 def test_versions_round_trip_and_verify(tmp_path: Path) -> None:
-    index = VectorIndex.build(_ids(100), _clustered(100))
-    assert _publish(tmp_path, index) == 1
-    assert _publish(tmp_path, index) == 2
+    index = VectorIndex.build(vector_ids(100), clustered(100))
+    assert publish(tmp_path, index) == 1
+    assert publish(tmp_path, index) == 2
     manifest = read_manifest(tmp_path / "versions" / "v000002")
     loaded = VectorIndex.read(tmp_path / "versions" / "v000002", manifest.layout, 0)
     assert np.array_equal(loaded.ids, index.ids) and manifest.counts == {"chunks": 100}
@@ -131,12 +128,12 @@ def test_versions_round_trip_and_verify(tmp_path: Path) -> None:
 
 
 def test_ivf_versions_round_trip(tmp_path: Path) -> None:
-    index = VectorIndex.build(_ids(3_000), _clustered(3_000), IndexLayout("ivf", 16, 4))
-    _publish(tmp_path, index)
+    index = VectorIndex.build(vector_ids(3_000), clustered(3_000), IndexLayout("ivf", 16, 4))
+    publish(tmp_path, index)
     folder = tmp_path / "versions" / "v000001"
     manifest = read_manifest(folder)
     loaded = VectorIndex.read(folder, manifest.layout, manifest.trained_on)
-    query = _clustered(1, seed=5)[0]
+    query = clustered(1, seed=5)[0]
     assert np.array_equal(loaded.search(query, 5)[1], index.search(query, 5)[1])
 
 
@@ -153,7 +150,7 @@ def test_ivf_versions_round_trip(tmp_path: Path) -> None:
 def test_a_damaged_version_is_refused_with_a_clear_error(
     tmp_path: Path, damage: str, message: str
 ) -> None:
-    _publish(tmp_path, VectorIndex.build(_ids(100), _clustered(100)))
+    publish(tmp_path, VectorIndex.build(vector_ids(100), clustered(100)))
     folder = tmp_path / "versions" / "v000001"
     vectors = folder / "vectors.npy"
     if damage == "truncate":
@@ -178,19 +175,3 @@ def test_a_failed_build_leaves_nothing_published(tmp_path: Path) -> None:
         raise RuntimeError("crash while building")
     assert published_versions(tmp_path) == []
     assert not any((tmp_path / "staging").iterdir())
-
-
-def test_garbage_collection_keeps_the_newest_and_those_in_use(tmp_path: Path) -> None:
-    index = VectorIndex.build(_ids(10), _clustered(10))
-    for _ in range(5):
-        _publish(tmp_path, index)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    debris = tmp_path / "staging" / f"build-{dead.pid}-deadbeef"
-    debris.mkdir(parents=True)
-    alive = tmp_path / "staging" / f"build-{os.getpid()}-cafecafe"
-    alive.mkdir()
-    removed = collect_garbage(tmp_path, keep=2, in_use={2})
-    assert removed == [1, 3]
-    assert published_versions(tmp_path) == [2, 4, 5]
-    assert not debris.exists() and alive.exists()  # a live builder's staging is left alone
