@@ -377,7 +377,10 @@ def _warm_up_pipeline(pipeline: ReplyPipeline) -> None:
     try:
         pipeline.warm_up_sync()
     except ClassifiersUnavailableError as exc:
-        log.warning("support replies are unavailable until classifiers exist: %s", exc.message)
+        log.warning(
+            "support replies are unavailable until a classifier set fits the embedder: %s",
+            exc.message,
+        )
     except Exception:
         log.exception("warming up the reply pipeline failed")
 

@@ -200,8 +200,7 @@ class GenerationCall:
         except ConciergeError as exc:
             outcome = "abort" if isinstance(exc, ClientClosedRequestError) else "error"
             raise
-        except Exception:
-            log.exception("generation %s failed", self.request_id)
+        except Exception:  # logged once, by whoever answers the client (handler or stream)
             outcome = "error"
             raise
         finally:
