@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,14 +59,37 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(data_dir: Path, log_dir: Path) -> Iterator[ServerProcess]:
-    """One Concierge with the real in-process vLLM engine and SmolLM2, for the whole run."""
+def server_boot(data_dir: Path, log_dir: Path) -> Iterator[Future[ServerProcess]]:
+    """One Concierge with the real in-process vLLM engine and SmolLM2, for the whole run:
+    started here, and waited for in a thread (which records every /readyz status it sees
+    during the boot, in ``readiness_seen``) until ``server`` needs it."""
     running = start_server(log_dir, local_engine_env(data_dir), name="main")
-    try:
+    waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-server-boot")
+
+    def wait_ready() -> ServerProcess:
         running.wait_ready(ENGINE_START_TIMEOUT_S)
-        yield running
+        return running
+
+    try:
+        yield waiter.submit(wait_ready)
     finally:
         running.stop()
+        waiter.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_the_session_server_early(request: pytest.FixtureRequest) -> None:
+    """Start the session server at the run's first test when any test needs it: its
+    engine boots (half a minute on 2 cores) while the unit tests, which run first, run."""
+    needed = {"server", "base_url"}
+    if any(needed & set(getattr(item, "fixturenames", ())) for item in request.session.items):
+        request.getfixturevalue("server_boot")
+
+
+@pytest.fixture(scope="session")
+def server(server_boot: Future[ServerProcess]) -> ServerProcess:
+    """The session server, ready: the real vLLM engine behind real HTTP on loopback."""
+    return server_boot.result()
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +157,13 @@ def store_engine(database_url: str) -> Iterator[Engine]:
 
 
 # ---------------------------------------------------------------- ordering
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The warm launcher of forked ``concierge`` processes ends with the session."""
+    from tests.forked_processes import close_shared_launcher
+
+    close_shared_launcher()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

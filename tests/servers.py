@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ import httpx
 from bench.lib.concierge import link_shared_artifacts
 
 # The launcher is the benchmarks' (bench/lib/servers.py); tests import it from here.
-from bench.lib.servers import ServerProcess, StopSignals, free_port
+from bench.lib.servers import ServerHandle, ServerProcess, StopSignals, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONCIERGE = Path(sys.executable).parent / "concierge"
@@ -28,17 +29,27 @@ TEST_STOP: StopSignals = ((signal.SIGINT, 30.0), (signal.SIGKILL, 10.0))
 
 
 def start_server(
-    log_dir: Path, env: dict[str, str], name: str = "server", port: int | None = None
+    log_dir: Path,
+    env: dict[str, str],
+    name: str = "server",
+    port: int | None = None,
+    *,
+    fresh_process: bool = False,
 ) -> ServerProcess:
     """Launch ``concierge serve`` with ``env`` (CONCIERGE_* settings) on ``port`` or a free one.
 
     The server runs in pytest's session (a Ctrl-C in the terminal reaches it too) with the
     shared launcher of bench/lib: ``url``, ``process``, ``log_tail``, ``wait_alive``,
     ``wait_ready`` (which records each /readyz status in ``readiness_seen``) and ``stop``.
+    A server in remote mode is forked from the session's warm launcher
+    (tests/forked_processes.py: the same code, without 6 s of imports) unless
+    ``fresh_process`` asks for a real ``concierge serve`` process; a server with the
+    in-process vLLM engine always is one.
     """
     port = port or free_port()
     log_path = log_dir / f"{name}-{port}.log"
     full_env = {**os.environ, **env, "CONCIERGE_HOST": "127.0.0.1", "CONCIERGE_PORT": str(port)}
+    forked = full_env.get("CONCIERGE_ENGINE") == "openai_remote" and not fresh_process
     return ServerProcess(
         [str(CONCIERGE), "serve"],
         log_path,
@@ -46,7 +57,16 @@ def start_server(
         full_env,
         own_session=False,
         stop_signals=TEST_STOP,
+        spawn=_fork_from_the_launcher if forked else None,
     )
+
+
+def _fork_from_the_launcher(
+    command: Sequence[str], log_path: Path, env: Mapping[str, str] | None
+) -> ServerHandle:
+    from tests.forked_processes import shared_launcher
+
+    return shared_launcher().spawn(list(command[1:]), dict(env or os.environ), log_path)
 
 
 def local_engine_env(data_dir: Path) -> dict[str, str]:

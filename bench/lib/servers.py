@@ -15,8 +15,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -29,6 +30,24 @@ StopSignals = Sequence[tuple[signal.Signals, float]]
 """Signals sent in turn to stop a server, each with how long it may take to exit after it."""
 GRACEFUL_STOP: StopSignals = ((signal.SIGINT, 60.0), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0))
 """SIGINT first: uvicorn's graceful shutdown also shuts the vLLM engine down."""
+
+
+class ServerHandle(Protocol):
+    """What the launcher needs of a started process: the part of ``subprocess.Popen``
+    that tests also use (``tests/forked_processes.py`` forks servers that have it)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+Spawn = Callable[[Sequence[str], Path, Mapping[str, str] | None], ServerHandle]
+"""Starts ``command`` with ``env`` and its output in the log file; the default is Popen."""
 
 
 def free_port() -> int:
@@ -45,6 +64,8 @@ class ServerProcess:
     ``own_session``: in a session (process group) of its own, whose CPU ``cpu_seconds``
     accounts and whose leftovers ``stop`` ends; else in this process's session.
     ``stop_signals``: what ``stop`` sends, in turn, while the server still runs.
+    ``spawn``: how the process starts, if not as a ``subprocess.Popen`` (tests fork
+    servers from an already-imported launcher); such a server is in this session.
     """
 
     def __init__(
@@ -56,6 +77,7 @@ class ServerProcess:
         *,
         own_session: bool = True,
         stop_signals: StopSignals = GRACEFUL_STOP,
+        spawn: Spawn | None = None,
     ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -64,15 +86,21 @@ class ServerProcess:
         self.stop_signals = tuple(stop_signals)
         self.readiness_seen: list[int] = []
         """Every status ``wait_ready`` saw, in order (0: no answer)."""
-        with log_path.open("wb") as log_file:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                list(command),
-                cwd=REPO,
-                env=dict(env) if env is not None else None,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=own_session,
-            )
+        self.process: ServerHandle
+        if spawn is not None:
+            if own_session:
+                raise ValueError("a spawned server runs in this session: own_session=False")
+            self.process = spawn(command, log_path, env)
+        else:
+            with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(
+                    list(command),
+                    cwd=REPO,
+                    env=dict(env) if env is not None else None,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=own_session,
+                )
         log.info("started %s (pid %d), log in %s", " ".join(command), self.process.pid, log_path)
 
     def log_tail(self, lines: int = 60) -> str:

@@ -12,7 +12,7 @@ after every kill, with three clients sending replies (new conversations and cont
 ones, JSON and SSE) and one KB writer. The kill lands 0 to 1.5 s after the round's
 first acknowledged reply. Servers use the remote engine, pointed at the session
 server's real vLLM engine, which is never killed. Two lanes run side by side, and
-servers are forked from an already-imported launcher (``tests/forked_servers.py``),
+servers are forked from an already-imported launcher (``tests/forked_processes.py``),
 so 50 kills fit in a few minutes on two cores; the final check restarts each lane
 with a real ``concierge serve`` process.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tests.forked_servers import ForkedServer, Launcher
+from tests.forked_processes import ForkedServer, Launcher
 from tests.servers import isolated_data_dir, query_server_database, remote_engine_env, start_server
 
 KILLS = 50
@@ -404,7 +404,7 @@ def test_acknowledged_turns_survive_sigkill(
     assert kills >= KILLS, f"seed {seed}: stuck after {kills} kills in {HANG_GUARD_S:.0f} s"
     # the last restart is a real `concierge serve` process, as in production
     for lane in lanes:
-        final = start_server(log_dir, lane.env, name=f"lane{lane.index}-final")
+        final = start_server(log_dir, lane.env, name=f"lane{lane.index}-final", fresh_process=True)
         try:
             final.wait_ready(120)
             check_lane(final.url, lane, list(lane.turns))

@@ -262,8 +262,11 @@ async def test_no_healthy_upstream_is_engine_unavailable() -> None:
 
 
 def test_remote_mode_server_over_http(base_url: str, log_dir: Path) -> None:
-    """A Concierge in remote mode behind HTTP: readiness, chat, streaming, metrics, abort."""
-    front = start_server(log_dir, remote_engine_env(dead_url(), base_url), name="front")
+    """A Concierge in remote mode behind HTTP: readiness, chat, streaming, metrics, abort.
+    A real ``concierge serve`` process, as an operator starts one (the others are forked)."""
+    front = start_server(
+        log_dir, remote_engine_env(dead_url(), base_url), name="front", fresh_process=True
+    )
     try:
         front.wait_ready(60)
         ready = httpx.get(f"{front.url}/readyz", timeout=10).json()

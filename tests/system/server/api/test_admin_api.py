@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.cli import invoke
 from tests.error_shape import assert_error_shape
-from tests.servers import CONCIERGE, REPO
 
 
 @pytest.fixture
@@ -171,12 +169,13 @@ def test_a_version_published_by_the_cli_is_served_without_restart(
     base_url: str, tenant: str, data_dir: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "pets.md").write_text("# Pets\n\nDogs are welcome in every store.")
-    result = subprocess.run(
-        [str(CONCIERGE), "kb", "ingest", str(tmp_path), "--tenant", tenant],
-        env={**os.environ, "CONCIERGE_DATA_DIR": str(data_dir)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    result = invoke(
+        "kb",
+        "ingest",
+        str(tmp_path),
+        "--tenant",
+        tenant,
+        env={"CONCIERGE_DATA_DIR": str(data_dir)},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli import invoke, run_cli
+from tests.cli import invoke, invoke_installed, run_cli
 
 
 def test_chat_against_a_running_server(base_url: str) -> None:
@@ -20,13 +20,13 @@ def test_chat_against_a_running_server(base_url: str) -> None:
 
 
 def test_chat_reports_an_unreachable_server() -> None:
-    result = invoke("chat", "hi", "--url", "http://127.0.0.1:9", timeout=60)
+    result = invoke_installed("chat", "hi", "--url", "http://127.0.0.1:9", timeout=60)
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
 
 
 def test_serve_refuses_an_unknown_model_before_binding() -> None:
-    result = invoke("serve", "--model", "no-such-model", "--port", "9", timeout=60)
+    result = invoke_installed("serve", "--model", "no-such-model", "--port", "9", timeout=60)
     assert result.returncode == 2
     assert "unknown model 'no-such-model'" in result.stderr
 

@@ -7,7 +7,6 @@ real ``concierge keys`` command against the same database.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -23,10 +22,9 @@ from server.app import create_app
 from server.config import Settings
 from server.security.access import PUBLIC, declared_role
 from server.store.api_keys import Role
+from tests.cli import invoke
 from tests.error_shape import assert_error_shape
 from tests.servers import (
-    CONCIERGE,
-    REPO,
     ServerProcess,
     isolated_data_dir,
     query_server_database,
@@ -60,15 +58,7 @@ class SecuredServer:
         return {"Authorization": f"Bearer {self.keys[(tenant, role)]}"}
 
     def keys_command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CONCIERGE), "keys", *args],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return invoke("keys", *args, env=self.env, timeout=60)
 
 
 @pytest.fixture(scope="module")
