@@ -83,7 +83,11 @@ def test_stop_ends_the_children_the_server_left(tmp_path: Path) -> None:
 
 
 def test_cpu_is_accounted_only_for_a_group_of_its_own(tmp_path: Path) -> None:
-    server = ServerProcess(["sleep", "30"], tmp_path / "log", 0, own_session=False)
+    # SIGTERM: a run started in the background (``make test &``) ignores SIGINT, and so
+    # does its ``sleep``, which would then hold the test for its whole 30 s
+    server = ServerProcess(
+        ["sleep", "30"], tmp_path / "log", 0, own_session=False, stop_signals=FAST_STOP
+    )
     try:
         with pytest.raises(RuntimeError, match="own_session"):
             server.cpu_seconds()
