@@ -18,7 +18,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 # labelled data the classifier heads are retrained from (make classifier-heads, classifiers)
 DATA ?= $(or $(CONCIERGE_TRAINING_DATA_DIR),../shared/data)
 
-.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine clean help
+.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine bench-answers clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-paired  Concierge chat vs vLLM serve in alternating turns (HTTP layer cost)"
 	@echo "make bench-paired-llama  Concierge chat vs llama-server in alternating turns at c=4"
 	@echo "make bench-engine  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
+	@echo "make bench-answers  answer benchmark: scenario suites scored end to end (docs/answers.md)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -122,6 +123,11 @@ bench-paired-llama: bench-setup
 
 bench-engine: $(STAMP_DEV)
 	$(PY) -m bench.engine
+
+# the answer benchmark: every suite of bench/suites/ played twice against a fresh server,
+# scored by docs/answers.md's rules, its sections of docs/answers.md rewritten
+bench-answers: $(STAMP_DEV)
+	$(PY) -m bench.answers $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ the very prompt it composed straight to the chat endpoint? The target from the i
 under 50 ms p50 on the 2-core machine.
 
 * Phase 1, "support": streaming ``/v1/support/reply`` calls with Bitext customer messages
-  (fixed seed) for the five demo customers in rotation, a new conversation each. The client
+  (fixed seed) for the demo customers in rotation, a new conversation each. The client
   times the first ``token`` event and the end of the stream; the ``final`` event carries the
   server's per-stage ``timings_ms`` and, with ``include_prompt``, the composed messages.
 * Phase 2, "chat": each composed prompt is sent to streaming ``/v1/chat/completions`` with
@@ -338,7 +338,8 @@ def report(
         f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
         f"CPU: {info['cpu_model']} ({info['cpus_usable']}/{info['cpu_count']} usable); "
         f"python {info['python']}, torch {info['torch']}, vllm {info['vllm']}",
-        f"workload: closed loop, Bitext instructions (seed {args.seed}), 5 demo customers, "
+        f"workload: closed loop, Bitext instructions (seed {args.seed}), "
+        f"{len(demo_customers())} demo customers, "
         f"new conversation each; eager engine, max_model_len {args.max_model_len}, "
         f"reply max_tokens {args.max_tokens}; start-up {support.startup_s:.0f} s / "
         f"{chat.startup_s:.0f} s; 1-min load before measuring {load:.2f}",

@@ -331,7 +331,7 @@ RETENTION_PURGED = Counter(
 PII_REDACTIONS = Counter(
     "concierge_pii_redactions",
     "Pieces of personal data redacted before storage, indexing or the prompt, by kind "
-    "(email, phone, card, iban, national_id) and where (message, history).",
+    "(email, phone, card, iban, national_id) and where (message, history, profile).",
     ["kind", "where"],
 )
 

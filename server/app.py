@@ -28,6 +28,7 @@ from server.api import (
     kb,
     openai,
     support,
+    tenants,
     tickets,
 )
 from server.config import Settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         catalog,
         tickets,
         insights,
+        tenants,
     ):
         app.include_router(room.router)
     if settings.cors_allow_origins:

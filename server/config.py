@@ -8,6 +8,7 @@ them fail later inside the engine.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from enum import StrEnum
@@ -242,6 +243,18 @@ class Settings(BaseSettings):
         description="cosine similarity a passage needs to count as grounding",
     )
     history_hits: int = Field(3, ge=0, le=20, description="customer-history entries per reply")
+    profile_fact_tokens: int = Field(
+        300,
+        ge=32,
+        le=4000,
+        description="tokens of the customer's record a reply prompt may show (the facts "
+        "that bear on the message, most relevant first)",
+    )
+    reply_as_of: dt.datetime | None = Field(
+        None,
+        description="fixes 'today' for every reply (tests, replays of past conversations); "
+        "a request's as_of overrides it; default: the clock",
+    )
 
     # access control
     auth: Literal["keys", "off"] | None = Field(

@@ -22,6 +22,7 @@ from server.services.embeddings import EmbeddingService
 from server.services.generation import GenerationService
 from server.services.knowledge import KnowledgeService
 from server.store.audit import AuditLog
+from server.tenants import TenantConfigs
 
 
 def get_settings(request: Request) -> Settings:
@@ -94,6 +95,11 @@ def get_tenant(
     return tenant
 
 
+def get_tenant_configs(request: Request) -> TenantConfigs:
+    configs: TenantConfigs = request.app.state.tenant_configs
+    return configs
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[EngineClient, Depends(get_engine)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
@@ -105,6 +111,7 @@ CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog_service)]
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
 ReplyPipelineDep = Annotated[ReplyPipeline, Depends(get_reply_pipeline)]
 TenantDep = Annotated[str, Depends(get_tenant)]
+TenantConfigsDep = Annotated[TenantConfigs, Depends(get_tenant_configs)]
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,8 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         kb_passages=settings.kb_passages,
         grounding_min_similarity=settings.grounding_min_similarity,
         history_hits=settings.history_hits,
+        profile_fact_tokens=settings.profile_fact_tokens,
+        as_of=settings.reply_as_of.timestamp() if settings.reply_as_of else None,
     )
 
 

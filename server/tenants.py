@@ -1,4 +1,5 @@
-"""Per-tenant configuration: brand voice, escalation policy, recommendations, webhook.
+"""Per-tenant configuration: the business (time zone), brand voice, escalation policy,
+recommendations, webhook.
 
 Each tenant has one TOML file, ``<tenants_dir>/<tenant>.toml`` (see
 ``examples/tenant.toml``). Files are re-read when their modification time changes,
@@ -15,8 +16,17 @@ import threading
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from core.errors import ConfigurationError, InvalidRequestError
 from core.ids import check_tenant
@@ -28,6 +38,29 @@ Priority = Literal["low", "normal", "high", "urgent"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Business(_Strict):
+    """Facts about the business itself that every reply needs."""
+
+    timezone: str = Field(
+        "UTC", max_length=64, description="IANA time zone: 'today' and dates are shown in it"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as 'Europe/Berlin')"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class BrandVoice(_Strict):
@@ -76,6 +109,7 @@ class Webhook(_Strict):
 
 
 class TenantConfig(_Strict):
+    business: Business = Business()
     voice: BrandVoice = BrandVoice()
     escalation: EscalationPolicy = EscalationPolicy()
     recommendations: Recommendations = Recommendations()

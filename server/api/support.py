@@ -10,6 +10,7 @@ the engine failing) is an ``event: error`` before ``[DONE]``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -56,6 +57,8 @@ async def support_reply(
             channel=body.channel,
             locale=body.locale,
             include_prompt=body.include_prompt,
+            as_of=_timestamp(body.as_of),
+            seed=body.seed,
         )
     )
     if body.stream:
@@ -76,3 +79,12 @@ async def _named(events: AsyncIterator[ReplyEvent]) -> AsyncIterator[StreamEvent
             yield "final", event.model_dump(mode="json")
         elif isinstance(event, ReplyMeta):
             yield "meta", event.model_dump(mode="json")
+
+
+def _timestamp(moment: dt.datetime | None) -> float | None:
+    """An ISO 8601 ``as_of`` as a timestamp; one without an offset is read as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()

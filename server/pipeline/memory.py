@@ -24,6 +24,11 @@ class Memory:
     recent: list[Turn]
     summary: str
 
+    def last_question(self) -> str | None:
+        """The customer's previous message in this conversation, if any: what a follow-up
+        ("and for a week?") is searched together with."""
+        return self.recent[-1].message if self.recent else None
+
     def messages(self) -> list[ChatMessage]:
         """The recent exchanges as chat messages, oldest first."""
         messages: list[ChatMessage] = []

@@ -8,6 +8,7 @@ take it without importing the pipeline itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class PipelineSettings:
     kb_passages: int
     grounding_min_similarity: float
     history_hits: int
+    profile_fact_tokens: int = 300
+    as_of: float | None = None
+    """'Today' for every reply, as a timestamp (tests, replays); None: the clock."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class ReplyRequest:
     channel: str
     locale: str | None
     include_prompt: bool = False
+    as_of: float | None = None
+    """'Today' for this reply (overrides the setting); None: the setting, else the clock."""
+    seed: int | None = None
+    """Sampling seed: the same prompt and seed give the same reply (benchmarks, replays)."""
 
 
 @dataclass
@@ -60,6 +68,10 @@ class PreparedReply:
     analysis: Analysis
     memory: Memory
     profile: CustomerProfile | None
+    facts: list[str]
+    """The lines of the customer's record the prompt shows (``record.select_facts``)."""
+    now: dt.datetime
+    """'Today' for this reply, in the tenant's time zone."""
     retrieved: Retrieved | None
     streaks: Streaks
     decision: EscalationDecision

@@ -1,19 +1,22 @@
 """Stage 2a, recall the customer: a profile derived from attributes and the event log.
 
 The profile is computed, never stored, so it cannot drift from the events it
-summarizes. ``facts()`` is the short list of lines the prompt shows the model; it
-respects the customer's personalization consent (without it the model only learns
-the customer's name and tier, which every support agent would see anyway).
+summarizes. ``facts_for(message, ...)`` is the short list of lines the prompt shows the
+model (the record's facts that bear on the message, see ``record.py``); it respects the
+customer's personalization consent (without it the model only learns the customer's
+name and tier, which every support agent would see anyway).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from retrieval.catalog import ProductCatalog
+from server.pipeline.record import RecordFact, record_facts, select_facts
 from server.store.conversations import ConversationStore
 from server.store.customers import Customer, CustomerEvent, CustomerStore, EventKind
 
@@ -54,27 +57,42 @@ class CustomerProfile:
     viewed_products: list[str]
     recent_orders: list[OrderSummary] = field(default_factory=list)
     returns: list[dict[str, Any]] = field(default_factory=list)
+    events: list[CustomerEvent] = field(default_factory=list)
+    """The whole event log, newest first, that the record's facts are drawn from."""
 
-    def facts(self) -> list[str]:
-        """What the model may know about this customer, most useful first."""
-        c = self.customer
-        lines = [f"Name: {c.name}", f"Loyalty tier: {c.tier}"]
-        if not c.allows("personalization"):
-            return lines
-        lines.append(
-            f"Lifetime: {self.lifetime_orders} orders, {self.lifetime_spend:.2f} EUR spent"
-        )
-        lines.extend(f"Recent {order.line()}" for order in self.recent_orders[:3])
-        lines.extend(f"Open ticket {t['ticket_id']}: {t['subject']}" for t in self.open_tickets[:2])
-        lines.extend(
-            f"Return of {r.get('product_id')} (order {r.get('order_id')}): {r.get('status')}"
-            for r in self.returns[:2]
-        )
-        if self.favourite_categories:
-            lines.append("Favourite categories: " + ", ".join(self.favourite_categories))
-        if self.sentiment_trend in ("worsening", "negative"):
-            lines.append("Recent conversations with this customer have been negative.")
-        return lines
+    def facts_for(
+        self,
+        message: str,
+        now: dt.datetime,
+        budget_tokens: int,
+        count_tokens: Callable[[str], int],
+    ) -> list[str]:
+        """What the model may know about this customer for ``message``: the record's facts
+        that bear on it, most relevant first, within ``budget_tokens``. Without consent to
+        personalization, only the name and tier (which every support agent would see)."""
+        facts = record_facts(self.customer, self.events, now)
+        if self.customer.allows("personalization"):
+            facts.append(
+                RecordFact(
+                    "summary",
+                    f"Lifetime: {self.lifetime_orders} orders, {self.lifetime_spend:.2f} EUR spent",
+                )
+            )
+            if self.favourite_categories:
+                facts.append(
+                    RecordFact(
+                        "summary", "Favourite categories: " + ", ".join(self.favourite_categories)
+                    )
+                )
+            if self.sentiment_trend in ("worsening", "negative"):
+                facts.append(
+                    RecordFact(
+                        "summary",
+                        "Recent conversations with this customer have been negative.",
+                        active=True,
+                    )
+                )
+        return select_facts(facts, message, now.timestamp(), budget_tokens, count_tokens)
 
     def as_dict(self) -> dict[str, Any]:
         c = self.customer
@@ -203,6 +221,7 @@ def build_profile(
         viewed_products=[p for p in viewed if p not in owned],
         recent_orders=orders[:5],
         returns=returns,
+        events=list(events),
     )
 
 

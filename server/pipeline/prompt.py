@@ -20,6 +20,7 @@ The voice, the rules, the tone guidance, the best passage and the message stay.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ from retrieval.knowledge import SearchHit
 from server.pipeline.analyze import Analysis
 from server.pipeline.escalation import EscalationDecision
 from server.pipeline.memory import Memory
-from server.pipeline.profile import CustomerProfile, format_day
+from server.pipeline.profile import format_day
 from server.pipeline.recommend import Recommendation
+from server.pipeline.record import format_date
 from server.pipeline.tokens import TokenCounter
 from server.tenants import BrandVoice
 
@@ -84,7 +86,10 @@ class PromptInputs:
     message: str
     analysis: Analysis
     passages: Sequence[SearchHit]
-    profile: CustomerProfile | None
+    facts: Sequence[str]
+    """The customer's record, most relevant first (``record.select_facts``)."""
+    now: dt.datetime
+    """'Today' in the tenant's time zone."""
     history: Sequence[HistoryHit]
     memory: Memory
     recommendations: Sequence[Recommendation]
@@ -120,6 +125,12 @@ def tone_guidance(analysis: Analysis) -> str:
     if sentiment.label == "positive":
         return "The customer is in a good mood. Be warm and friendly, and stay helpful."
     return "Be clear, friendly and efficient."
+
+
+def today_line(now: dt.datetime) -> str:
+    """``Today is Friday 4 December 2026, 10:00 (Europe/Berlin).``: the record's dates
+    say "3 days ago" already, this lets the model reason about any other date."""
+    return f"Today is {now:%A} {format_date(now.date())}, {now:%H:%M} ({now.tzname()})."
 
 
 def _language_rule(voice: BrandVoice, analysis: Analysis) -> str:
@@ -160,6 +171,7 @@ def tenant_rules(voice: BrandVoice) -> str:
 def _turn_guidance(inputs: PromptInputs) -> str:
     """Instructions that depend on this message: language, mood and any hand-over."""
     lines = [
+        today_line(inputs.now),
         _language_rule(inputs.voice, inputs.analysis),
         f"Tone guidance: {tone_guidance(inputs.analysis)}",
     ]
@@ -256,7 +268,7 @@ def compose_prompt(inputs: PromptInputs, counter: TokenCounter, budget_tokens: i
     guidance = _turn_guidance(inputs)
     parts = _Parts(
         passages=list(inputs.passages),
-        facts=inputs.profile.facts() if inputs.profile else [],
+        facts=list(inputs.facts),
         history=list(inputs.history),
         summary=inputs.memory.summary,
         recent=inputs.memory.messages(),

@@ -16,6 +16,7 @@ embeds), store reads and FAISS searches in the default thread pool.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 import uuid
@@ -49,12 +50,12 @@ from server.pipeline.prepared import PipelineSettings, PreparedReply, ReplyReque
 from server.pipeline.profile import CustomerProfile, ProfileBuilder
 from server.pipeline.prompt import PromptInputs, compose_prompt
 from server.pipeline.recommend import recommend_sync, should_recommend
-from server.pipeline.retrieve import retrieve_sync
+from server.pipeline.retrieve import follow_up_query, retrieve_sync
 from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
 from server.security.privacy import redact_text
 from server.store.conversations import Conversation, ConversationMode
-from server.tenants import Priority, TenantConfigs
+from server.tenants import Priority, TenantConfig, TenantConfigs
 
 REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
 """Label values of ``concierge_replies_total`` (see ``core/metrics.py``)."""
@@ -119,10 +120,11 @@ class ReplyPipeline:
             request.tenant,
             request.message,
         )
-        recall_task = asyncio.to_thread(_timed(self._recall_sync), request)
+        now = self._today(request, config)
+        recall_task = asyncio.to_thread(_timed(self._recall_sync), request, now)
         (
             (analysis, analysis_seconds),
-            ((conversation, memory, profile), recall_seconds),
+            ((conversation, memory, profile, facts), recall_seconds),
         ) = await asyncio.gather(analysis_task, recall_task)
         prepared = PreparedReply(
             request=request,
@@ -133,6 +135,8 @@ class ReplyPipeline:
             analysis=analysis,
             memory=memory,
             profile=profile,
+            facts=facts,
+            now=now,
             retrieved=None,
             streaks=Streaks(conversation.negative_streak, conversation.ungrounded_streak),
             decision=EscalationDecision(False),
@@ -148,6 +152,10 @@ class ReplyPipeline:
         if conversation.mode is ConversationMode.HUMAN:
             return prepared  # a person owns the conversation: nothing more to decide
         personalize = profile is not None and profile.customer.allows("personalization")
+        context_query = follow_up_query(memory.last_question(), request.message)
+        context_vector = None
+        if context_query is not None:
+            context_vector = (await self._embedder.embed([context_query], purpose="query"))[0]
         prepared.retrieved = await asyncio.to_thread(
             retrieve_sync,
             self._knowledge,
@@ -160,6 +168,8 @@ class ReplyPipeline:
             min_similarity=self.settings.grounding_min_similarity,
             history_hits=self.settings.history_hits,
             personalize=personalize,
+            context_query=context_query,
+            context_vector=context_vector,
         )
         mark = prepared.stage("retrieval", mark)
         prepared.streaks = next_streaks(
@@ -185,7 +195,8 @@ class ReplyPipeline:
                     message=request.message,
                     analysis=analysis,
                     passages=prepared.retrieved.passages,
-                    profile=profile,
+                    facts=facts,
+                    now=now,
                     history=prepared.retrieved.history,
                     memory=memory,
                     recommendations=prepared.recommendations,
@@ -214,10 +225,16 @@ class ReplyPipeline:
             metrics.REPLIES.labels(outcome="error").inc()
             raise
 
+    def _today(self, request: ReplyRequest, config: TenantConfig) -> dt.datetime:
+        """'Today' in the tenant's time zone: the request's as_of, the setting, the clock."""
+        moment = request.as_of or self.settings.as_of or time.time()
+        return dt.datetime.fromtimestamp(moment, config.business.zone)
+
     def _recall_sync(
-        self, request: ReplyRequest
-    ) -> tuple[Conversation, Memory, CustomerProfile | None]:
-        """The conversation (404 when it is not this customer's), its memory, the profile."""
+        self, request: ReplyRequest, now: dt.datetime
+    ) -> tuple[Conversation, Memory, CustomerProfile | None, list[str]]:
+        """The conversation (404 when it is not this customer's), its memory, the profile
+        and the facts of the customer's record that bear on this message."""
         conversation = self._stores.conversations.open(
             request.tenant,
             request.customer_id,
@@ -228,7 +245,14 @@ class ReplyPipeline:
         memory = self._memory.recall_sync(conversation)
         customer = self._stores.customers.get(request.tenant, request.customer_id)
         profile = self._profiles.load_sync(customer) if customer is not None else None
-        return conversation, memory, profile
+        facts = (
+            profile.facts_for(
+                request.message, now, self.settings.profile_fact_tokens, self._counter.count
+            )
+            if profile is not None
+            else []
+        )
+        return conversation, memory, profile, facts
 
     def _prompt_budget(self) -> int:
         context = self._gate.model_info.max_model_len or 2048
@@ -256,6 +280,7 @@ class ReplyPipeline:
                 temperature=self.settings.reply_temperature,
                 frequency_penalty=self.settings.reply_frequency_penalty,
                 presence_penalty=self.settings.reply_presence_penalty,
+                seed=prepared.request.seed,
             )
             try:
                 call = await self._gate.open(

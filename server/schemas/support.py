@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.ids import CUSTOMER_ID_PATTERN
+from server.schemas.records import check_event_payload
 from server.store.customers import EventKind
 
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,99}$"
@@ -38,6 +39,17 @@ class ReplyIn(_Strict):
     stream: bool = False
     include_prompt: bool = Field(
         False, description="return the composed prompt (for debugging and audits)"
+    )
+    as_of: dt.datetime | None = Field(
+        None,
+        description="what 'today' is for this reply (ISO 8601; tests and replays of past "
+        "conversations); default: the server's setting, else the clock",
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="sampling seed: the same prompt and seed give the same reply (benchmarks)",
     )
 
     @field_validator("message")
@@ -247,36 +259,6 @@ class ErasureReceipt(BaseModel):
         "history_entries (rows and their vectors)"
     )
     total: int
-
-
-_REQUIRED_PAYLOAD = {
-    EventKind.ORDER: ("order_id",),
-    EventKind.RETURN: ("order_id",),
-    EventKind.TICKET: ("ticket_id",),
-    EventKind.PAGE_VIEW: (),
-    EventKind.NOTE: ("text",),
-}
-
-
-def check_event_payload(kind: EventKind, payload: dict[str, Any]) -> None:
-    """The fields each kind needs, with the types the profile relies on."""
-    missing = [key for key in _REQUIRED_PAYLOAD[kind] if not payload.get(key)]
-    if missing:
-        raise ValueError(f"a {kind} event needs payload field(s) {', '.join(missing)}")
-    if kind is EventKind.ORDER:
-        items = payload.get("items", [])
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ValueError("order payload 'items' must be a list of objects")
-        for item in items:
-            price, quantity = item.get("price", 0), item.get("quantity", 1)
-            if not isinstance(price, int | float) or not isinstance(quantity, int):
-                raise ValueError("order items need a numeric 'price' and an integer 'quantity'")
-        if "total" in payload and not isinstance(payload["total"], int | float):
-            raise ValueError("order payload 'total' must be a number")
-    if kind is EventKind.PAGE_VIEW and not (payload.get("url") or payload.get("product_id")):
-        raise ValueError("a page_view event needs 'url' or 'product_id'")
-    if kind is EventKind.TICKET and payload.get("status", "open") not in ("open", "closed"):
-        raise ValueError("ticket payload 'status' must be 'open' or 'closed'")
 
 
 # ---------------------------------------------------------------------- catalog

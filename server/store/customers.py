@@ -1,6 +1,7 @@
 """Customers and what happened with them: attributes plus a time-ordered event log.
 
-The event log (orders, returns, tickets, page views, notes) is the one source the
+The event log (orders, shipments, returns, tickets, bookings and rentals, service jobs,
+payment plans, memberships, page views, notes) is the one source the
 derived profile, the recommendations ("already owns") and the customer-history index
 are computed from, so a correction is a new event, never an edit in three places.
 Every write is committed before the call returns.
@@ -72,9 +73,16 @@ _PAYLOAD = column_purpose(CUSTOMER_EVENTS.c.payload)
 
 
 class EventKind(StrEnum):
+    """What happened; each kind's payload is described in ``server/schemas/records.py``."""
+
     ORDER = "order"
+    SHIPMENT = "shipment"
     RETURN = "return"
     TICKET = "ticket"
+    BOOKING = "booking"
+    SERVICE_JOB = "service_job"
+    PAYMENT_PLAN = "payment_plan"
+    MEMBERSHIP = "membership"
     PAGE_VIEW = "page_view"
     NOTE = "note"
 

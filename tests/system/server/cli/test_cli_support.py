@@ -37,7 +37,7 @@ def test_the_demo_tenant_loads_and_reloading_it_changes_nothing(tmp_path: Path) 
     catalog = run_cli(
         "catalog", "import", str(EXAMPLES / "catalog.jsonl"), "--tenant", "demo", env=env
     )
-    assert "40 products" in catalog
+    assert "42 products" in catalog
     args = (
         "customers",
         "import",
@@ -48,7 +48,7 @@ def test_the_demo_tenant_loads_and_reloading_it_changes_nothing(tmp_path: Path) 
         "demo",
     )
     first = run_cli(*args, env=env)
-    assert "5 customers (5 new)" in first and "0 already present" in first
+    assert "9 customers (9 new)" in first and "0 already present" in first
     events, entries = _count(tmp_path, CUSTOMER_EVENTS), _count(tmp_path, HISTORY_ENTRIES)
     assert events > 20 and 0 < entries < events  # page views are not history
     again = run_cli(*args, env=env)

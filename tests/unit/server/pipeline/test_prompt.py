@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from core.errors import ContextLengthExceededError
@@ -9,11 +12,9 @@ from retrieval.history import HistoryHit, HistoryKind
 from retrieval.knowledge import SearchHit
 from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.memory import Memory
-from server.pipeline.profile import CustomerProfile
 from server.pipeline.prompt import PromptInputs, compose_prompt, fence, tenant_rules
 from server.pipeline.tokens import CharacterEstimate
 from server.store.conversations import AnsweredBy, Turn
-from server.store.customers import Customer
 from server.tenants import BrandVoice
 from tests.unit.server.pipeline.helpers import analysis
 
@@ -62,7 +63,8 @@ def inputs(**overrides: object) -> PromptInputs:
             hit("shipping", "Standard delivery takes 3 to 5 days."),
             hit("tracking", "Track parcels under My orders.", 0.6),
         ],
-        "profile": None,
+        "facts": [],
+        "now": dt.datetime(2026, 12, 4, 10, 0, tzinfo=ZoneInfo("Europe/Berlin")),
         "history": [HistoryHit(1, "ana", HistoryKind.ORDER, "Order HK-1 of a kettle.", 0.0, 0.7)],
         "memory": Memory([turn(1, "hello", "hi there")], "- older: customer asked about refunds"),
         "recommendations": [],
@@ -176,12 +178,11 @@ def common_prefix(a: str, b: str) -> str:
 def test_prompts_share_the_tenant_rules_and_the_profile_as_a_prefix() -> None:
     """vLLM's prefix cache only reuses a common *prefix*: whatever varies per message
     (tone, language, hand-over, retrieved text) must come after the shared parts."""
-    ana = Customer("shop", "ana", "Ana", "gold", "en", {"personalization": True}, {}, 0.0, 0.0)
-    profile = CustomerProfile(ana, 4, 250.0, ["kettles"], [], None, "steady", [], [], [])
-    calm = compose_prompt(inputs(profile=profile), CharacterEstimate(), 4000)
+    facts = ["Name: Ana", "Loyalty tier: gold", "Order HK-1 placed 1 December 2026: Kettle x1"]
+    calm = compose_prompt(inputs(facts=facts), CharacterEstimate(), 4000)
     upset = compose_prompt(
         inputs(
-            profile=profile,
+            facts=facts,
             message="This is the third time, I want a person now",
             analysis=analysis("awful", sentiment="negative", score=-0.9, frustrated=True),
             decision=EscalationDecision(True, EscalationReason.FRUSTRATION, "high"),

@@ -40,6 +40,7 @@ def kinds(text: str) -> list[PiiKind]:
             "jane.doe+shop@example.co.uk",
         ),
         ("call +49 30 1234567 today", PiiKind.PHONE, "+49 30 1234567"),
+        ("mobile +49 151 2345 6789 please", PiiKind.PHONE, "+49 151 2345 6789"),
         ("my mobile is 0151-2345678", PiiKind.PHONE, "0151-2345678"),
         ("office (030) 1234 5678", PiiKind.PHONE, "(030) 1234 5678"),
         ("US number 555-123-4567.", PiiKind.PHONE, "555-123-4567"),
