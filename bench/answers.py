@@ -116,7 +116,13 @@ def restore_customer(client: Client, suite: Suite, customer_id: str) -> None:
         for e in suite.events.get(customer_id, [])
     ]
     if events:
-        client.call("POST", f"/v1/customers/{customer_id}/events", tenant, json={"events": events})
+        client.call(
+            "POST",
+            f"/v1/customers/{customer_id}/events",
+            tenant,
+            ok=(201,),
+            json={"events": events},
+        )
 
 
 def scenario_seed(scenario_id: str, run: int) -> int:

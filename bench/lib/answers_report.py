@@ -90,7 +90,8 @@ def render_suite(result: SuiteRun, info: dict[str, Any]) -> str:
         begin,
         f"## Suite `{suite.name}`",
         "",
-        f"{suite.description} Tenant `{suite.tenant}`, today = {suite.as_of:%Y-%m-%d %H:%M %z}, "
+        f"{suite.description.rstrip('.')}. Tenant `{suite.tenant}`, "
+        f"today = {suite.as_of:%Y-%m-%d %H:%M %z}, "
         f"{total} scenarios, {result.runs} run(s).",
         "",
         f"Model `{info['model']}`, commit `{info['commit']}`, {info['date']}. Settings: "
