@@ -7,6 +7,18 @@ content hash, so only new, edited and deleted documents cost any work.
 Files: Markdown (``.md``), HTML (``.html``), plain text (``.txt``) become one document
 each; JSON and CSV FAQ files (question/answer columns or keys) become one document per
 entry, titled by the question.
+
+A Markdown document may open with front matter that lists example questions it answers,
+in the words customers use ("How long do I have to send something back?")::
+
+    ---
+    questions:
+      - How long do I have to send something back?
+    ---
+    # Returns and refunds
+
+Each becomes an extra search key of the article (see ``knowledge/reindex.py``): an
+article's title and text rarely sound like the question it answers.
 """
 
 from __future__ import annotations
@@ -37,6 +49,10 @@ from retrieval.chunking import (
 )
 
 MAX_DOCUMENT_CHARS = 2_000_000
+MAX_EXAMPLE_QUESTIONS = 50
+MAX_QUESTION_CHARS = 300
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -72,15 +88,99 @@ class Document:
     def content_hash(self) -> str:
         return text_hash(f"{self.format}\n{self.title}\n{self.text}")
 
+    def example_questions(self) -> list[str]:
+        """The questions a Markdown document's front matter says it answers (none when
+        the front matter is missing or malformed; ``check_front_matter`` refuses those
+        at upload)."""
+        if self.format is not DocumentFormat.MARKDOWN:
+            return []
+        try:
+            return parse_front_matter(self.text)[0]
+        except InvalidRequestError:
+            return []
+
     def chunks(self, *, max_chars: int, overlap_chars: int) -> list[Chunk]:
         """Cut this document into chunks (headings first, then length)."""
         if self.format is DocumentFormat.MARKDOWN:
-            sections = markdown_sections(self.text)
+            sections = markdown_sections(strip_front_matter(self.text))
         elif self.format is DocumentFormat.HTML:
             sections = html_sections(self.text)[1]
         else:
             sections = plain_sections(self.text)
         return chunk_sections(sections, max_chars=max_chars, overlap_chars=overlap_chars)
+
+
+def strip_front_matter(text: str) -> str:
+    match = _FRONT_MATTER.match(text)
+    return text[match.end() :] if match else text
+
+
+def parse_front_matter(text: str, name: str = "document") -> tuple[list[str], str]:
+    """The example questions of a Markdown text's front matter, and the text after it.
+
+    Raises InvalidRequestError (naming ``name``) for front matter that is not YAML, not a
+    mapping, or whose ``questions`` is not a list of short strings.
+    """
+    import yaml
+
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        return [], text
+    try:
+        data = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidRequestError(f"{name}: front matter is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"{name}: front matter must be a mapping (questions: [...])")
+    questions = data.get("questions", [])
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+        raise InvalidRequestError(f"{name}: front matter 'questions' must be a list of strings")
+    questions = [" ".join(q.split()) for q in questions if q.strip()]
+    if len(questions) > MAX_EXAMPLE_QUESTIONS:
+        raise InvalidRequestError(
+            f"{name}: at most {MAX_EXAMPLE_QUESTIONS} example questions, got {len(questions)}"
+        )
+    long = [q for q in questions if len(q) > MAX_QUESTION_CHARS]
+    if long:
+        raise InvalidRequestError(
+            f"{name}: an example question is at most {MAX_QUESTION_CHARS} characters: "
+            f"{long[0][:60]!r}..."
+        )
+    return questions, text[match.end() :]
+
+
+def with_example_question(document: Document, question: str) -> Document:
+    """``document`` with ``question`` added to its front matter's example questions (a
+    Markdown document only; its other front matter keys are kept)."""
+    import yaml
+
+    if document.format is not DocumentFormat.MARKDOWN:
+        raise InvalidRequestError(
+            f"{document.doc_id}: only Markdown articles carry example questions"
+        )
+    questions, body = parse_front_matter(document.text, document.doc_id)
+    match = _FRONT_MATTER.match(document.text)
+    data = (yaml.safe_load(match.group(1)) or {}) if match else {}
+    if question in questions:
+        return document
+    data["questions"] = [*questions, question]
+    front = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+    updated = Document(
+        doc_id=document.doc_id,
+        text=f"---\n{front}---\n{body}",
+        title=document.title,
+        format=document.format,
+        source=document.source,
+        metadata=document.metadata,
+    )
+    check_front_matter(updated)
+    return updated
+
+
+def check_front_matter(document: Document) -> None:
+    """Refuse a Markdown document whose front matter cannot be read (a clear 400)."""
+    if document.format is DocumentFormat.MARKDOWN:
+        parse_front_matter(document.text, document.doc_id)
 
 
 # ---------------------------------------------------------------- files
@@ -120,15 +220,15 @@ def documents_from_upload(name: str, content: str) -> list[Document]:
         known = ", ".join(sorted([*SUFFIX_FORMATS, *FAQ_SUFFIXES]))
         raise InvalidRequestError(f"{name}: unsupported file type (known: {known})")
     document_format = DocumentFormat(fmt)
-    return [
-        Document(
-            doc_id=check_document_id(name),
-            text=content,
-            title=guess_title(document_format, content, name),
-            format=document_format,
-            source=name,
-        )
-    ]
+    document = Document(
+        doc_id=check_document_id(name),
+        text=content,
+        title=guess_title(document_format, content, name),
+        format=document_format,
+        source=name,
+    )
+    check_front_matter(document)
+    return [document]
 
 
 def guess_title(fmt: DocumentFormat, content: str, name: str) -> str:
@@ -140,7 +240,7 @@ def guess_title(fmt: DocumentFormat, content: str, name: str) -> str:
         if sections and sections[0].heading:
             return sections[0].heading.split(" > ")[0]
     if fmt is DocumentFormat.MARKDOWN:
-        for line in content.splitlines():
+        for line in strip_front_matter(content).splitlines():
             if line.startswith("#"):
                 return line.lstrip("#").strip()
     return Path(name).stem.replace("_", " ").replace("-", " ")

@@ -30,7 +30,7 @@ class RetrievalConfig:
     title_weight: float = 0.5
     candidates: int = 50
     fusion: Fusion = Fusion.WEIGHTED
-    lexical_weight: float = 0.1
+    lexical_weight: float = 0.3
     rrf_k: int = 60
     default_mode: SearchMode = SearchMode.HYBRID
 

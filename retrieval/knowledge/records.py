@@ -27,15 +27,28 @@ class ChunkRecord:
     section: str
     text: str
     content_hash: str
+    key: str = field(default="", kw_only=True)
+    """An example question this row is searched by; its passage is the article's lead
+    chunk (``text``). Empty for an ordinary chunk."""
 
-    def embedding_text(self) -> str:
+    def passage_text(self) -> str:
         """The chunk with its heading path ("Refunds > Card payments") for context."""
         if self.section and self.section != self.title:
             return f"{self.section}\n{self.text}"
         return self.text
 
+    def embedding_text(self) -> str:
+        """What this row's vector is made from: the example question, else the passage."""
+        return self.key or self.passage_text()
+
     def lexical_text(self) -> str:
-        return f"{self.title}\n{self.embedding_text()}" if self.title else self.embedding_text()
+        text = f"{self.title}\n{self.passage_text()}" if self.title else self.passage_text()
+        return f"{self.key}\n{text}" if self.key else text
+
+    @property
+    def passage(self) -> tuple[str, int]:
+        """The passage a hit shows: rows of one article's lead share it."""
+        return self.doc_id, self.position
 
 
 def chunk_id_for(doc_id: str, position: int, content_hash: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,7 @@ from core import metrics
 from core.errors import JobCancelledError
 from core.ids import check_tenant
 from models.embedder import Embedder
+from retrieval.chunking import text_hash
 from retrieval.documents import DocumentStore
 from retrieval.index import VectorIndex, collect_garbage, exclusive_writer
 from retrieval.knowledge.config import RetrievalConfig
@@ -26,6 +27,27 @@ EMBED_BATCH_DOCUMENTS = 16
 
 Progress = Callable[[int, int], None]  # (documents done, documents to embed)
 CancelCheck = Callable[[], bool]
+
+
+def question_rows(chunks: list[ChunkRecord], questions: list[str]) -> list[ChunkRecord]:
+    """One extra row per example question of a document: searched by the question's own
+    vector (and its words), it shows the document's lead chunk. A question says what a
+    customer asks in the customer's words, which the article's text seldom does."""
+    if not chunks or not questions:
+        return []
+    lead = chunks[0]
+    return [
+        replace(
+            lead,
+            chunk_id=chunk_id_for(
+                lead.doc_id,
+                lead.position,
+                text_hash(f"question\x00{question}\x00{lead.content_hash}"),
+            ),
+            key=question,
+        )
+        for question in questions
+    ]
 
 
 class ReindexMode(StrEnum):
@@ -187,6 +209,7 @@ class Reindexer:
                     )
                     for c in pieces
                 ]
+                doc_chunks += question_rows(doc_chunks, doc.example_questions())
                 documents[doc.doc_id] = {
                     "content_hash": doc.content_hash,
                     "chunk_ids": [c.chunk_id for c in doc_chunks],
@@ -226,7 +249,7 @@ class Reindexer:
         )
         mixed = chunk_vectors.copy()
         for row, chunk in enumerate(chunks):
-            if chunk.title:
+            if chunk.title and not chunk.key:  # a question row matches questions alone
                 mixed[row] = weight * title_vectors[chunk.title] + (1 - weight) * chunk_vectors[row]
         return mixed
 

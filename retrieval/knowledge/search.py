@@ -124,7 +124,10 @@ class KnowledgeSearch:
         top_k: int,
         mode: SearchMode,
     ) -> list[SearchHit]:
-        pool = max(top_k, self.config.candidates) if mode is SearchMode.HYBRID else top_k
+        # twice top_k: rows that show a passage already found (example questions) are skipped
+        pool = 2 * top_k
+        if mode is SearchMode.HYBRID:
+            pool = max(pool, self.config.candidates)
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
         if mode is not SearchMode.LEXICAL and query_vector is not None:
@@ -148,15 +151,22 @@ class KnowledgeSearch:
                     if row is not None:
                         dense[chunk_id] = float(version.vectors.vectors[row] @ query_vector)
             fused = _weighted_fusion(dense, lexical, self.config.lexical_weight)
-        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:top_k]
-        hits = []
-        for chunk_id, score in best:
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        hits: list[SearchHit] = []
+        shown: set[tuple[str, int]] = set()
+        for chunk_id, score in ranked:
+            if len(hits) == top_k:
+                break
             row = version.vectors.row_of(chunk_id)
             if row is None:  # pragma: no cover - ids and chunks are written together
                 continue
+            chunk = version.chunks[row]
+            if chunk.passage in shown:  # an example question of a lead already found
+                continue
+            shown.add(chunk.passage)
             hits.append(
                 SearchHit(
-                    **vars(version.chunks[row]),
+                    **vars(chunk),
                     score=score,
                     dense_score=dense.get(chunk_id),
                     lexical_score=lexical.get(chunk_id),

@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -26,12 +27,15 @@ from server.schemas.retrieval import (
     DocumentsChangedOut,
     JobOut,
     KbStatsOut,
+    QuestionCandidatesOut,
+    QuestionDecisionOut,
     ReindexIn,
     SearchIn,
     SearchOut,
 )
 from server.security.access import PrincipalDep, requires
 from server.store.api_keys import Role
+from server.store.learned_questions import Decision
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -197,3 +201,42 @@ async def kb_stats(tenant: str, service: KnowledgeServiceDep) -> KbStatsOut:
 async def search(tenant: str, body: SearchIn, service: KnowledgeServiceDep) -> SearchOut:
     """Run a retrieval query as the reply pipeline would, with per-method scores."""
     return await service.search(tenant, body)
+
+
+@router.get(
+    "/kb/{tenant}/questions",
+    **requires(Role.ADMIN),
+    response_model=QuestionCandidatesOut,
+    responses=_ERRORS,
+)
+async def question_candidates(
+    tenant: str,
+    service: KnowledgeServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> QuestionCandidatesOut:
+    """Customer messages an article answered, offered as its example questions: rated
+    well, or followed by another question without a hand-over; best supported first."""
+    return await service.question_candidates(tenant, limit)
+
+
+@router.post(
+    "/kb/{tenant}/questions/{question_id}/{decision}",
+    **requires(Role.ADMIN),
+    response_model=QuestionDecisionOut,
+    responses=_ERRORS,
+)
+async def decide_question(
+    tenant: str,
+    question_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
+    decision: Literal["approve", "reject"],
+    service: KnowledgeServiceDep,
+    audit: AuditDep,
+    principal: PrincipalDep,
+    wait: Wait = False,
+) -> QuestionDecisionOut:
+    """``approve``: the question joins its article's front matter and the article is
+    reindexed; ``reject``: it is never offered again."""
+    chosen = Decision.APPROVED if decision == "approve" else Decision.REJECTED
+    decided = await service.decide_question(tenant, question_id, chosen, principal.actor, wait)
+    await audit.record(tenant, f"kb.question.{chosen}", decided.document_id, {"id": question_id})
+    return decided

@@ -27,7 +27,7 @@ SNIPPET_CHARS = 160
 
 
 def add_kb_commands(commands: Any) -> None:
-    """Register ``kb ingest|reindex|search|stats`` on the top-level subparsers."""
+    """Register ``kb ingest|reindex|search|stats|questions`` on the top-level subparsers."""
     kb = commands.add_parser("kb", help="knowledge base: ingest, reindex, search")
     kb_commands = kb.add_subparsers(title="kb commands")
 
@@ -58,6 +58,17 @@ def add_kb_commands(commands: Any) -> None:
     stats = kb_commands.add_parser("stats", help="documents, chunks, versions of a tenant")
     stats.add_argument("--tenant", required=True)
     stats.set_defaults(handler=_stats)
+
+    questions = kb_commands.add_parser(
+        "questions",
+        help="example questions learned from conversations: list, approve or reject one",
+    )
+    questions.add_argument("--tenant", required=True)
+    decide = questions.add_mutually_exclusive_group()
+    decide.add_argument("--approve", metavar="ID", help="add it to its article, then reindex")
+    decide.add_argument("--reject", metavar="ID", help="never offer it again")
+    questions.add_argument("--json", action="store_true", help="machine-readable list")
+    questions.set_defaults(handler=_questions)
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,4 +168,35 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
     stats = build_retrieval(settings).knowledge.stats(args.tenant)
     sys.stdout.write(json.dumps(stats, indent=2) + "\n")
+    return 0
+
+
+def _questions(args: argparse.Namespace, settings: Settings) -> int:
+    from core.ids import check_tenant
+    from retrieval.knowledge import ReindexMode
+    from server.lifespan import build_retrieval
+    from server.services.knowledge import decide_learned_question
+    from server.store.learned_questions import Decision, LearnedQuestions
+
+    tenant = check_tenant(args.tenant)
+    retrieval = build_retrieval(settings)
+    learned = LearnedQuestions(retrieval.database, retrieval.keyring)
+    if args.approve or args.reject:
+        decision = Decision.APPROVED if args.approve else Decision.REJECTED
+        candidate, _ = decide_learned_question(
+            retrieval.knowledge, learned, tenant, args.approve or args.reject, decision, "cli"
+        )
+        sys.stdout.write(f"{decision} for {candidate.doc_id}: {candidate.question}\n")
+        if decision is Decision.APPROVED:
+            return _run_reindex(retrieval.knowledge, tenant, ReindexMode.INCREMENTAL)
+        return 0
+    candidates = learned.candidates(tenant)
+    if args.json:
+        rows = [{**vars(c), "evidence": str(c.evidence)} for c in candidates]
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    if not candidates:
+        sys.stdout.write(f"{tenant}: no example questions to review\n")
+    for c in candidates:
+        sys.stdout.write(f"{c.question_id}  {c.doc_id}  ({c.evidence}, {c.seen}x)  {c.question}\n")
     return 0

@@ -190,3 +190,30 @@ class KbStatsOut(BaseModel):
     versions_on_disk: list[int]
     load_error: str | None
     jobs: list[JobOut]
+
+
+class QuestionCandidateOut(BaseModel):
+    """A customer message an article answered, offered as its example question."""
+
+    question_id: str
+    document_id: str
+    question: str
+    evidence: Literal["positive_feedback", "not_repeated"]
+    seen: int = Field(description="turns that asked it (the same words, the same article)")
+    last_seen: float
+
+
+class QuestionCandidatesOut(BaseModel):
+    tenant: str
+    candidates: list[QuestionCandidateOut]
+
+
+class QuestionDecisionOut(BaseModel):
+    """An approved question is in its article's front matter; the job reindexes it."""
+
+    tenant: str
+    question_id: str
+    document_id: str
+    question: str
+    decision: Literal["approved", "rejected"]
+    job: dict[str, Any] | None = None

@@ -1,4 +1,5 @@
-"""The KB admin surface: document edits, bulk uploads, reindex jobs, stats and search.
+"""The KB admin surface: document edits, bulk uploads, reindex jobs, stats, search, and
+example questions learned from conversations (``server/store/learned_questions.py``).
 
 Routes in ``server/api/kb.py`` stay thin; this class does the work and keeps the
 event loop free (store and index calls run in worker threads). Every write schedules
@@ -15,11 +16,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import InvalidRequestError, NotFoundError
+from core.errors import ConflictError, InvalidRequestError, NotFoundError
 from core.ids import check_document_id, check_tenant
-from retrieval.documents import Document, StoreChange, documents_from_upload
+from retrieval.documents import (
+    Document,
+    DocumentFormat,
+    StoreChange,
+    check_front_matter,
+    documents_from_upload,
+    with_example_question,
+)
 from retrieval.jobs import Job
 from retrieval.knowledge import (
+    KnowledgeBase,
     ReindexMode,
     SearchHit,
     SearchMode,
@@ -32,9 +41,17 @@ from server.schemas.retrieval import (
     DocumentOut,
     DocumentsChangedOut,
     KbStatsOut,
+    QuestionCandidateOut,
+    QuestionCandidatesOut,
+    QuestionDecisionOut,
     SearchHitOut,
     SearchIn,
     SearchOut,
+)
+from server.store.learned_questions import (
+    Decision,
+    LearnedQuestions,
+    QuestionCandidate,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +65,33 @@ class KnowledgeService:
     def __init__(self, retrieval: Retrieval) -> None:
         self._kb = retrieval.knowledge
         self._jobs = retrieval.jobs
+        self._learned = LearnedQuestions(retrieval.database, retrieval.keyring)
+
+    async def question_candidates(self, tenant: str, limit: int) -> QuestionCandidatesOut:
+        check_tenant(tenant)
+        candidates = await asyncio.to_thread(self._learned.candidates, tenant)
+        return QuestionCandidatesOut(
+            tenant=tenant, candidates=[_candidate_out(c) for c in candidates[:limit]]
+        )
+
+    async def decide_question(
+        self, tenant: str, question_id: str, decision: Decision, actor: str, wait: bool
+    ) -> QuestionDecisionOut:
+        """Approve (the question joins its article's front matter, then a reindex) or
+        reject (never offered again) one candidate."""
+        check_tenant(tenant)
+        candidate, changes = await asyncio.to_thread(
+            decide_learned_question, self._kb, self._learned, tenant, question_id, decision, actor
+        )
+        written = await self._after_write(tenant, changes, reindex=True, wait=wait)
+        return QuestionDecisionOut(
+            tenant=tenant,
+            question_id=candidate.question_id,
+            document_id=candidate.doc_id,
+            question=candidate.question,
+            decision=str(decision),
+            job=written.job,
+        )
 
     async def put_document(
         self, tenant: str, doc_id: str, body: DocumentIn, wait: bool
@@ -171,13 +215,55 @@ class KnowledgeService:
         )
 
 
+def decide_learned_question(
+    kb: KnowledgeBase,
+    learned: LearnedQuestions,
+    tenant: str,
+    question_id: str,
+    decision: Decision,
+    actor: str,
+) -> tuple[QuestionCandidate, list[StoreChange]]:
+    """Record the decision on a candidate; an approval writes the question into its
+    article's front matter first (the admin routes and ``concierge kb questions``)."""
+    candidate = next((c for c in learned.candidates(tenant) if c.question_id == question_id), None)
+    if candidate is None:
+        raise NotFoundError(
+            f"no undecided example question {question_id!r} for tenant {tenant}",
+            param="question_id",
+        )
+    changes: list[StoreChange] = []
+    if decision is Decision.APPROVED:
+        document = kb.store.get(tenant, candidate.doc_id)
+        if document is None:
+            raise ConflictError(f"document {candidate.doc_id!r} no longer exists")
+        if document.format is not DocumentFormat.MARKDOWN:
+            raise ConflictError(
+                f"{candidate.doc_id} is not Markdown: only Markdown articles carry example "
+                "questions (in their front matter)"
+            )
+        changes = kb.put_documents(tenant, [with_example_question(document, candidate.question)])
+    learned.decide(tenant, candidate, decision, actor)
+    return candidate, changes
+
+
+def _candidate_out(candidate: QuestionCandidate) -> QuestionCandidateOut:
+    return QuestionCandidateOut(
+        question_id=candidate.question_id,
+        document_id=candidate.doc_id,
+        question=candidate.question,
+        evidence=str(candidate.evidence),
+        seen=candidate.seen,
+        last_seen=candidate.last_seen,
+    )
+
+
 async def _wait_for(job: Job) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(job.finished.wait(), MAX_WAIT_S)
 
 
 def _document(doc_id: str, body: DocumentIn) -> Document:
-    return Document(
+    document = Document(
         doc_id=check_document_id(doc_id),
         text=body.text,
         title=body.title,
@@ -185,6 +271,8 @@ def _document(doc_id: str, body: DocumentIn) -> Document:
         source=body.source,
         metadata=body.metadata,
     )
+    check_front_matter(document)  # example questions that cannot be read: a 400 now
+    return document
 
 
 def _refuse_duplicates(doc_ids: list[str]) -> None:

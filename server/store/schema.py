@@ -46,6 +46,7 @@ TABLE_MODULES = (
     "server.store.conversation_tables",
     "server.store.audit",
     "server.store.api_keys",
+    "server.store.learned_questions",
 )
 """The modules that declare tables on ``METADATA``."""
 

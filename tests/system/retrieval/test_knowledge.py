@@ -83,6 +83,29 @@ def test_search_finds_the_relevant_article_by_meaning_and_by_keyword(
     assert hit.title == "Shipping" and hit.section == "Shipping" and hit.position == 0
 
 
+def test_an_example_question_finds_its_article_in_the_customers_words(
+    make_knowledge: KnowledgeFactory, embedder: Embedder
+) -> None:
+    knowledge = make_knowledge()
+    articles = {
+        **ARTICLES,
+        "returns.md": (
+            "Returns",
+            "---\nquestions:\n  - Can I send back a present I was given?\n---\n# Returns\n\n"
+            "Items are accepted within 30 days of delivery in their original packaging.",
+        ),
+    }
+    knowledge.put_documents(TENANT, _documents(articles))
+    report = knowledge.reindex(TENANT)
+    assert report.embedded_documents == len(articles)
+    query = "someone gave me a present, can I send it back?"
+    hits = knowledge.search(TENANT, query, embedder.embed_sync([query])[0], 10)
+    assert hits[0].doc_id == "returns.md"
+    assert hits[0].text.startswith("Items are accepted within 30 days")  # the lead passage
+    assert [h.passage for h in hits].count(hits[0].passage) == 1  # shown once
+    assert len(hits) == len({h.passage for h in hits})
+
+
 def test_a_deleted_document_is_never_returned_again_also_after_restart(
     kb: KnowledgeBase, make_knowledge: KnowledgeFactory, embedder: Embedder
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.lib.suites import Suite, all_suites, load_suite
+from retrieval.documents import strip_front_matter
 from server.pipeline.record import record_facts
 from server.schemas.support import CustomerIn, EventIn
 from server.store.customers import Customer, CustomerEvent
@@ -53,7 +54,9 @@ SUITES = all_suites()
 
 
 def kb_text(suite: Suite) -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in suite.kb_files()).casefold()
+    """The articles' text, without the example questions of their front matter."""
+    texts = (strip_front_matter(p.read_text(encoding="utf-8")) for p in suite.kb_files())
+    return "\n".join(texts).casefold()
 
 
 def rendered_record(suite: Suite, customer_id: str) -> str:

@@ -13,6 +13,7 @@ from retrieval.documents import (
     DocumentFormat,
     documents_from_path,
     documents_from_upload,
+    with_example_question,
 )
 
 
@@ -71,3 +72,63 @@ def test_unsafe_document_ids_are_refused(doc_id: str) -> None:
 def test_unsafe_tenant_names_are_refused(tenant: str) -> None:
     with pytest.raises(InvalidRequestError):
         check_tenant(tenant)
+
+
+RETURNS_WITH_QUESTIONS = """---
+questions:
+  - How long do I have to send something back?
+  - "Can I return   a gift?"
+---
+# Returns and refunds
+
+You can return any item within 30 days of delivery.
+"""
+
+
+def test_front_matter_lists_example_questions_and_is_not_text() -> None:
+    (document,) = documents_from_upload("returns.md", RETURNS_WITH_QUESTIONS)
+    assert document.title == "Returns and refunds"
+    assert document.example_questions() == [
+        "How long do I have to send something back?",
+        "Can I return a gift?",
+    ]
+    chunks = document.chunks(max_chars=900, overlap_chars=150)
+    assert [c.text for c in chunks] == ["You can return any item within 30 days of delivery."]
+    assert "questions" not in chunks[0].section
+
+
+@pytest.mark.parametrize(
+    ("front", "message"),
+    [
+        ("questions: [unclosed", "not valid YAML"),
+        ("- a list", "must be a mapping"),
+        ("questions: one question", "list of strings"),
+        ("questions: [" + ", ".join(["q"] * 51) + "]", "at most 50"),
+        ("questions: ['" + "x" * 301 + "']", "at most 300 characters"),
+    ],
+)
+def test_unreadable_front_matter_is_refused(front: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        documents_from_upload("faq.md", f"---\n{front}\n---\n# Title\n\nText.")
+
+
+def test_a_rule_line_later_in_a_document_is_not_front_matter() -> None:
+    (document,) = documents_from_upload("a.md", "# A\n\nText.\n\n---\n\nMore text.")
+    assert document.example_questions() == []
+    assert document.chunks(max_chars=900, overlap_chars=150)[0].text.startswith("Text.")
+
+
+def test_an_approved_question_joins_the_front_matter_once() -> None:
+    (document,) = documents_from_upload("returns.md", RETURNS_WITH_QUESTIONS)
+    updated = with_example_question(document, "Can I send back a kettle I opened?")
+    assert updated.example_questions()[-1] == "Can I send back a kettle I opened?"
+    assert len(updated.example_questions()) == 3
+    assert updated.chunks(max_chars=900, overlap_chars=150) == document.chunks(
+        max_chars=900, overlap_chars=150
+    )
+    assert with_example_question(updated, "Can I send back a kettle I opened?") == updated
+    (plain,) = documents_from_upload("a.md", "# A\n\nText.")
+    assert with_example_question(plain, "What is A?").example_questions() == ["What is A?"]
+    (page,) = documents_from_upload("a.html", "<h1>A</h1><p>Text.</p>")
+    with pytest.raises(InvalidRequestError, match="only Markdown"):
+        with_example_question(page, "What is A?")

@@ -84,6 +84,12 @@ def _system(reply: dict[str, Any]) -> str:
     return str(reply["prompt"][0]["content"])
 
 
+def test_how_long_to_return_a_kettle_cites_the_returns_article(demo: httpx.Client) -> None:
+    reply = _reply(demo, "cust-1002", "How long do I have to return a kettle?", as_of=TODAY)
+    assert reply["citations"], reply
+    assert reply["citations"][0]["document_id"] == "returns.md", reply["citations"]
+
+
 def test_the_record_today_and_how_late_a_repair_is_reach_the_prompt(demo: httpx.Client) -> None:
     reply = _reply(demo, "cust-1006", "Is my espresso machine repair late?", as_of=TODAY)
     system = _system(reply)
@@ -160,3 +166,54 @@ def test_tenant_configuration_over_http(demo_tenant: Demo) -> None:
     audit = demo.get("/admin/audit").json()
     assert any(e["action"] == "tenant.config.put" for e in audit["events"]), audit
     assert demo.put(path, content=original.encode(), headers=toml).status_code == 200
+
+
+def test_questions_learned_from_conversations_are_reviewed_then_searched(
+    demo_tenant: Demo,
+) -> None:
+    demo, tenant = demo_tenant.client, demo_tenant.tenant
+    asked = "Which payment methods can I use at checkout?"
+    first = _reply(demo, "cust-1003", asked, as_of=TODAY)
+    assert first["citations"] and first["escalation"]["escalate"] is False, first
+    conversation = first["conversation_id"]
+    second = demo.post(
+        "/v1/support/reply",
+        json={
+            "customer_id": "cust-1003",
+            "conversation_id": conversation,
+            "message": "Do you also deliver to Switzerland?",
+            "as_of": TODAY,
+        },
+    )
+    assert second.status_code == 200, second.text
+    liked = demo.post(
+        f"/v1/conversations/{conversation}/feedback",
+        json={"turn_id": second.json()["turn_id"], "thumbs": "up"},
+    )
+    assert liked.status_code == 201, liked.text
+
+    listed = demo.get(f"/admin/kb/{tenant}/questions").json()["candidates"]
+    by_question = {c["question"]: c for c in listed}
+    assert by_question[asked]["evidence"] == "not_repeated"
+    assert by_question[asked]["document_id"] == first["citations"][0]["document_id"]
+    if second.json()["citations"] and not second.json()["escalation"]["escalate"]:
+        liked_question = by_question["Do you also deliver to Switzerland?"]
+        assert liked_question["evidence"] == "positive_feedback"
+
+    candidate = by_question[asked]
+    path = f"/admin/kb/{tenant}/questions/{candidate['question_id']}"
+    approved = demo.post(f"{path}/approve", params={"wait": "true"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"] == "approved"
+    assert approved.json()["job"]["state"] == "succeeded", approved.json()
+    stored = demo.get(f"/admin/kb/{tenant}/documents/{candidate['document_id']}").json()
+    assert stored["text"].startswith("---\nquestions:") and asked in stored["text"]
+    again = demo.get(f"/admin/kb/{tenant}/questions").json()["candidates"]
+    assert asked not in {c["question"] for c in again}, "a decided question is not offered again"
+    assert_error_shape(demo.post(f"{path}/approve"), 404, "not_found")
+    assert_error_shape(
+        demo.post(f"/admin/kb/{tenant}/questions/0123456789abcdef/reject"), 404, "not_found"
+    )
+    assert_error_shape(
+        demo.post(f"/admin/kb/{tenant}/questions/nothex/reject"), 400, "invalid_request_error"
+    )

@@ -64,3 +64,17 @@ def test_bad_input_is_a_clear_error_without_a_traceback(tmp_path: Path) -> None:
         result = invoke(*args, env=env)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_learned_questions_are_listed_and_an_unknown_one_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    env = {"CONCIERGE_DATA_DIR": str(tmp_path / "data")}
+    listed = run_cli("kb", "questions", "--tenant", "acme", env=env)
+    assert listed == "acme: no example questions to review\n"
+    assert json.loads(run_cli("kb", "questions", "--tenant", "acme", "--json", env=env)) == []
+    unknown = invoke(
+        "kb", "questions", "--tenant", "acme", "--approve", "0123456789abcdef", env=env
+    )
+    assert unknown.returncode == 2, unknown.stderr
+    assert "no undecided example question" in unknown.stderr and "Traceback" not in unknown.stderr

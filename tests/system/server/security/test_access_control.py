@@ -40,6 +40,8 @@ SAMPLE_PATH_VALUES = {
     "product_id": "p-1",
     "job_id": "job-missing",
     "ticket_id": "ticket-missing",
+    "question_id": "0123456789abcdef",
+    "decision": "reject",
 }
 
 
