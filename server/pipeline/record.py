@@ -197,7 +197,17 @@ KIND_WORDS: dict[EventKind, tuple[str, ...]] = {
 }
 """Words (stems; lower case) by which a message asks about a kind of record."""
 
-_KIND_WORDS_BY_NAME = {str(kind): words for kind, words in KIND_WORDS.items()}
+
+def _kind_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Latin stems match at the start of a word ("late" not in "translate"); Chinese
+    words, written without spaces, anywhere."""
+    if not words:
+        return None
+    parts = [re.escape(w) if not w.isascii() else rf"\b{re.escape(w)}" for w in words]
+    return re.compile("|".join(parts))
+
+
+_KIND_PATTERNS = {str(kind): _kind_pattern(words) for kind, words in KIND_WORDS.items()}
 
 ID_FIELDS = (
     "order_id",
@@ -544,7 +554,8 @@ def relevance(fact: RecordFact, message: str, now: float) -> float:
     score = 0.0
     if any(key in text for key in fact.keys):
         score += 8.0
-    if any(word in text for word in _KIND_WORDS_BY_NAME.get(fact.kind, ())):
+    pattern = _KIND_PATTERNS.get(fact.kind)
+    if pattern is not None and pattern.search(text):
         score += 3.0
     message_words = set(_WORD.findall(text))
     named = {w for name in fact.words for w in _WORD.findall(name.lower())}

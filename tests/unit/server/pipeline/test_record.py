@@ -12,6 +12,7 @@ from server.pipeline.record import (
     dated,
     format_date,
     record_facts,
+    relevance,
     select_facts,
 )
 from server.store.customers import Customer, CustomerEvent, EventKind
@@ -233,3 +234,12 @@ def test_personal_data_in_free_text_is_masked_and_ids_are_not() -> None:
     text = "\n".join(f.text for f in facts)
     assert "+49 151 2345 6789" not in text and "ana@example.com" not in text
     assert "00340434161094042557" in text and "AUR-7731" in text
+
+
+def test_kind_words_match_at_the_start_of_a_word_only() -> None:
+    facts = {f.kind: f for f in record_facts(customer(), EVENTS, NOW)}
+    now = NOW.timestamp()
+    shipment = facts["shipment"]
+    assert relevance(shipment, "Is my parcel late?", now) > relevance(
+        shipment, "Can you translate the manual?", now
+    )
