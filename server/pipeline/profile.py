@@ -32,16 +32,6 @@ class OrderSummary:
     status: str
     items: list[dict[str, Any]]
 
-    def line(self) -> str:
-        names = ", ".join(
-            f"{item.get('name') or item.get('product_id')} x{item.get('quantity', 1)}"
-            for item in self.items
-        )
-        return (
-            f"order {self.order_id} on {format_day(self.occurred_at)}: {names}; "
-            f"total {self.total:.2f} EUR; status {self.status}"
-        )
-
 
 @dataclass(frozen=True)
 class CustomerProfile:
@@ -56,7 +46,6 @@ class CustomerProfile:
     owned_products: list[str]
     viewed_products: list[str]
     recent_orders: list[OrderSummary] = field(default_factory=list)
-    returns: list[dict[str, Any]] = field(default_factory=list)
     events: list[CustomerEvent] = field(default_factory=list)
     """The whole event log, newest first, that the record's facts are drawn from."""
 
@@ -161,7 +150,6 @@ def build_profile(
     owned: list[str] = []
     viewed: list[str] = []
     tickets: dict[str, dict[str, Any]] = {}
-    returns: list[dict[str, Any]] = []
     last_contact = last_turn_at
     for event in events:
         payload = event.payload
@@ -200,8 +188,6 @@ def build_profile(
                     "status": str(payload.get("status", "open")),
                 }
             last_contact = max(last_contact or 0.0, event.occurred_at)
-        elif event.kind is EventKind.RETURN:
-            returns.append(dict(payload))
         elif event.kind is EventKind.PAGE_VIEW:
             product_id = str(payload.get("product_id", ""))
             if product_id and product_id not in viewed:
@@ -220,7 +206,6 @@ def build_profile(
         owned_products=owned,
         viewed_products=[p for p in viewed if p not in owned],
         recent_orders=orders[:5],
-        returns=returns,
         events=list(events),
     )
 
