@@ -217,3 +217,12 @@ def test_questions_learned_from_conversations_are_reviewed_then_searched(
     assert_error_shape(
         demo.post(f"/admin/kb/{tenant}/questions/nothex/reject"), 400, "invalid_request_error"
     )
+
+
+def test_the_same_seed_gives_the_same_reply(demo: httpx.Client) -> None:
+    """A customer without consent to personalization: no history is searched, so a second
+    conversation gets the very prompt of the first, and only the seed decides sampling."""
+    message = "Which payment methods do you accept?"
+    first, again = (_reply(demo, "cust-1005", message, as_of=TODAY, seed=7) for _ in range(2))
+    assert first["prompt"] == again["prompt"]
+    assert first["reply"].strip() and first["reply"] == again["reply"]
