@@ -53,7 +53,8 @@ class ReplyRequest:
     as_of: float | None = None
     """'Today' for this reply (overrides the setting); None: the setting, else the clock."""
     seed: int | None = None
-    """Sampling seed: the same prompt and seed give the same reply (benchmarks, replays)."""
+    """Sampling seed (benchmarks, replays): it fixes the sampler's draws; the reply repeats
+    exactly only where the engine computes the same logits."""
 
 
 @dataclass

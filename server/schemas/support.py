@@ -49,7 +49,9 @@ class ReplyIn(_Strict):
         None,
         ge=0,
         le=2**63 - 1,
-        description="sampling seed: the same prompt and seed give the same reply (benchmarks)",
+        description="sampling seed for benchmarks and replays: the same prompt and seed repeat "
+        "the reply when the engine computes the same logits (vLLM does not promise that across "
+        "batch neighbours and prefix-cache hits)",
     )
 
     @field_validator("message")
