@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,12 +23,18 @@ import numpy.typing as npt
 
 from core import metrics
 from core.errors import EngineUnavailableError
-from models.registry import ModelRegistry, ModelTask
+from models.prepare import model_folder
+from models.registry import ModelRegistry, ModelSpec, ModelTask
 
 log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
+
+DOCUMENT_PURPOSES = frozenset({"document", "history", "catalog"})
+"""Texts that are searched for. An asymmetric model (EmbeddingGemma) embeds them with its
+"document" prompt and everything else (messages, questions, classifier inputs) with its
+"query" prompt; a symmetric model (MiniLM) has no prompts and embeds both alike."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class EmbedderConfig:
     workers: int = 1  # torch already uses every core for one batch; more threads only contend
     threads: int | None = None
     """torch intra-op threads of this process (None: torch's default, one per core)."""
+    data_dir: Path = Path("var")
+    """Where models assembled at preparation time live (``<data_dir>/models/<name>``)."""
 
 
 class Embedder:
@@ -59,8 +68,10 @@ class Embedder:
         )
         self.model_name = self._registry.resolve(config.model, ModelTask.EMBED).name
         self.device = "cpu"
+        self.dtype = "float32"
         self.dimension = 0
         self.max_tokens = 0
+        self._prompts: dict[str, str] = {}
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -82,23 +93,28 @@ class Embedder:
 
             transformers_logging.disable_progress_bar()  # keep "Loading weights" out of logs
 
-            spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
-            location = getattr(spec.source, "locate", None)
-            path = str(location()) if location else str(getattr(spec.source, "repo_id", spec.name))
-            if self.config.threads is not None:
-                import torch
+            import torch
 
+            spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
+            folder = model_folder(spec, self.config.data_dir)
+            path = str(folder) if folder else str(getattr(spec.source, "repo_id", spec.name))
+            if self.config.threads is not None:
                 torch.set_num_threads(self.config.threads)
             self.device = _pick_device(self.config.device)
+            self.dtype = _pick_dtype(spec, self.device)
             started = time.perf_counter()
-            model = SentenceTransformer(path, device=self.device)
+            model = SentenceTransformer(
+                path, device=self.device, model_kwargs={"dtype": getattr(torch, self.dtype)}
+            )
             self.dimension = int(model.get_embedding_dimension())
             self.max_tokens = int(model.max_seq_length)
+            self._prompts = dict(getattr(model, "prompts", None) or {})
             self._model = model
             log.info(
-                "embedder %s loaded on %s in %.1f s (%d dimensions)",
+                "embedder %s loaded on %s (%s) in %.1f s (%d dimensions)",
                 self.model_name,
                 self.device,
+                self.dtype,
                 time.perf_counter() - started,
                 self.dimension,
             )
@@ -109,13 +125,17 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         started = time.perf_counter()
+        side = "document" if purpose in DOCUMENT_PURPOSES else "query"
         vectors = self._model.encode(
             list(texts),
+            prompt_name=side if side in self._prompts else None,
             batch_size=self.config.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        if vectors.dtype != np.float32:  # bf16 models: the stores and FAISS take float32
+            vectors = vectors.astype(np.float32)
         metrics.EMBEDDING_DURATION.labels(purpose=purpose).observe(time.perf_counter() - started)
         metrics.EMBEDDED_TEXTS.labels(purpose=purpose).inc(len(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -143,6 +163,19 @@ class Embedder:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _pick_dtype(spec: ModelSpec, device: str) -> str:
+    """bfloat16 for models that declare it, where the hardware computes it natively."""
+    if not spec.native_bf16:
+        return "float32"
+    if device == "cuda":
+        return "bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: stay on the safe side
+        return "float32"
+    return "bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
 def _pick_device(choice: DeviceChoice) -> str:

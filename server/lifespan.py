@@ -193,6 +193,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
             device=settings.embedding_device,
             batch_size=settings.embedding_batch_size,
             threads=settings.embedding_threads,
+            data_dir=Path(settings.data_dir),
         )
     )
     knowledge = KnowledgeBase(
@@ -324,7 +325,11 @@ async def running_support(
     conversations = services.conversations.conversations
     catalog = services.catalog.catalog
     tenants = TenantConfigs(settings.effective_tenants_dir)
-    classifiers = ClassifierSlot(classifiers_dir(settings.data_dir), settings.embedding_model)
+    classifiers = ClassifierSlot(
+        classifiers_dir(settings.data_dir),
+        settings.embedding_model,
+        data_dir=Path(settings.data_dir),
+    )
     counter: TokenCounter = await asyncio.to_thread(
         load_token_counter, served_model_folder(settings)
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.prepare import sha256_file
+from models.prepare import model_folder, sha256_file
 from models.registry import ModelRegistry, ModelTask, PackagedFolder
 
 IGNORED_FILES = frozenset({"README.md", ".gitattributes"})
@@ -65,13 +65,15 @@ class EmbedderIdentity:
         return f"trained on {was.describe()}, the configured embedder is {self.describe()}"
 
 
-def embedder_identity(model: str, registry: ModelRegistry | None = None) -> EmbedderIdentity:
-    """The identity of the embedding model ``model`` (a registry name, folder or hub id)."""
+def embedder_identity(
+    model: str, registry: ModelRegistry | None = None, *, data_dir: Path = Path("var")
+) -> EmbedderIdentity:
+    """The identity of the embedding model ``model`` (a registry name, folder or hub id);
+    ``data_dir`` holds the models assembled at preparation time."""
     spec = (registry or ModelRegistry()).resolve(model, ModelTask.EMBED)
-    locate = getattr(spec.source, "locate", None)
-    if locate is None:
+    folder = model_folder(spec, data_dir)
+    if folder is None:
         return EmbedderIdentity(spec.name, None)
-    folder = Path(locate())
     package = None
     if isinstance(spec.source, PackagedFolder):
         distribution = spec.source.package.replace("_", "-")

@@ -27,9 +27,11 @@ class ClassifierSlot:
         embedding_model: str | None = None,
         *,
         shipped: Path | None = SHIPPED_HEADS_DIR,
+        data_dir: Path = Path("var"),
     ) -> None:
         self._directory = directory
         self._embedding_model = embedding_model
+        self._data_dir = data_dir
         self._shipped = shipped
         self._identity: EmbedderIdentity | None = None
         self._loaded: Classifiers | None = None
@@ -42,7 +44,9 @@ class ClassifierSlot:
         with self._lock:
             if self._loaded is None:
                 if self._identity is None and self._embedding_model is not None:
-                    self._identity = embedder_identity(self._embedding_model)
+                    self._identity = embedder_identity(
+                        self._embedding_model, data_dir=self._data_dir
+                    )
                 self._loaded = Classifiers.load(
                     self._directory, embedder=self._identity, shipped=self._shipped
                 )

@@ -174,7 +174,7 @@ def _train_default(
     say = progress or (lambda _: None)
     started = time.perf_counter()
     sources = source_hashes(source)
-    identity = embedder_identity(embedder.config.model)
+    identity = embedder_identity(embedder.config.model, data_dir=embedder.config.data_dir)
     if not force:
         manifest = current()
         if manifest is not None and _matches(manifest, sources, identity):
@@ -277,7 +277,7 @@ def train_tenant_intents(
     from core.ids import check_tenant
 
     started = time.perf_counter()
-    identity = embedder_identity(embedder.config.model)
+    identity = embedder_identity(embedder.config.model, data_dir=embedder.config.data_dir)
     root = tenant_root(out_dir, check_tenant(tenant))
     examples = load_tenant_examples(examples_file)
     vectors = embedder.embed_sync(examples.texts, purpose=EMBED_PURPOSE)

@@ -47,7 +47,7 @@ def add_models_commands(commands: Any) -> None:
 
 def _models_list(_: argparse.Namespace, settings: Settings) -> int:
     from models.prepare import models_dir, verify_folder
-    from models.registry import ModelRegistry, PackagedGGUF
+    from models.registry import ChunkedPyPIArchive, ModelRegistry, PackagedGGUF
 
     rows = [("NAME", "TASK", "SOURCE", "STATE")]
     for spec in ModelRegistry().specs():
@@ -56,6 +56,10 @@ def _models_list(_: argparse.Namespace, settings: Settings) -> int:
             problem = verify_folder(models_dir(settings.data_dir) / spec.name)
             state = "prepared" if problem is None else problem
             where = f"pypi:{source.package}/{source.filename}"
+        elif isinstance(source, ChunkedPyPIArchive):
+            problem = verify_folder(models_dir(settings.data_dir) / spec.name)
+            state = "prepared" if problem is None else problem
+            where = f"pypi:{source.package} {source.versions[0]}..{source.versions[-1]}"
         else:
             state = "ready (no conversion)"
             where = f"pypi:{getattr(source, 'package', '')}"
@@ -107,6 +111,7 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
             settings.embedding_model,
             device=settings.embedding_device,
             batch_size=settings.embedding_batch_size,
+            data_dir=Path(settings.data_dir),
         )
     )
     out_dir = classifiers_dir(Path(settings.data_dir))

@@ -50,7 +50,7 @@ def test_truncation_and_loss_are_caught(folder: Path) -> None:
 
 
 def test_a_changed_source_or_bad_manifest_means_rebuild(folder: Path) -> None:
-    assert verify_folder(folder, expected_source_sha256="other") == "source GGUF changed"
+    assert verify_folder(folder, expected_source_sha256="other") == "source changed"
     (folder / MANIFEST_NAME).write_text("{not json")
     assert (verify_folder(folder) or "").startswith("unreadable manifest")
     (folder / MANIFEST_NAME).unlink()
