@@ -15,6 +15,11 @@ bench/out/answers-<timestamp>.json.
     make bench-answers                                   # every suite, two runs
     .venv/bin/python -m bench.answers --suite demo --runs 1 --limit 5   # smoke
     .venv/bin/python -m bench.answers --url http://127.0.0.1:8000 --api-key ...
+    .venv/bin/python -m bench.answers --prompt-only   # citations and facts in the prompt
+
+``--prompt-only`` measures only what is decided before the first token (the right article
+cited, the facts in the prompt) with replies cut to 16 tokens: a few minutes for both
+suites, for trying retrieval and prompt changes; it does not touch docs/answers.md.
 
 Without ``--url`` it starts ``concierge serve`` (the in-process vLLM engine and the shipped
 model) on a data directory of its own, borrowing ./var's converted model.
@@ -23,7 +28,6 @@ model) on a data directory of its own, borrowing ./var's converted model.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import shutil
@@ -42,89 +46,23 @@ from bench.lib.answers_report import (
     ANSWERS_DOC,
     PlayedScenario,
     SuiteRun,
+    render_prompt_figures,
     render_suite,
     write_suite_section,
 )
 from bench.lib.concierge import ConciergeServer, link_shared_artifacts, run_cli
 from bench.lib.paths import OUT_DIR, REPO, SHARED_VAR
 from bench.lib.report import raw_args, shown_command, start_run, write_json
+from bench.lib.suite_api import (
+    TENANT_HEADER,
+    Client,
+    restore_customer,
+    scenario_seed,
+    set_up_tenant,
+)
 from bench.lib.suites import Suite, all_suites, load_suite
 
 log = logging.getLogger("bench.answers")
-
-TENANT_HEADER = "x-concierge-tenant"
-REPLY_TIMEOUT_S = 300.0
-
-
-class Client:
-    """HTTP to the Concierge under test, with the tenant header and an optional key."""
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=REPLY_TIMEOUT_S)
-
-    def call(
-        self, method: str, path: str, tenant: str, ok: Sequence[int] = (200,), **kwargs: Any
-    ) -> httpx.Response:
-        headers = {TENANT_HEADER: tenant, **kwargs.pop("headers", {})}
-        response = self.http.request(method, path, headers=headers, **kwargs)
-        if response.status_code not in ok:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response
-
-
-def set_up_tenant(client: Client, suite: Suite) -> None:
-    """The tenant file, the KB (reindexed) and the catalog, through the public API."""
-    tenant = suite.tenant
-    client.call(
-        "PUT",
-        f"/admin/tenants/{tenant}",
-        tenant,
-        content=suite.tenant_toml().encode(),
-        headers={"content-type": "application/toml"},
-    )
-    files = [("files", (path.name, path.read_bytes())) for path in suite.kb_files()]
-    changed = client.call(
-        "POST",
-        f"/admin/kb/{tenant}/documents:bulk",
-        tenant,
-        ok=(200, 202),
-        files=files,
-        params={"wait": "true"},
-    ).json()
-    log.info(
-        "%s: KB of %d files uploaded, %d changes", suite.name, len(files), len(changed["changes"])
-    )
-    client.call("POST", "/admin/catalog/products:bulk", tenant, json={"products": suite.catalog})
-    log.info("%s: %d products", suite.name, len(suite.catalog))
-
-
-def restore_customer(client: Client, suite: Suite, customer_id: str) -> None:
-    """Erase the customer (conversations included) and import it again from the suite."""
-    tenant = suite.tenant
-    client.call("DELETE", f"/v1/customers/{customer_id}", tenant, ok=(200, 404))
-    record = suite.customers[customer_id]
-    body = {
-        k: record[k] for k in ("name", "tier", "locale", "consent", "attributes") if k in record
-    }
-    client.call("PUT", f"/v1/customers/{customer_id}", tenant, json=body)
-    events = [
-        {k: e[k] for k in ("kind", "occurred_at", "payload") if k in e}
-        for e in suite.events.get(customer_id, [])
-    ]
-    if events:
-        client.call(
-            "POST",
-            f"/v1/customers/{customer_id}/events",
-            tenant,
-            ok=(201,),
-            json={"events": events},
-        )
-
-
-def scenario_seed(scenario_id: str, run: int) -> int:
-    digest = hashlib.sha256(f"{scenario_id}:{run}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def play(client: Client, suite: Suite, scenario: dict[str, Any], run: int) -> PlayedScenario:
@@ -195,7 +133,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a CONCIERGE_* setting of the started server, e.g. reply_max_tokens=128",
     )
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/answers.md")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--prompt-only",
+        action="store_true",
+        help="one run with 16-token replies; report citations and facts in the prompt only",
+    )
+    args = parser.parse_args(argv)
+    if args.prompt_only:
+        args.runs = 1
+        args.no_doc = True
+        if not any(s.lower().startswith("reply_max_tokens=") for s in args.setting):
+            args.setting.append("reply_max_tokens=16")
+    return args
 
 
 def server_overrides(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
@@ -282,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     path = write_json(OUT_DIR / f"answers-{stamp}.json", raw)
     for result in results:
-        section = render_suite(result, info)
+        section = (
+            render_prompt_figures(result, info) if args.prompt_only else render_suite(result, info)
+        )
         print(section)
         if not args.no_doc:
             write_suite_section(ANSWERS_DOC, result.suite.name, section)

@@ -169,14 +169,19 @@ def chat_twin(call: Call) -> Call:
 
 
 async def measure_level(
-    endpoint: str, server: ConciergeServer, send: Send, calls: list[Call], concurrency: int
+    endpoint: str,
+    server: ConciergeServer,
+    send: Send,
+    calls: list[Call],
+    concurrency: int,
+    think_s: float = 0.0,
 ) -> Level:
     """One closed loop, with the CPU that processes other than this benchmark and its
     server used meanwhile ("others' cores")."""
     load = load_average()
     before = CpuSnapshot.now(server)
     started = time.perf_counter()
-    await closed_loop(send, calls, concurrency)
+    await closed_loop(send, calls, concurrency, think_s)
     wall = time.perf_counter() - started
     others = CpuSnapshot.now(server).others_since(before)
     level = Level(endpoint, concurrency, wall, others, load, calls)
@@ -213,6 +218,7 @@ def run_phase(
     make_send: Callable[[httpx.AsyncClient, str], Send],
     levels: Sequence[tuple[int, list[Call], list[Call]]],
     ready_timeout_s: float,
+    think_s: float = 0.0,
 ) -> Phase:
     """Wait for a fresh server, then per level a warm-up loop and a measured loop; the server
     is always stopped."""
@@ -230,7 +236,9 @@ def run_phase(
                 measured = []
                 for concurrency, warmup, calls in levels:
                     await closed_loop(send, warmup, concurrency)
-                    measured.append(await measure_level(endpoint, server, send, calls, concurrency))
+                    measured.append(
+                        await measure_level(endpoint, server, send, calls, concurrency, think_s)
+                    )
                 return measured
 
         measured = asyncio.run(measure_levels())
@@ -269,6 +277,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-tokens", type=int, default=32, help="CONCIERGE_REPLY_MAX_TOKENS (≥16)"
     )
     parser.add_argument("--seed", type=int, default=0, help="message sampling seed")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="idle time of each client between its calls (default 0: back to back)",
+    )
     parser.add_argument("--messages", type=Path, default=DEFAULT_MESSAGES, help="Bitext CSV")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument(
@@ -308,6 +322,7 @@ def measure(args: argparse.Namespace, data_dir: Path, stamp: str) -> tuple[Phase
         lambda client, _: support_sender(client),
         support_levels,
         args.ready_timeout,
+        args.think_ms / 1000,
     )
     chat_levels = [
         (
@@ -323,6 +338,7 @@ def measure(args: argparse.Namespace, data_dir: Path, stamp: str) -> tuple[Phase
         lambda client, model: chat_sender(client, model, sampling),
         chat_levels,
         args.ready_timeout,
+        args.think_ms / 1000,
     )
     return support, chat, load
 
@@ -338,7 +354,9 @@ def report(
         f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
         f"CPU: {info['cpu_model']} ({info['cpus_usable']}/{info['cpu_count']} usable); "
         f"python {info['python']}, torch {info['torch']}, vllm {info['vllm']}",
-        f"workload: closed loop, Bitext instructions (seed {args.seed}), "
+        "workload: closed loop"
+        + (f" with {args.think_ms:.0f} ms think time" if args.think_ms else "")
+        + f", Bitext instructions (seed {args.seed}), "
         f"{len(demo_customers())} demo customers, "
         f"new conversation each; eager engine, max_model_len {args.max_model_len}, "
         f"reply max_tokens {args.max_tokens}; start-up {support.startup_s:.0f} s / "

@@ -41,19 +41,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.lib.data import csv_rows, load_banking77
+from bench.lib.bitext_kb import VARIANTS, KbVariant, kb_documents, load_bitext, ranked_documents
+from bench.lib.data import load_banking77
 from bench.lib.kb_store import scratch_store
 from bench.lib.machine import describe_machine
 from bench.lib.paths import OUT_DIR, SHARED_DATA
 from bench.lib.report import pyplot, raw_args, save_figure, start_run, write_json
 from bench.lib.stats import classification_scores
 from models.embedder import Embedder, EmbedderConfig
-from retrieval.documents import Document, DocumentFormat
 from retrieval.knowledge import Fusion, KnowledgeBase, RetrievalConfig, SearchMode
 
 log = logging.getLogger("bench.retrieval_quality")
 
-BITEXT_CSV = Path("bitext-customer-support") / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 
 REFERENCE_RECALL_AT_1 = 0.721  # dense-only cosine, response-only KB (the issue's reference)
@@ -61,15 +60,6 @@ REFERENCE_RECALL_AT_3 = 0.911
 TARGET_RECALL_AT_1 = 0.85  # for the default configuration
 REFERENCE_BANKING77_ACCURACY = 0.930
 C_GRID = (1.0, 4.0, 16.0, 64.0)
-
-
-@dataclass(frozen=True)
-class KbVariant:
-    """How the one-document-per-intent KB is built."""
-
-    key: str  # short, used in tenant names
-    label: str
-    titled: bool
 
 
 @dataclass(frozen=True)
@@ -105,12 +95,6 @@ class MethodResult:
     per_intent_recall_at_1: dict[str, float] = field(default_factory=dict)
 
 
-VARIANTS = (
-    KbVariant("plain", "response only", titled=False),
-    KbVariant("titled", "titled (intent name)", titled=True),
-)
-
-
 def methods() -> list[Method]:
     """The compared methods; the hybrid rows take the product's defaults where not set."""
     defaults = RetrievalConfig()
@@ -131,40 +115,7 @@ def methods() -> list[Method]:
     ]
 
 
-# ---------------------------------------------------------------- data
-
-
-def load_bitext(data: Path) -> tuple[dict[str, str], list[str], list[str]]:
-    """(intent -> first response, instructions, their intents) in file order."""
-    rows = csv_rows(data / BITEXT_CSV)
-    canonical: dict[str, str] = {}
-    for row in rows:
-        canonical.setdefault(row["intent"], row["response"])
-    return canonical, [r["instruction"] for r in rows], [r["intent"] for r in rows]
-
-
-def kb_documents(canonical: dict[str, str], variant: KbVariant) -> list[Document]:
-    """One plain-text document per intent, ``doc_id`` = the intent."""
-    return [
-        Document(
-            doc_id=intent,
-            text=response,
-            title=intent.replace("_", " ") if variant.titled else "",
-            format=DocumentFormat.TEXT,
-        )
-        for intent, response in canonical.items()
-    ]
-
-
 # ---------------------------------------------------------------- retrieval
-
-
-def ranked_documents(
-    kb: KnowledgeBase, tenant: str, query: str, vector: Any, mode: SearchMode, top_k: int
-) -> list[str]:
-    """Document ids by their best chunk, best first."""
-    hits = kb.search(tenant, query, vector, top_k=top_k, mode=mode)
-    return list(dict.fromkeys(hit.doc_id for hit in hits))
 
 
 def evaluate(

@@ -234,9 +234,24 @@ _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 PIPELINE_STAGE_DURATION = Histogram(
     "concierge_pipeline_stage_duration_seconds",
     "Time spent in each stage of /v1/support/reply (analysis, recall, retrieval, "
-    "recommend, prompt, time_to_first_token, generation, persist, total).",
+    "recommend, rerank, prompt, time_to_first_token, generation, persist, total).",
     ["stage"],
     buckets=_STAGE_BUCKETS,
+)
+RERANK_JUDGED_PASSAGES = Counter(
+    "concierge_rerank_judged_passages",
+    "KB passages the generation model judged for the LLM reranker (CONCIERGE_RERANK=llm).",
+)
+RERANK_FIRST_CHANGED = Counter(
+    "concierge_rerank_first_changed",
+    "Replies whose first KB passage the LLM reranker changed.",
+)
+RERANK_FAILURES = Counter(
+    "concierge_rerank_failures",
+    "Replies whose passages kept the retrieval order because the LLM judge failed, by "
+    "reason: timeout (CONCIERGE_RERANK_TIMEOUT_S), admission (overloaded, draining), "
+    "engine (an engine or upstream error), error (unexpected).",
+    ["reason"],
 )
 REPLIES = Counter(
     "concierge_replies",

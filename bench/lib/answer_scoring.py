@@ -157,7 +157,7 @@ def leaked(all_replies: str, others: Iterable[Secrets]) -> list[str]:
     return found
 
 
-def _cites(citation: Mapping[str, Any], target: str) -> bool:
+def cites(citation: Mapping[str, Any], target: str) -> bool:
     """A citation names ``target``: the document id, the file name with or without its
     extension, or the document's title."""
     doc_id = normalize(str(citation.get("document_id", "")))
@@ -226,7 +226,7 @@ def score_scenario(
     if expect.get("cite_any_of"):
         citations = last.get("citations", []) if last else []
         fields["cite_any_of"] = any(
-            _cites(c, target) for c in citations for target in expect["cite_any_of"]
+            cites(c, target) for c in citations for target in expect["cite_any_of"]
         )
     escalations = [(r or {}).get("escalation") for r in responses]
     escalated = [bool(e and e.get("escalate")) for e in escalations]

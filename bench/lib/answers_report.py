@@ -116,6 +116,41 @@ def render_suite(result: SuiteRun, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_prompt_figures(result: SuiteRun, info: dict[str, Any]) -> str:
+    """The measures that do not depend on the model's writing, and every miss.
+
+    A citation is a passage the prompt numbered, so "right article cited" is decided before
+    the first token, like the two "fact in the prompt" rates; ``--prompt-only`` runs measure
+    these with replies cut to a few tokens, in minutes instead of half an hour.
+    """
+    counted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    misses: list[str] = []
+    for p in result.played:
+        checks = dict(p.score.in_prompt)
+        if "cite_any_of" in p.score.fields:
+            checks["cite_any_of"] = p.score.fields["cite_any_of"]
+        for name, ok in checks.items():
+            counted[name][0] += int(ok)
+            counted[name][1] += 1
+            if not ok:
+                misses.append(f"- `{p.scenario_id}` {name}")
+    lines = [
+        f"Suite `{result.suite.name}`, commit `{info['commit']}`, {info['date']}: "
+        f"`{info['command']}`",
+        "",
+        "| measure (model-independent) | rate |",
+        "|---|---|",
+        f"| right article cited (`cite_any_of`) | {_rate(*counted['cite_any_of'])} |",
+        f"| KB fact in the prompt (`must_mention_any`) | {_rate(*counted['must_mention_any'])} |",
+        "| customer's own fact in the prompt (`personalized_fact_any`) | "
+        f"{_rate(*counted['personalized_fact_any'])} |",
+        "",
+        "Misses:",
+        *misses,
+    ]
+    return "\n".join(lines)
+
+
 def _settings(settings: Any) -> str:
     if isinstance(settings, dict):
         shown = {k: v for k, v in settings.items() if k != "data_dir"}

@@ -17,9 +17,13 @@ Result = TypeVar("Result")
 
 
 async def closed_loop(
-    send: Callable[[Item], Awaitable[Result]], items: Sequence[Item], concurrency: int
+    send: Callable[[Item], Awaitable[Result]],
+    items: Sequence[Item],
+    concurrency: int,
+    think_s: float = 0.0,
 ) -> list[Result]:
-    """``concurrency`` clients share one queue of ``items``; each sends back to back.
+    """``concurrency`` clients share one queue of ``items``; each sends back to back, or
+    after ``think_s`` of idling once its previous call returned (a person reading).
 
     Results come back in the order of ``items``, whichever client sent them.
     """
@@ -29,6 +33,8 @@ async def closed_loop(
     async def client() -> None:
         for index in queue:
             results[index] = await send(items[index])
+            if think_s:
+                await asyncio.sleep(think_s)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(concurrency):

@@ -18,6 +18,7 @@ from models.classifiers.head_store import (
     SHIPPED_HEADS_DIR,
     ClassifiersUnavailableError,
     classifiers_dir,
+    shipped_heads_dir,
 )
 from models.classifiers.language import LanguageResult, detect_language
 from models.classifiers.training import (
@@ -41,6 +42,7 @@ __all__ = [
     "classifiers_dir",
     "detect_language",
     "embedder_identity",
+    "shipped_heads_dir",
     "train_classifiers",
     "train_shipped_heads",
     "train_tenant_intents",

@@ -37,6 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,12 +46,14 @@ from models.classifiers.embedder_identity import EmbedderIdentity
 from models.classifiers.head_store import (
     SHIP_COMMAND,
     SHIPPED_HEADS_DIR,
+    SHIPPED_HEADS_ROOT,
     TRAIN_COMMAND,
     ClassifiersUnavailableError,
     StoredHeads,
     default_root,
     newest_version_folder,
     read_version,
+    shipped_heads_dir,
     tenant_root,
 )
 from models.classifiers.linear_head import LinearHead
@@ -117,7 +120,7 @@ class Classifiers:
         directory: Path,
         *,
         embedder: EmbedderIdentity | None = None,
-        shipped: Path | None = SHIPPED_HEADS_DIR,
+        shipped: Path | Literal["for-embedder"] | None = "for-embedder",
     ) -> Classifiers:
         """The default heads that serve (see the module doc), tenant heads from ``directory``.
 
@@ -127,6 +130,14 @@ class Classifiers:
         ``ClassifiersUnavailableError`` when no set qualifies.
         """
         problems: list[str] = []
+        if shipped == "for-embedder":
+            shipped = shipped_heads_dir(embedder.name) if embedder else SHIPPED_HEADS_DIR
+            if not shipped.is_dir():
+                problems.append(
+                    f"no shipped heads for the configured embedder {shipped.name!r} (shipped "
+                    f"for: {', '.join(sorted(p.name for p in SHIPPED_HEADS_ROOT.iterdir()))})"
+                )
+                shipped = None
         local = _candidate(newest_version_folder(default_root(directory)), embedder, problems)
         fallback = _candidate(shipped, embedder, problems)
         chosen = local

@@ -17,15 +17,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.prepare import model_folder, sha256_file
+from models.prepare import MANIFEST_NAME, model_folder, sha256_file
 from models.registry import ModelRegistry, ModelTask, PackagedFolder
 
-IGNORED_FILES = frozenset({"README.md", ".gitattributes"})
-"""Files of a model folder that do not change the vectors."""
+IGNORED_FILES = frozenset({"README.md", ".gitattributes", MANIFEST_NAME})
+"""Files of a model folder that do not change the vectors (the preparation manifest records
+when the folder was made, which differs from one machine to the next)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,16 @@ def embedder_identity(
 
 
 def folder_digest(folder: Path) -> str:
-    """SHA-256 over the relative paths and SHA-256 of the folder's files (see module doc)."""
+    """SHA-256 over the relative paths and SHA-256 of the folder's files (see module doc).
+
+    A folder that ``concierge models prepare`` assembled carries a manifest of every file's
+    SHA-256, checked byte for byte when it was prepared and by size on every load: the
+    digest is computed from it, the same value as from the files, without re-reading the
+    1.2 GB of EmbeddingGemma in every process that loads the classifiers.
+    """
+    recorded = _manifest_digest(folder)
+    if recorded is not None:
+        return recorded
     files = sorted(
         path
         for path in folder.rglob("*")
@@ -96,6 +107,22 @@ def folder_digest(folder: Path) -> str:
         for path in files
     )
     return _digest(str(folder.resolve()), state)
+
+
+def _manifest_digest(folder: Path) -> str | None:
+    try:
+        files = json.loads((folder / MANIFEST_NAME).read_text())["files"]
+        entries = sorted(
+            (name, str(meta["sha256"]))
+            for name, meta in files.items()
+            if Path(name).name not in IGNORED_FILES and not Path(name).name.startswith(".")
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    total = hashlib.sha256()
+    for name, sha in entries:
+        total.update(f"{name}\0{sha}\n".encode())
+    return total.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)

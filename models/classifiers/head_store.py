@@ -1,9 +1,10 @@
 """Trained heads on disk: versioned folders of ``.npz`` arrays plus a verified manifest.
 
-The default heads ship with the code, in ``models/classifiers/default_heads/``
-(``SHIPPED_HEADS_DIR``: one head set, ``{manifest.json, sentiment.npz, intent.npz}``,
-package data, written by ``write_flat``), so a fresh clone or a wheel serves without any
-training data. Locally trained sets live under ``<data_dir>/classifiers/``::
+The default heads ship with the code, one set per embedding model the registry names, in
+``models/classifiers/default_heads/<model>/`` (``shipped_heads_dir``: ``{manifest.json,
+sentiment.npz, intent.npz}``, package data, written by ``write_flat``), so a fresh clone or
+a wheel serves without any training data, with either embedder. Locally trained sets live
+under ``<data_dir>/classifiers/``::
 
     default/versions/v000001/{manifest.json, sentiment.npz, intent.npz}
     tenants/<tenant>/versions/v000001/{manifest.json, intent.npz}
@@ -35,6 +36,7 @@ import numpy as np
 from core.errors import ConciergeError
 from models.classifiers.linear_head import LinearHead
 from models.prepare import sha256_file
+from models.registry import DEFAULT_EMBEDDING_MODEL
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -42,7 +44,17 @@ VERSION_PREFIX = "v"
 KEEP_VERSIONS = 2
 TRAIN_COMMAND = "concierge models train-classifiers"
 SHIP_COMMAND = "make classifier-heads DATA=<folder>"
-SHIPPED_HEADS_DIR = Path(__file__).resolve().parent / "default_heads"
+SHIPPED_HEADS_ROOT = Path(__file__).resolve().parent / "default_heads"
+
+
+def shipped_heads_dir(embedding_model: str) -> Path:
+    """The shipped head set for ``embedding_model`` (a registry name); it may not exist
+    (a folder or hub id: train a local set)."""
+    return SHIPPED_HEADS_ROOT / Path(embedding_model).name
+
+
+SHIPPED_HEADS_DIR = shipped_heads_dir(DEFAULT_EMBEDDING_MODEL)
+"""The set that serves the default embedder."""
 
 
 class ClassifiersUnavailableError(ConciergeError):

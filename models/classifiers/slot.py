@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Literal
 
 from models.classifiers.classifier_set import Classifiers
 from models.classifiers.embedder_identity import EmbedderIdentity, embedder_identity
-from models.classifiers.head_store import SHIPPED_HEADS_DIR
 
 
 class ClassifierSlot:
@@ -26,7 +26,7 @@ class ClassifierSlot:
         directory: Path,
         embedding_model: str | None = None,
         *,
-        shipped: Path | None = SHIPPED_HEADS_DIR,
+        shipped: Path | Literal["for-embedder"] | None = "for-embedder",
         data_dir: Path = Path("var"),
     ) -> None:
         self._directory = directory

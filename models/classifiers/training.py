@@ -39,12 +39,12 @@ from models.classifiers.fitting import (
 )
 from models.classifiers.head_store import (
     MANIFEST,
-    SHIPPED_HEADS_DIR,
     ClassifiersUnavailableError,
     HeadSet,
     default_root,
     newest_version_folder,
     read_manifest,
+    shipped_heads_dir,
     tenant_root,
     write_flat,
     write_version,
@@ -131,7 +131,7 @@ def train_classifiers(
 def train_shipped_heads(
     embedder: Embedder,
     source: Path,
-    folder: Path = SHIPPED_HEADS_DIR,
+    folder: Path | None = None,
     *,
     force: bool = False,
     progress: Progress | None = None,
@@ -139,8 +139,10 @@ def train_shipped_heads(
     """Train the default heads from ``source`` into ``folder`` in the shipped layout.
 
     This is how the package data in ``default_heads/`` is made (``make classifier-heads``);
-    the manifest names the data by fingerprint, never by this machine's path.
+    the manifest names the data by fingerprint, never by this machine's path. ``folder``
+    defaults to the shipped set of the embedder's model.
     """
+    folder = folder or shipped_heads_dir(embedder.config.model)
 
     def current() -> dict[str, Any] | None:
         if not (folder / MANIFEST).is_file():

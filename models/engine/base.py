@@ -100,6 +100,18 @@ class EngineClient(Protocol):
         """Stream a raw-text completion of ``prompt``."""
         ...
 
+    async def judge_yes_no(
+        self, prompts: Sequence[Sequence[ChatMessage]], request_id: str
+    ) -> list[float]:
+        """For each chat prompt (a yes/no question), the probability of a "yes" answer.
+
+        The model answers with one greedy token; the score is ``P(yes) / (P(yes) + P(no))``
+        over its top candidates (``models.engine.judge``), 0.5 when it says neither. All
+        prompts are submitted at once, so the engine batches them. Raises ``core.errors``
+        exceptions like the streams; cancelling the call aborts every prompt.
+        """
+        ...
+
     async def abort(self, request_id: str) -> None:
         """Stop a running request; unknown ids are ignored."""
         ...

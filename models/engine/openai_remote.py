@@ -35,6 +35,13 @@ from core.errors import (
     UpstreamTimeoutError,
 )
 from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
+from models.engine.judge import (
+    JUDGE_OPTIONS,
+    JUDGE_TOP_LOGPROBS,
+    all_or_cancel,
+    yes_probability,
+    yes_probability_of_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class OpenAIRemoteEngine:
         self._health_task: asyncio.Task[None] | None = None
         self._open: dict[str, httpx.Response] = {}
         self._tiebreak = itertools.count()
+        self._logprobs_refused = False
+        """An upstream refused ``logprobs``: judgments read the greedy answer only."""
 
     @property
     def upstreams(self) -> list[Upstream]:
@@ -261,6 +270,72 @@ class OpenAIRemoteEngine:
             raise ContextLengthExceededError(detail, param="max_tokens")
         raise InvalidRequestError(detail)
 
+    async def judge_yes_no(
+        self, prompts: Sequence[Sequence[ChatMessage]], request_id: str
+    ) -> list[float]:
+        """One-token chat completions with ``logprobs``/``top_logprobs``, sent concurrently
+        (a vLLM upstream batches them). An upstream that refuses log-probabilities (not every
+        OpenAI-compatible server has them) is asked for the greedy answer alone from then
+        on, which scores 1, 0 or 0.5: coarser, but still a judgment."""
+        if self._client is None:
+            raise EngineUnavailableError("the remote engine has not started")
+        return await all_or_cancel(
+            self._judge(messages, f"{request_id}-{number}")
+            for number, messages in enumerate(prompts)
+        )
+
+    async def _judge(self, messages: Sequence[ChatMessage], request_id: str) -> float:
+        body: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            **_sampling_payload(JUDGE_OPTIONS),
+        }
+        if not self._logprobs_refused:
+            asked = {**body, "logprobs": True, "top_logprobs": JUDGE_TOP_LOGPROBS}
+            try:
+                return judged_score(await self._post("chat/completions", asked, request_id))
+            except InvalidRequestError as exc:
+                if "logprobs" not in exc.message:
+                    raise
+                if not self._logprobs_refused:
+                    log.warning(
+                        "an upstream refuses logprobs (%s); judgments read the greedy answer only",
+                        exc.message,
+                    )
+                self._logprobs_refused = True
+        return judged_score(await self._post("chat/completions", body, request_id))
+
+    async def _post(self, path: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """A non-streamed request with the same failover as a stream's; the JSON answer."""
+        if self._client is None:
+            raise EngineUnavailableError("the remote engine has not started")
+        tried: set[str] = set()
+        while True:
+            upstream = self.pick(tried)
+            tried.add(upstream.base_url)
+            payload = {**body, "model": upstream.model_id, "stream": False}
+            upstream.in_flight += 1
+            metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).inc()
+            try:
+                response = await self._open_stream(upstream, path, payload, request_id)
+                if response is None:
+                    continue  # upstream failed before answering: try the next one
+                self._open[request_id] = response
+                try:
+                    answer = json.loads(await response.aread())
+                except httpx.HTTPError as exc:
+                    raise UpstreamError(f"upstream connection failed: {_describe(exc)}") from exc
+                except ValueError as exc:
+                    raise UpstreamError(f"upstream sent an unreadable answer: {exc}") from exc
+                finally:
+                    await response.aclose()
+                if not isinstance(answer, dict):
+                    raise UpstreamError("upstream answered with something other than an object")
+                return answer
+            finally:
+                self._open.pop(request_id, None)
+                upstream.in_flight -= 1
+                metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).dec()
+
     async def abort(self, request_id: str) -> None:
         """Closing the HTTP stream makes an OpenAI-compatible server abort the request."""
         response = self._open.pop(request_id, None)
@@ -307,6 +382,23 @@ def _sampling_payload(options: SamplingOptions) -> dict[str, Any]:
     if options.ignore_eos:
         payload["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
     return payload
+
+
+def judged_score(answer: dict[str, Any]) -> float:
+    """The yes-probability of a one-token chat completion: from the first token's
+    ``top_logprobs`` when the answer has them, else from its text."""
+    try:
+        choice = answer["choices"][0]
+        content = (choice.get("logprobs") or {}).get("content") or []
+        if content:
+            first = content[0]
+            candidates = first.get("top_logprobs") or [first]
+            return yes_probability(
+                (str(c.get("token", "")), float(c["logprob"])) for c in candidates
+            )
+        return yes_probability_of_text(str((choice.get("message") or {}).get("content") or ""))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise UpstreamError(f"upstream sent a judgment in an unexpected shape: {exc!r}") from exc
 
 
 async def _error_message(response: httpx.Response) -> str:

@@ -33,6 +33,13 @@ from core.errors import (
     InvalidRequestError,
 )
 from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
+from models.engine.judge import (
+    JUDGE_OPTIONS,
+    JUDGE_TOP_LOGPROBS,
+    all_or_cancel,
+    yes_probability,
+    yes_probability_of_text,
+)
 from models.prepare import prepare_model
 from models.registry import ModelSpec
 
@@ -245,6 +252,62 @@ class VllmLocalEngine:
         except Exception as exc:
             log.exception("generation failed for %s", request_id)
             raise GenerationError("generation failed inside the engine") from exc
+
+    async def judge_yes_no(
+        self, prompts: Sequence[Sequence[ChatMessage]], request_id: str
+    ) -> list[float]:
+        """One greedy token per prompt with its top log-probabilities, all prompts in flight
+        at once: vLLM schedules them in one batch, and the prefix they share (the system
+        prompt and the question) is computed once and read from the prefix cache after."""
+        if not self.ready:
+            raise EngineUnavailableError("the engine is not ready")
+        return await all_or_cancel(
+            self._judge(messages, f"{request_id}-{number}")
+            for number, messages in enumerate(prompts)
+        )
+
+    async def _judge(self, messages: Sequence[ChatMessage], request_id: str) -> float:
+        from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        loop = asyncio.get_running_loop()
+        try:
+            prompt_ids: list[int] = await loop.run_in_executor(
+                self._pool, self._render_chat, messages
+            )
+        except Exception as exc:
+            raise InvalidRequestError(f"the prompt could not be rendered: {exc}") from exc
+        self._fit_max_tokens(len(prompt_ids), JUDGE_OPTIONS.max_tokens, "messages")
+        params = SamplingParams(
+            n=1,
+            max_tokens=JUDGE_OPTIONS.max_tokens,
+            temperature=JUDGE_OPTIONS.temperature,
+            logprobs=JUDGE_TOP_LOGPROBS,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final = None
+        try:
+            (engine_input,) = self._engine.renderer.render_cmpl([{"prompt_token_ids": prompt_ids}])
+            async for out in self._engine.generate(engine_input, params, request_id=request_id):
+                final = out
+        except EngineDeadError as exc:
+            raise EngineUnavailableError("the engine died; the server must restart") from exc
+        except (ValueError, VLLMClientError) as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("judging failed for %s", request_id)
+            raise GenerationError("judging failed inside the engine") from exc
+        if final is None or not final.outputs:
+            raise GenerationError("the engine ended a judgment without output")
+        completion = final.outputs[0]
+        if not completion.logprobs:
+            return yes_probability_of_text(completion.text)
+        first = completion.logprobs[0]
+        return yes_probability((lp.decoded_token or "", lp.logprob) for lp in first.values())
 
     def _fit_max_tokens(self, prompt_len: int, requested: int | None, prompt_param: str) -> int:
         """Refuse prompts that leave no room; default max_tokens to what is left."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.ids import check_tenant
 from models.embedder import Embedder
+from models.tenant_embedders import TenantEmbedders
 from retrieval.documents import Document, DocumentStore, StoreChange
 from retrieval.index import published_versions
 from retrieval.knowledge.config import RetrievalConfig
@@ -19,7 +20,11 @@ from retrieval.knowledge.served import ServedVersions
 
 
 class KnowledgeBase:
-    """Per-tenant KB indexes over a ``DocumentStore``: search, document edits, reindex."""
+    """Per-tenant KB indexes over a ``DocumentStore``: search, document edits, reindex.
+
+    ``embedder`` is the base embedder; ``tuned`` adds tenants' own tuned ones (the
+    default: none), which their KBs use for documents and queries alike.
+    """
 
     def __init__(
         self,
@@ -28,19 +33,26 @@ class KnowledgeBase:
         embedder: Embedder,
         config: RetrievalConfig | None = None,
         search_workers: int = 2,
+        tuned: TenantEmbedders | None = None,
     ) -> None:
         self.root = root
         self.store = store
         self.embedder = embedder
+        self.embedders = tuned or TenantEmbedders(embedder)
         self.config = config or RetrievalConfig()
         self._versions = ServedVersions(root, store)
-        searching = KnowledgeSearch(self._versions, embedder, self.config, search_workers)
-        reindexer = Reindexer(self._versions, store, embedder, self.config)
+        searching = KnowledgeSearch(self._versions, self.embedders, self.config, search_workers)
+        reindexer = Reindexer(self._versions, store, self.embedders, self.config)
         # searching and reindexing are the parts' own methods (search.py, reindex.py)
         self.search = searching.search
         self.asearch = searching.asearch
+        self.query_embedder = searching.query_embedder
         self.reindex = reindexer.reindex
-        self.shutdown = searching.shutdown
+        self._stop_searching = searching.shutdown
+
+    def shutdown(self) -> None:
+        self._stop_searching()
+        self.embedders.shutdown()
 
     # ------------------------------------------------------------ reading
 

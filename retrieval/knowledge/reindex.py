@@ -15,6 +15,7 @@ from core import metrics
 from core.errors import JobCancelledError
 from core.ids import check_tenant
 from models.embedder import Embedder
+from models.tenant_embedders import TenantEmbedders
 from retrieval.chunking import text_hash
 from retrieval.documents import DocumentStore
 from retrieval.index import VectorIndex, collect_garbage, exclusive_writer
@@ -48,6 +49,32 @@ def question_rows(chunks: list[ChunkRecord], questions: list[str]) -> list[Chunk
         )
         for question in questions
     ]
+
+
+def field_vectors(
+    embedder: Embedder, chunks: list[ChunkRecord], title_weight: float
+) -> npt.NDArray[np.float32]:
+    """One vector per chunk scoring both fields: ``w * title + (1 - w) * chunk``.
+
+    The inner product with a query is then exactly the weighted sum of the query's
+    cosine with the document title and with the chunk text, so FAISS ranks by the
+    two-field score with no second lookup. Titles say what an article is about in
+    few words; on the Bitext benchmark titling each article with its topic lifts
+    Recall@1 from 0.73 to 0.83 (docs/benchmarks.md). Untitled documents are unchanged.
+    Tuning an embedder (``knowledge/tuning.py``) scores articles the same way.
+    """
+    chunk_vectors = embedder.embed_sync([c.embedding_text() for c in chunks], purpose="document")
+    titles = sorted({c.title for c in chunks if c.title})
+    if title_weight <= 0 or not titles:
+        return chunk_vectors
+    title_vectors = dict(zip(titles, embedder.embed_sync(titles, purpose="document"), strict=True))
+    mixed = chunk_vectors.copy()
+    for row, chunk in enumerate(chunks):
+        if chunk.title and not chunk.key:  # a question row matches questions alone
+            mixed[row] = (
+                title_weight * title_vectors[chunk.title] + (1 - title_weight) * chunk_vectors[row]
+            )
+    return mixed
 
 
 class ReindexMode(StrEnum):
@@ -97,7 +124,7 @@ class Reindexer:
 
     versions: ServedVersions
     store: DocumentStore
-    embedder: Embedder
+    embedders: TenantEmbedders
     config: RetrievalConfig
 
     def reindex(
@@ -115,17 +142,19 @@ class Reindexer:
         re-embedded (after a change of embedding model or chunking settings). Holds the
         tenant's writer lock (across processes) for the whole build; readers keep
         searching the served version meanwhile. Raises ``JobCancelledError`` when
-        ``cancelled()`` turns true; nothing is published then.
+        ``cancelled()`` turns true; nothing is published then. The documents are
+        embedded by the tenant's own tuned embedder where it has one.
         """
         check_tenant(tenant)
-        self.embedder.warm_up()  # model loading is not reindex time
+        embedder = self.embedders.for_documents(tenant)
+        embedder.warm_up()  # model loading is not reindex time
         report = ReindexReport(tenant=tenant, mode=mode, version=None)
         started = time.perf_counter()
         root = self.versions.tenant_root(tenant)
         with exclusive_writer(root):
             self.versions.refresh(tenant)
             base = self.versions.served(tenant).version
-            if base is not None and not self._compatible(base):
+            if base is not None and not self._compatible(base, embedder):
                 mode = report.mode = ReindexMode.FULL
             wanted = self.store.hashes(tenant)
             indexed = {} if base is None else base.documents
@@ -146,13 +175,15 @@ class Reindexer:
                 report.seconds = time.perf_counter() - started
                 return report
             new_chunks, new_vectors, new_docs = self._embed_documents(
-                tenant, todo, progress, cancelled
+                embedder, tenant, todo, progress, cancelled
             )
             report.embedded_documents = len(new_docs)
             report.embedded_chunks = len(new_chunks)
             if cancelled and cancelled():
                 raise JobCancelledError("reindex cancelled before publishing")
-            version = self._build_version(tenant, base, removed, new_chunks, new_vectors, new_docs)
+            version = self._build_version(
+                tenant, base, removed, new_chunks, new_vectors, new_docs, embedder.model_name
+            )
             report.version = version.number
             report.chunks = version.vectors.size
             report.published = True
@@ -169,16 +200,17 @@ class Reindexer:
             )
         return report
 
-    def _compatible(self, version: KbVersion) -> bool:
+    def _compatible(self, version: KbVersion, embedder: Embedder) -> bool:
         """Whether ``version``'s vectors can be reused: same model and chunking settings."""
         built_with = {k: version.manifest.extra.get(k) for k in self.config.index_settings()}
         return (
-            version.manifest.embedding_model == self.embedder.model_name
+            version.manifest.embedding_model == embedder.model_name
             and built_with == self.config.index_settings()
         )
 
     def _embed_documents(
         self,
+        embedder: Embedder,
         tenant: str,
         doc_ids: list[str],
         progress: Progress | None,
@@ -216,42 +248,15 @@ class Reindexer:
                 }
                 batch.extend(doc_chunks)
             if batch:
-                vectors.append(self._field_vectors(batch))
+                vectors.append(field_vectors(embedder, batch, self.config.title_weight))
                 records.extend(batch)
             if progress:
                 progress(min(start + EMBED_BATCH_DOCUMENTS, len(doc_ids)), len(doc_ids))
-        self.embedder.warm_up()
+        embedder.warm_up()
         stacked = (
-            np.concatenate(vectors)
-            if vectors
-            else np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), np.float32)
         )
         return records, stacked, documents
-
-    def _field_vectors(self, chunks: list[ChunkRecord]) -> npt.NDArray[np.float32]:
-        """One vector per chunk scoring both fields: ``w * title + (1 - w) * chunk``.
-
-        The inner product with a query is then exactly the weighted sum of the query's
-        cosine with the document title and with the chunk text, so FAISS ranks by the
-        two-field score with no second lookup. Titles say what an article is about in
-        few words; on the Bitext benchmark titling each article with its topic lifts
-        Recall@1 from 0.73 to 0.83 (docs/benchmarks.md). Untitled documents are unchanged.
-        """
-        chunk_vectors = self.embedder.embed_sync(
-            [c.embedding_text() for c in chunks], purpose="document"
-        )
-        weight = self.config.title_weight
-        titles = sorted({c.title for c in chunks if c.title})
-        if weight <= 0 or not titles:
-            return chunk_vectors
-        title_vectors = dict(
-            zip(titles, self.embedder.embed_sync(titles, purpose="document"), strict=True)
-        )
-        mixed = chunk_vectors.copy()
-        for row, chunk in enumerate(chunks):
-            if chunk.title and not chunk.key:  # a question row matches questions alone
-                mixed[row] = weight * title_vectors[chunk.title] + (1 - weight) * chunk_vectors[row]
-        return mixed
 
     def _build_version(
         self,
@@ -261,6 +266,7 @@ class Reindexer:
         new_chunks: list[ChunkRecord],
         new_vectors: npt.NDArray[np.float32],
         new_docs: dict[str, dict[str, Any]],
+        embedding_model: str,
     ) -> KbVersion:
         """``base`` less the ``removed`` documents plus the new ones, published and loaded."""
         root = self.versions.tenant_root(tenant)
@@ -286,7 +292,7 @@ class Reindexer:
             vectors,
             chunks,
             documents,
-            embedding_model=self.embedder.model_name,
+            embedding_model=embedding_model,
             extra={"tenant": tenant, **self.config.index_settings()},
         )
         return load_version(root, number)

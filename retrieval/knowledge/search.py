@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from core import metrics
 from models.embedder import Embedder
+from models.tenant_embedders import TenantEmbedders
 from retrieval.knowledge.config import Fusion, RetrievalConfig, SearchMode
 from retrieval.knowledge.records import COLLECTION, ChunkRecord, KbVersion, ServedIndex
 from retrieval.knowledge.served import ServedVersions
@@ -68,7 +69,7 @@ class KnowledgeSearch:
     """Searches the snapshots of ``ServedVersions``; async searches run on a thread pool."""
 
     versions: ServedVersions
-    embedder: Embedder
+    embedders: TenantEmbedders
     config: RetrievalConfig
     workers: InitVar[int]
     _executor: ThreadPoolExecutor = field(init=False)
@@ -105,12 +106,21 @@ class KnowledgeSearch:
         """Embed the query and search, off the event loop."""
         mode = mode or self.config.default_mode
         vector = None
-        if mode is not SearchMode.LEXICAL:
-            vector = (await self.embedder.embed([query], purpose="query"))[0]
         loop = asyncio.get_running_loop()
+        if mode is not SearchMode.LEXICAL:
+            embedder = await loop.run_in_executor(self._executor, self.query_embedder, tenant)
+            vector = (await embedder.embed([query], purpose="query"))[0]
         return await loop.run_in_executor(
             self._executor, lambda: self.search(tenant, query, vector, top_k, mode)
         )
+
+    def query_embedder(self, tenant: str) -> Embedder:
+        """The embedder of the tenant's queries: the one its served version was built
+        with (a tuned one, or the base). Loads the served version on first use."""
+        version = self.versions.served(tenant).version
+        if version is None:
+            return self.embedders.base
+        return self.embedders.named(tenant, version.manifest.embedding_model)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

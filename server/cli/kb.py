@@ -144,7 +144,10 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
     retrieval = build_retrieval(settings)
     mode = SearchMode(args.mode) if args.mode else None
-    vector = None if mode is SearchMode.LEXICAL else retrieval.embedder.embed_sync([args.query])[0]
+    vector = None
+    if mode is not SearchMode.LEXICAL:  # the tenant's tuned embedder, if its KB is built by one
+        embedder = retrieval.knowledge.query_embedder(args.tenant)
+        vector = embedder.embed_sync([args.query], purpose="query")[0]
     hits = retrieval.knowledge.search(args.tenant, args.query, vector, args.top_k, mode)
     if args.json:
         sys.stdout.write(

@@ -1,4 +1,5 @@
-"""``concierge models list|prepare|train-classifiers``: the models and classifier heads."""
+"""``concierge models list|prepare|train-classifiers|tune-embedder``: the models, the
+classifier heads and tenants' own tuned embedders."""
 
 from __future__ import annotations
 
@@ -43,6 +44,30 @@ def add_models_commands(commands: Any) -> None:
         "--intents", type=Path, help="the tenant's examples: .csv (text,label) or .jsonl"
     )
     train.set_defaults(handler=_models_train_classifiers)
+    tune = model_commands.add_parser(
+        "tune-embedder",
+        help="fine-tune an embedder on a tenant's example questions and their articles; "
+        "publish it for that tenant if it ranks held-out questions better, then reindex",
+    )
+    tune.add_argument("--tenant", required=True, help="the tenant whose KB is tuned for")
+    tune.add_argument("--base", help="the model to start from (default: CONCIERGE_EMBEDDING_MODEL)")
+    tune.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="share of each article's questions held out to judge by (default 0.2)",
+    )
+    tune.add_argument("--seed", type=int, default=0, help="seed of the split and the training")
+    tune.add_argument("--epochs", type=int, default=3)
+    tune.add_argument("--batch-size", type=int, default=32, help="pairs per training step")
+    tune.add_argument("--learning-rate", type=float, default=5e-5)
+    tune.add_argument(
+        "--max-seq-length", type=int, default=128, help="tokens per text while training"
+    )
+    tune.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bars"
+    )
+    tune.set_defaults(handler=_models_tune_embedder)
 
 
 def _models_list(_: argparse.Namespace, settings: Settings) -> int:
@@ -135,4 +160,46 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
         embedder.shutdown()
     for line in report.lines():
         say(line)
+    return 0
+
+
+def _models_tune_embedder(args: argparse.Namespace, settings: Settings) -> int:
+    """Tune, judge, publish if better, reindex: ``retrieval/knowledge/tuning.py``."""
+    from dataclasses import replace
+
+    from models.embedder import Embedder
+    from models.tuning import TrainingOptions
+    from retrieval.knowledge.tuning import tune_tenant_embedder
+    from server.lifespan import build_retrieval
+
+    options = TrainingOptions(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_seq_length=args.max_seq_length,
+        seed=args.seed,
+    )
+    retrieval = build_retrieval(settings)
+    base = None
+    if args.base is not None and args.base != settings.embedding_model:
+        base = Embedder(replace(retrieval.embedder.config, model=args.base))
+    try:
+        report = tune_tenant_embedder(
+            retrieval.knowledge,
+            args.tenant,
+            Path(settings.data_dir),
+            base=base,
+            holdout=args.holdout,
+            seed=args.seed,
+            options=options,
+            progress_bar=args.progress,
+        )
+    finally:
+        if base is not None:
+            base.shutdown()
+        retrieval.knowledge.shutdown()
+        retrieval.embedder.shutdown()
+        retrieval.database.dispose()
+    for line in report.lines():
+        sys.stdout.write(f"{line}\n")
     return 0

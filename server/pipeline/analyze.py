@@ -2,14 +2,19 @@
 
 The message is embedded once here; the same vector feeds the sentiment and intent
 heads, the KB search, the history search and the product recommendations, so a reply
-costs one embedding however many stages use it. Two signals are read directly from
-the text because a classifier should not be the only way to catch them: an explicit
-request for a person, and a refund amount to compare with the tenant's limit.
+costs one embedding however many stages use it. A tenant whose KB is built by its own
+tuned embedder (``concierge models tune-embedder``) costs a second one, by that model, for
+its KB search alone: it is computed here too, so the analysis time counts both.
+
+Two signals are read directly from the text because a classifier should not be the only
+way to catch them: an explicit request for a person, and a refund amount to compare with
+the tenant's limit.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +66,14 @@ class Analysis:
     vector: npt.NDArray[np.float32]
     human_requested: bool
     refund_amount: float | None
+    kb_vector: npt.NDArray[np.float32] | None = None
+    """The message embedded by the model the tenant's KB is built with, where that is not
+    the base embedder (a tuned one); None: the KB search uses ``vector``."""
+
+    @property
+    def kb_query_vector(self) -> npt.NDArray[np.float32]:
+        """The vector the KB search compares with the tenant's articles."""
+        return self.vector if self.kb_vector is None else self.kb_vector
 
     @property
     def unhappy(self) -> bool:
@@ -102,15 +115,27 @@ class Analyzer:
     """Language, sentiment and intent of one message, from one embedding.
 
     ``analyze_sync`` runs in the embedder's worker thread: embedding and the two
-    heads are CPU work that must not run on the event loop.
+    heads are CPU work that must not run on the event loop. ``kb_embedder`` names the
+    embedder of a tenant's KB queries (``KnowledgeBase.query_embedder``).
     """
 
-    def __init__(self, embedder: Embedder, classifiers: Classifiers) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        classifiers: Classifiers,
+        kb_embedder: Callable[[str], Embedder] | None = None,
+    ) -> None:
         self._embedder = embedder
         self._classifiers = classifiers
+        self._kb_embedder = kb_embedder
 
     def analyze_sync(self, tenant: str | None, message: str) -> Analysis:
         vector = self._embedder.embed_sync([message], purpose="query")
+        kb_vector = None
+        if tenant is not None and self._kb_embedder is not None:
+            kb_embedder = self._kb_embedder(tenant)
+            if kb_embedder is not self._embedder:
+                kb_vector = kb_embedder.embed_sync([message], purpose="query")[0]
         sentiment = self._classifiers.sentiment([message], vector)[0]
         intent = self._classifiers.intent(vector, tenant)[0]
         return Analysis(
@@ -120,4 +145,5 @@ class Analyzer:
             vector=vector[0],
             human_requested=intent.label in HUMAN_INTENTS or asks_for_human(message),
             refund_amount=refund_amount(message, intent.label),
+            kb_vector=kb_vector,
         )

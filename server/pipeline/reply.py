@@ -1,13 +1,13 @@
 """The reply pipeline: one customer message in, one personalized, grounded reply out.
 
 ``prepare`` runs every stage before generation (analyze, recall, retrieve, decide,
-recommend, compose) and raises client errors there, so a streaming request still
-gets a proper 4xx status. ``start`` then opens the generation through the engine gate
-(admission and the first chunk, so overload is a 503 before any byte of the body) and
-returns the events: a ``ReplyMeta`` (analysis, citations, recommendations, escalation
-decision), ``ReplyToken`` deltas, and the ``ReplyOut`` (the whole response, the same
-object the JSON endpoint returns). The turn is committed before the ``ReplyOut`` is
-yielded: a client that saw it knows its turn is stored.
+recommend, rerank when configured, compose) and raises client errors there, so a
+streaming request still gets a proper 4xx status. ``start`` then opens the generation
+through the engine gate (admission and the first chunk, so overload is a 503 before any
+byte of the body) and returns the events: a ``ReplyMeta`` (analysis, citations,
+recommendations, escalation decision), ``ReplyToken`` deltas, and the ``ReplyOut`` (the
+whole response, the same object the JSON endpoint returns). The turn is committed before
+the ``ReplyOut`` is yielded: a client that saw it knows its turn is stored.
 
 CPU-bound stages run in worker threads: the analysis in the embedder's executor (it
 embeds), store reads and FAISS searches in the default thread pool.
@@ -50,6 +50,7 @@ from server.pipeline.prepared import PipelineSettings, PreparedReply, ReplyReque
 from server.pipeline.profile import CustomerProfile, ProfileBuilder
 from server.pipeline.prompt import PromptInputs, compose_prompt
 from server.pipeline.recommend import recommend_sync, should_recommend
+from server.pipeline.rerank import PassageReranker
 from server.pipeline.retrieve import follow_up_query, retrieve_sync
 from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
@@ -80,6 +81,7 @@ class ReplyPipeline:
         notifier: TicketNotifier,
         token_counter: TokenCounter,
         classifiers: Callable[[], Classifiers],
+        reranker: PassageReranker | None = None,
     ) -> None:
         self.settings = settings
         self._gate = gate
@@ -91,6 +93,7 @@ class ReplyPipeline:
         self._tenants = tenants
         self._counter = token_counter
         self._classifiers = classifiers
+        self._reranker = reranker
         self._memory = ConversationMemory(
             stores.conversations, settings.memory_turns, settings.memory_summary_chars
         )
@@ -113,7 +116,9 @@ class ReplyPipeline:
         started = time.perf_counter()
         request = replace(request, message=redact_text(request.message, where="message"))
         config = self._tenants.get(request.tenant)
-        analyzer = Analyzer(self._embedder, self._load_classifiers())
+        analyzer = Analyzer(
+            self._embedder, self._load_classifiers(), self._knowledge.query_embedder
+        )
         analysis_task = asyncio.get_running_loop().run_in_executor(
             self._embedder.executor,
             _timed(analyzer.analyze_sync),
@@ -154,8 +159,9 @@ class ReplyPipeline:
         personalize = profile is not None and profile.customer.allows("personalization")
         context_query = follow_up_query(memory.last_question(), request.message)
         context_vector = None
-        if context_query is not None:
-            context_vector = (await self._embedder.embed([context_query], purpose="query"))[0]
+        if context_query is not None:  # searched in the KB only: by the KB's own embedder
+            kb_embedder = self._knowledge.query_embedder(request.tenant)  # loaded by analysis
+            context_vector = (await kb_embedder.embed([context_query], purpose="query"))[0]
         prepared.retrieved = await asyncio.to_thread(
             retrieve_sync,
             self._knowledge,
@@ -164,7 +170,8 @@ class ReplyPipeline:
             customer_id=request.customer_id,
             message=request.message,
             vector=analysis.vector,
-            passages=self.settings.kb_passages,
+            kb_vector=analysis.kb_query_vector,
+            passages=self._passages_retrieved(),
             min_similarity=self.settings.grounding_min_similarity,
             history_hits=self.settings.history_hits,
             personalize=personalize,
@@ -188,6 +195,14 @@ class ReplyPipeline:
                 profile,
             )
         mark = prepared.stage("recommend", mark)
+        passages = prepared.retrieved.passages
+        if prepared.decision.model_answers and self._reranker is not None and len(passages) > 1:
+            earlier = memory.last_question() if context_query is not None else None
+            passages = await self._reranker.rerank(request.message, passages, earlier)
+            mark = prepared.stage("rerank", mark)
+        prepared.retrieved = replace(
+            prepared.retrieved, passages=passages[: self.settings.kb_passages]
+        )
         if prepared.decision.model_answers:
             prepared.prompt = compose_prompt(
                 PromptInputs(
@@ -210,6 +225,13 @@ class ReplyPipeline:
             metrics.REPLY_PROMPT_TOKENS.observe(prepared.prompt.prompt_tokens)
         prepared.stage("prompt", mark)
         return prepared
+
+    def _passages_retrieved(self) -> int:
+        """KB hits fetched per reply: the prompt's share, or the reranker's candidates when
+        it judges more than that."""
+        if self._reranker is None:
+            return self.settings.kb_passages
+        return max(self.settings.kb_passages, self._reranker.candidates)
 
     def warm_up_sync(self) -> None:
         """Load the classifiers, the lexicon and the language model before the first reply,

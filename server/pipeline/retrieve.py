@@ -1,9 +1,11 @@
 """Stage 3a, retrieve: KB passages for the tenant and history for this one customer.
 
-Both searches reuse the message vector from the analysis. Scoping happens here, before
-the model sees anything: the KB search reads only the tenant's own index, and the
-history search is restricted to the customer's own entries by a FAISS id selector,
-so no wording in a message or a document can pull another customer's data in.
+Both searches reuse the message vectors from the analysis: the KB search the one by the
+model the tenant's KB is built with (its tuned embedder, if it has one), the history
+search the base one. Scoping happens here, before the model sees anything: the KB search
+reads only the tenant's own index, and the history search is restricted to the customer's
+own entries by a FAISS id selector, so no wording in a message or a document can pull
+another customer's data in.
 
 A passage counts as grounding only if its cosine similarity to the message reaches
 ``min_similarity``; the fused hybrid score ranks, but it is relative to the other
@@ -68,13 +70,16 @@ def retrieve_sync(
     message: str,
     vector: npt.NDArray[np.float32],
     passages: int,
+    kb_vector: npt.NDArray[np.float32] | None = None,
     min_similarity: float,
     history_hits: int,
     personalize: bool,
     context_query: str | None = None,
     context_vector: npt.NDArray[np.float32] | None = None,
 ) -> Retrieved:
-    hits = knowledge.search(tenant, message, vector, top_k=passages)
+    hits = knowledge.search(
+        tenant, message, vector if kb_vector is None else kb_vector, top_k=passages
+    )
     if context_query is not None and context_vector is not None:
         in_context = knowledge.search(tenant, context_query, context_vector, top_k=passages)
         hits = merge_hits(hits, in_context, top_k=passages)

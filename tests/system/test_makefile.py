@@ -72,7 +72,8 @@ def test_run_and_test_need_no_training_data(tmp_path: Path, target: str) -> None
 
 def test_classifier_heads_retrains_the_shipped_set_from_data(tmp_path: Path) -> None:
     lines = dry_run(tmp_path, "classifier-heads", "DATA=/somewhere/data")
-    assert (
-        f"{tmp_path / 'venv'}/bin/concierge models train-classifiers --data '/somewhere/data' "
-        "--out models/classifiers/default_heads"
-    ) in lines
+    loop = "\n".join(lines)  # make -n prints the loop's continued lines as they are
+    assert "for model in all-minilm-l6-v2 embeddinggemma-300m" in loop  # one set per embedder
+    assert f"{tmp_path / 'venv'}/bin/concierge models prepare $model" in loop
+    assert "CONCIERGE_EMBEDDING_MODEL=$model" in loop
+    assert "--data '/somewhere/data' --out models/classifiers/default_heads/$model" in loop

@@ -10,6 +10,8 @@ from core.errors import ModelNotFoundError
 from models.registry import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GENERATION_MODEL,
+    MULTILINGUAL_EMBEDDING_MODEL,
+    ChunkedPyPIArchive,
     HubModel,
     LocalFolder,
     ModelRegistry,
@@ -29,6 +31,10 @@ def test_defaults_are_registered_with_packaged_sources() -> None:
     embedding = registry.resolve(DEFAULT_EMBEDDING_MODEL)
     assert isinstance(embedding.source, PackagedFolder)
     assert (embedding.source.locate() / "modules.json").is_file()
+    multilingual = registry.resolve(MULTILINGUAL_EMBEDDING_MODEL)
+    assert isinstance(multilingual.source, ChunkedPyPIArchive) and multilingual.native_bf16
+    assert len(multilingual.source.versions) == 25 and len(multilingual.source.archive_sha256) == 64
+    assert multilingual.grounding_similarity < embedding.grounding_similarity
 
 
 def test_a_local_folder_resolves_to_itself(tmp_path: Path) -> None:

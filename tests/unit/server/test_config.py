@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from server import config
 from server.config import EngineKind, Settings
 
 
@@ -21,6 +22,20 @@ def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.model == "smollm2-135m-instruct"
     assert settings.enforce_eager is False  # serving defaults to the faster compiled mode
     assert settings.kv_cache_memory_gib == 2.0
+
+
+def test_the_embedder_is_multilingual_on_a_gpu_host_and_minilm_on_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``auto`` resolves once, in the settings, so every component sees the same model."""
+    monkeypatch.delenv("CONCIERGE_EMBEDDING_MODEL", raising=False)
+    monkeypatch.setattr(config, "has_nvidia_gpu", lambda: False)
+    assert Settings().embedding_model == "all-minilm-l6-v2"
+    assert Settings(embedding_device="cuda").embedding_model == "embeddinggemma-300m"
+    monkeypatch.setattr(config, "has_nvidia_gpu", lambda: True)
+    assert Settings().embedding_model == "embeddinggemma-300m"
+    assert Settings(embedding_device="cpu").embedding_model == "all-minilm-l6-v2"
+    assert Settings(embedding_model="all-minilm-l6-v2").embedding_model == "all-minilm-l6-v2"
 
 
 def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:

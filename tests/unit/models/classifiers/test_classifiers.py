@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from models.classifiers import (
-    SHIPPED_HEADS_DIR,
     Classifiers,
     ClassifiersUnavailableError,
     EmbedderIdentity,
@@ -29,7 +28,13 @@ from models.classifiers import (
     train_shipped_heads,
     train_tenant_intents,
 )
-from models.classifiers.head_store import MANIFEST, default_root, newest_version_folder
+from models.classifiers.head_store import (
+    MANIFEST,
+    SHIPPED_HEADS_ROOT,
+    default_root,
+    newest_version_folder,
+    shipped_heads_dir,
+)
 from models.classifiers.text_cues import frustration_cues
 from models.classifiers.training import RECIPE
 from models.classifiers.training_data import BITEXT_CSV
@@ -251,11 +256,12 @@ def test_missing_source_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> 
 def test_shipped_heads_are_small_described_and_serve(
     tmp_path: Path, embedder: Embedder, identity: EmbedderIdentity
 ) -> None:
-    files = {path.name: path.stat().st_size for path in SHIPPED_HEADS_DIR.iterdir()}
+    shipped = shipped_heads_dir(identity.name)
+    files = {path.name: path.stat().st_size for path in shipped.iterdir()}
     assert set(files) == {MANIFEST, "sentiment.npz", "intent.npz"}
     assert sum(files.values()) < SHIPPED_MAX_BYTES
     classifiers = Classifiers.load(classifiers_dir(tmp_path), embedder=identity)
-    assert classifiers.shipped and classifiers.version_folder == SHIPPED_HEADS_DIR
+    assert classifiers.shipped and classifiers.version_folder == shipped
     manifest = classifiers.manifest
     assert manifest["recipe"] == RECIPE, "training changed: run `make classifier-heads`"
     for name in ("sentiment", "intent"):
@@ -284,14 +290,14 @@ def test_shipped_heads_are_small_described_and_serve(
 def test_heads_of_another_embedder_are_refused_with_the_retrain_command(
     tmp_path: Path, identity: EmbedderIdentity
 ) -> None:
-    for other in (
-        EmbedderIdentity("multilingual-e5-small", "1" * 64),
-        EmbedderIdentity(identity.name, "2" * 64),  # same name, other weights
+    for other, why in (
+        (EmbedderIdentity("multilingual-e5-small", "1" * 64), "no shipped heads for the "),
+        (EmbedderIdentity(identity.name, "2" * 64), "the configured embedder is "),  # new weights
     ):
         with pytest.raises(ClassifiersUnavailableError) as refused:
             Classifiers.load(tmp_path, embedder=other)
         message = refused.value.message
-        assert "the configured embedder is " + other.name in message
+        assert why in message and other.name in message
         assert "concierge models train-classifiers --data DIR" in message
         assert "make classifier-heads" in message
 
@@ -333,8 +339,10 @@ def test_the_shipped_heads_are_package_data() -> None:
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"]["models.classifiers"]
-    package = SHIPPED_HEADS_DIR.parent
-    for path in SHIPPED_HEADS_DIR.iterdir():
+    package = SHIPPED_HEADS_ROOT.parent
+    shipped = [path for path in SHIPPED_HEADS_ROOT.rglob("*") if path.is_file()]
+    assert {path.parent.name for path in shipped} >= {"all-minilm-l6-v2", "embeddinggemma-300m"}
+    for path in shipped:
         relative = str(path.relative_to(package))
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.classifiers import SHIPPED_HEADS_DIR, ClassifiersUnavailableError
+from models.classifiers import ClassifiersUnavailableError, shipped_heads_dir
 from models.classifiers.slot import ClassifierSlot
 from tests.classifier_sets import local_set
 
@@ -16,7 +16,7 @@ from tests.classifier_sets import local_set
 def test_the_shipped_heads_serve_a_fresh_data_directory(tmp_path: Path) -> None:
     slot = ClassifierSlot(tmp_path / "classifiers", "all-minilm-l6-v2")  # as the lifespan does
     loaded = slot()
-    assert loaded.shipped and loaded.version_folder == SHIPPED_HEADS_DIR
+    assert loaded.shipped and loaded.version_folder == shipped_heads_dir("all-minilm-l6-v2")
     assert slot() is loaded
 
 
