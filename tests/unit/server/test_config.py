@@ -136,3 +136,14 @@ def test_keys_are_off_only_in_development_on_loopback() -> None:
     ):
         with pytest.raises(ValidationError, match="CONCIERGE_AUTH=off"):
             Settings(**refused)
+
+
+def test_the_grounding_floor_is_the_embedders_own() -> None:
+    """Cosine scales differ by model: each registered embedder carries its calibrated floor,
+    and the setting overrides it."""
+    from server.lifespan import grounding_similarity
+
+    assert grounding_similarity(Settings(embedding_model="all-minilm-l6-v2")) == 0.35
+    assert grounding_similarity(Settings(embedding_model="embeddinggemma-300m")) == 0.30
+    configured = Settings(embedding_model="embeddinggemma-300m", grounding_min_similarity=0.5)
+    assert grounding_similarity(configured) == 0.5
