@@ -142,11 +142,13 @@ def analyzer_for(embedder: Any, data_dir: Path) -> Any:
     from models.classifiers.head_store import ClassifiersUnavailableError
     from server.pipeline.analyze import Analyzer
 
+    if isinstance(embedder, MultilingualUSE):
+        return None  # no heads are trained on its vectors
     try:
         identity = embedder_identity(embedder.config.model, data_dir=data_dir)
         classifiers = Classifiers.load(classifiers_dir(data_dir), embedder=identity)
-    except (ClassifiersUnavailableError, AttributeError) as exc:
-        log.info("%s: no classifier heads (%s)", getattr(embedder, "model_name", "?"), exc)
+    except ClassifiersUnavailableError as exc:
+        log.info("%s: no classifier heads (%s)", embedder.model_name, exc)
         return None
     return Analyzer(embedder, classifiers)
 

