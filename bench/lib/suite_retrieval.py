@@ -40,19 +40,16 @@ def matches(expected: Sequence[str], found: str) -> bool:
     return any(e in (found, stem) or e.rsplit(".", 1)[0] == stem for e in expected)
 
 
-def measure_suite(
-    suite: Suite, data_dir: Path, example_questions: bool, embedder: Any = None
-) -> dict[str, Any]:
-    """Right article first / in the top 3 for the suite's citations, fr/zh in the top 3.
-
-    ``embedder``: any object with the KB's side of ``models.embedder.Embedder`` (default:
-    the configured one, as the server builds it).
-    """
+def suite_knowledge(
+    suite: Suite, data_dir: Path, embedder: Any = None, example_questions: bool = True
+) -> tuple[Any, Any]:
+    """(KnowledgeBase, embedder) over a fresh ``data_dir`` holding the suite's KB, not yet
+    reindexed. ``embedder``: any object with the KB's side of ``models.embedder.Embedder``
+    (default: the configured one, as the server builds it)."""
     from retrieval.documents import DocumentStore, documents_from_path, strip_front_matter
     from retrieval.knowledge import KnowledgeBase
     from server.config import Settings
     from server.lifespan import build_retrieval, retrieval_config
-    from server.pipeline.retrieve import follow_up_query, merge_hits
 
     settings = Settings(data_dir=data_dir)
     retrieval = build_retrieval(settings)
@@ -68,8 +65,22 @@ def measure_suite(
     if not example_questions:
         documents = [replace(d, text=strip_front_matter(d.text)) for d in documents]
     knowledge.put_documents(suite.tenant, documents)
+    return knowledge, embedder
+
+
+def measure_suite(
+    suite: Suite, data_dir: Path, example_questions: bool, embedder: Any = None
+) -> dict[str, Any]:
+    """Right article first / in the top 3 for the suite's citations, fr/zh in the top 3.
+
+    ``embedder``: any object with the KB's side of ``models.embedder.Embedder`` (default:
+    the configured one, as the server builds it).
+    """
+    from server.pipeline.retrieve import follow_up_query, merge_hits
+
+    knowledge, embedder = suite_knowledge(suite, data_dir, embedder, example_questions)
     started = time.perf_counter()
-    knowledge.reindex(suite.tenant)
+    report = knowledge.reindex(suite.tenant)
     reindex_s = time.perf_counter() - started
 
     def search(message: str, previous: str | None) -> list[str]:
@@ -108,7 +119,7 @@ def measure_suite(
             )
     return {
         "suite": suite.name,
-        "documents": len(documents),
+        "documents": report.documents,
         "reindex_s": round(reindex_s, 2),
         "cited": cited,
         "multilingual": multilingual,
