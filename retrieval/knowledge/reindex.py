@@ -17,7 +17,7 @@ from core.ids import check_tenant
 from models.embedder import Embedder
 from models.tenant_embedders import TenantEmbedders
 from retrieval.chunking import text_hash
-from retrieval.documents import DocumentStore
+from retrieval.documents import Document, DocumentStore
 from retrieval.index import VectorIndex, collect_garbage, exclusive_writer
 from retrieval.knowledge.config import RetrievalConfig
 from retrieval.knowledge.records import ChunkRecord, KbVersion, chunk_id_for
@@ -28,6 +28,28 @@ EMBED_BATCH_DOCUMENTS = 16
 
 Progress = Callable[[int, int], None]  # (documents done, documents to embed)
 CancelCheck = Callable[[], bool]
+
+
+def chunk_records(
+    document: Document, config: RetrievalConfig, title: str | None = None
+) -> list[ChunkRecord]:
+    """The document's passages as the index stores them; ``title`` overrides its own (the
+    tuning pairs rank an FAQ entry by its answer alone)."""
+    return [
+        ChunkRecord(
+            chunk_id=chunk_id_for(document.doc_id, c.position, c.content_hash),
+            doc_id=document.doc_id,
+            title=document.title if title is None else title,
+            source=document.source,
+            position=c.position,
+            section=c.section,
+            text=c.text,
+            content_hash=c.content_hash,
+        )
+        for c in document.chunks(
+            max_chars=config.chunk_max_chars, overlap_chars=config.chunk_overlap_chars
+        )
+    ]
 
 
 def question_rows(chunks: list[ChunkRecord], questions: list[str]) -> list[ChunkRecord]:
@@ -224,23 +246,7 @@ class Reindexer:
                 raise JobCancelledError(f"reindex cancelled after {start} of {len(doc_ids)}")
             batch: list[ChunkRecord] = []
             for doc in self.store.load(tenant, doc_ids[start : start + EMBED_BATCH_DOCUMENTS]):
-                pieces = doc.chunks(
-                    max_chars=self.config.chunk_max_chars,
-                    overlap_chars=self.config.chunk_overlap_chars,
-                )
-                doc_chunks = [
-                    ChunkRecord(
-                        chunk_id=chunk_id_for(doc.doc_id, c.position, c.content_hash),
-                        doc_id=doc.doc_id,
-                        title=doc.title,
-                        source=doc.source,
-                        position=c.position,
-                        section=c.section,
-                        text=c.text,
-                        content_hash=c.content_hash,
-                    )
-                    for c in pieces
-                ]
+                doc_chunks = chunk_records(doc, self.config)
                 doc_chunks += question_rows(doc_chunks, doc.example_questions())
                 documents[doc.doc_id] = {
                     "content_hash": doc.content_hash,

@@ -37,11 +37,11 @@ from models.tuning import (
     publish_tuned,
     staging_folder,
 )
-from retrieval.documents import FAQ_SUFFIXES, Document, DocumentStore
+from retrieval.documents import FAQ_SUFFIXES, DocumentStore
 from retrieval.knowledge.config import RetrievalConfig
 from retrieval.knowledge.knowledge_base import KnowledgeBase
-from retrieval.knowledge.records import ChunkRecord, chunk_id_for
-from retrieval.knowledge.reindex import ReindexMode, ReindexReport, field_vectors
+from retrieval.knowledge.records import ChunkRecord
+from retrieval.knowledge.reindex import ReindexMode, ReindexReport, chunk_records, field_vectors
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def tenant_articles(
     pairs: dict[tuple[str, str], TuningPair] = {}
     for document in documents:
         faq = Path(document.source).suffix.lower() in FAQ_SUFFIXES and bool(document.title)
-        chunks = _chunk_records(document, config, title="" if faq else document.title)
+        chunks = chunk_records(document, config, title="" if faq else None)
         if not chunks:
             continue
         articles[document.doc_id] = Article(document.doc_id, chunks)
@@ -153,24 +153,6 @@ def tenant_articles(
         for question in questions:
             pairs.setdefault((question, document.doc_id), TuningPair(question, document.doc_id))
     return articles, list(pairs.values())
-
-
-def _chunk_records(document: Document, config: RetrievalConfig, title: str) -> list[ChunkRecord]:
-    return [
-        ChunkRecord(
-            chunk_id=chunk_id_for(document.doc_id, c.position, c.content_hash),
-            doc_id=document.doc_id,
-            title=title,
-            source=document.source,
-            position=c.position,
-            section=c.section,
-            text=c.text,
-            content_hash=c.content_hash,
-        )
-        for c in document.chunks(
-            max_chars=config.chunk_max_chars, overlap_chars=config.chunk_overlap_chars
-        )
-    ]
 
 
 def split_pairs(
