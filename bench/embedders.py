@@ -11,17 +11,15 @@ Universal Sentence Encoder through ``bench/lib/muse.py``), with the product's ow
   query, hybrid search at the defaults: recall@1 of the right response;
 * speed on this machine, one message at a time (c=1): the message's embedding, and the
   reply's analysis stage as ``server/pipeline/analyze.py`` runs it (embedding, language,
-  sentiment and intent heads). A model with heads trained on its own vectors (the shipped
-  MiniLM heads; a local set from ``concierge models train-classifiers``) needs one
-  embedding; a model without them needs the MiniLM analysis *and* its own query vector,
+  sentiment and intent heads). A model with heads trained on its own vectors (both
+  registered embedders ship theirs; any other needs ``concierge models train-classifiers``)
+  needs one embedding; a model without them needs the MiniLM analysis *and* its own query vector,
   and that sum is what a reply would pay.
 
-    .venv/bin/python -m bench.embedders                       # about 15 minutes on 2 cores
+    .venv/bin/python -m bench.embedders                       # about 3 minutes on 2 cores
     .venv/bin/python -m bench.embedders --model embeddinggemma-300m --bitext-limit 500
 
-EmbeddingGemma must be prepared first (``concierge models prepare embeddinggemma-300m``);
-its classifier heads are a local set (``CONCIERGE_EMBEDDING_MODEL=embeddinggemma-300m
-concierge models train-classifiers --data ../shared/data``).
+EmbeddingGemma must be prepared first (``concierge models prepare embeddinggemma-300m``).
 """
 
 from __future__ import annotations
