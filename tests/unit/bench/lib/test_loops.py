@@ -61,3 +61,10 @@ def test_one_request_count_for_every_level_or_one_each() -> None:
     assert closed_levels("1,8", "5,7", None, lambda c: 0, lambda c: c) == [(1, 5, 1), (8, 7, 8)]
     with pytest.raises(SystemExit):
         closed_levels("1,8,16", "5,7", None, lambda c: 0, lambda c: c)
+
+
+async def test_think_time_idles_each_client_between_its_calls() -> None:
+    server = Recorder()
+    await closed_loop(server.send, [0, 1, 2], concurrency=1, think_s=0.05)
+    gaps = [server.sent_at[i + 1] - server.sent_at[i] for i in range(2)]
+    assert min(gaps) >= 0.05
