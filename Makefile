@@ -60,6 +60,7 @@ install-dev: $(STAMP_DEV)
 
 models: $(STAMP_CPU)
 	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/concierge models prepare embeddinggemma-300m  # the multilingual tests load it
 
 # the demo tenant's KB: re-ingesting unchanged files publishes nothing new
 demo: $(STAMP_CPU)
@@ -101,10 +102,12 @@ format: $(STAMP_DEV)
 # PostgreSQL, Prometheus), tests/soak holds kill loops, fuzzing and extra engines
 test: lint
 	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/concierge models prepare embeddinggemma-300m  # the multilingual tests load it
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: lint
 	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/concierge models prepare embeddinggemma-300m  # the multilingual tests load it
 	$(VENV)/bin/pytest tests/unit tests/system $(PYTEST_ARGS)
 
 # bench/ is not installed with Concierge: its benchmarks run as modules from the repository root.

@@ -9,10 +9,13 @@ building the app stays cheap and the model loads once in the lifespan.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy.typing as npt
 
 from core import metrics
 from core.errors import EngineUnavailableError
+from core.hardware import cpu_computes_bf16
 from models.prepare import model_folder
 from models.registry import ModelRegistry, ModelSpec, ModelTask
 
@@ -49,6 +53,10 @@ class EmbedderConfig:
     """torch intra-op threads of this process (None: torch's default, one per core)."""
     data_dir: Path = Path("var")
     """Where models assembled at preparation time live (``<data_dir>/models/<name>``)."""
+    one_wide_thread: bool = False
+    """The server's setting: only the executor's thread (the request path) runs the model
+    on every core; any other thread that embeds (reindex jobs, history writes, loading)
+    runs it on one. See ``set_openmp_team`` for why."""
 
 
 class Embedder:
@@ -58,13 +66,23 @@ class Embedder:
     runs in a worker thread (reindex jobs, the CLI). Both return float32 unit vectors.
     """
 
-    def __init__(self, config: EmbedderConfig, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: EmbedderConfig,
+        registry: ModelRegistry | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        """``executor``: another embedder's, to share its thread (a tenant's tuned model
+        runs on the base model's request thread); that embedder shuts it down."""
         self.config = config
         self._registry = registry or ModelRegistry()
         self._model: Any = None
         self._load_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(
-            max_workers=config.workers, thread_name_prefix="concierge-embed"
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=config.workers,
+            thread_name_prefix="concierge-embed",
+            initializer=_mark_wide_thread,
         )
         self.model_name = self._registry.resolve(config.model, ModelTask.EMBED).name
         self.device = "cpu"
@@ -72,6 +90,8 @@ class Embedder:
         self.dimension = 0
         self.max_tokens = 0
         self._prompts: dict[str, str] = {}
+        self._cores_busy: Callable[[], bool] = lambda: False
+        self._team_size = config.threads or len(os.sched_getaffinity(0))
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -88,6 +108,7 @@ class Embedder:
         with self._load_lock:
             if self._model is not None:
                 return
+            self._choose_openmp_team()
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
 
@@ -108,12 +129,18 @@ class Embedder:
             self.dimension = int(model.get_embedding_dimension())
             self.max_tokens = int(model.max_seq_length)
             self._prompts = dict(getattr(model, "prompts", None) or {})
+            packed = 0
+            if self.device == "cpu" and self.dtype == "bfloat16":
+                from models.prepacked import prepack_linear_layers
+
+                packed = prepack_linear_layers(model, lambda: self._encode(model, [_PROBE]))
             self._model = model
             log.info(
-                "embedder %s loaded on %s (%s) in %.1f s (%d dimensions)",
+                "embedder %s loaded on %s (%s%s) in %.1f s (%d dimensions)",
                 self.model_name,
                 self.device,
                 self.dtype,
+                f", {packed} linear layers packed" if packed else "",
                 time.perf_counter() - started,
                 self.dimension,
             )
@@ -130,18 +157,10 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        self._choose_openmp_team()
         started = time.perf_counter()
         side = "document" if purpose in DOCUMENT_PURPOSES else "query"
-        vectors = self._model.encode(
-            list(texts),
-            prompt_name=side if side in self._prompts else None,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        if vectors.dtype != np.float32:  # bf16 models: the stores and FAISS take float32
-            vectors = vectors.astype(np.float32)
+        vectors = self._encode(self._model, texts, side)
         metrics.EMBEDDING_DURATION.labels(purpose=purpose).observe(time.perf_counter() - started)
         metrics.EMBEDDED_TEXTS.labels(purpose=purpose).inc(len(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -156,6 +175,19 @@ class Embedder:
         except RuntimeError as exc:  # executor shut down during server stop
             raise EngineUnavailableError(f"embedder unavailable: {exc}") from exc
 
+    def _encode(self, model: Any, texts: Sequence[str], side: str = "query") -> Vectors:
+        vectors = model.encode(
+            list(texts),
+            prompt_name=side if side in self._prompts else None,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        if vectors.dtype != np.float32:  # bf16 models: the stores and FAISS take float32
+            vectors = vectors.astype(np.float32)
+        return np.asarray(vectors)
+
     def count_tokens_sync(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model sees them (special tokens included, no truncation)."""
         self.warm_up()
@@ -168,7 +200,75 @@ class Embedder:
         return await loop.run_in_executor(self._executor, self.count_tokens_sync, texts)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def share_cores_while(self, busy: Callable[[], bool]) -> None:
+        """While ``busy()`` (the in-process engine is generating), the request thread
+        runs on one core too, leaving the other to the engine.
+
+        Why: a team of two OpenMP threads on two cores meets at a barrier after each of a
+        query's thousand small products; when a third busy thread (the engine's) takes
+        one member's core, the other waits out the scheduler's time slice at every
+        barrier. Measured on two cores with EmbeddingGemma at four concurrent replies:
+        analysis 197 ms p50 and 438 p95 on two threads, 129 and 150 on one; alone, two
+        threads take 51 ms and one 63 (docs/benchmarks.md, "Which embedder serves").
+        """
+        self._cores_busy = busy
+
+    def _choose_openmp_team(self) -> None:
+        if not self.config.one_wide_thread:
+            return
+        wide = getattr(_THREAD_ROLE, "wide", False) and not self._cores_busy()
+        set_openmp_team(self._team_size if wide else 1)
+
+
+_PROBE = "Where is my parcel? I ordered a kettle last week."
+"""A fixed text whose vector must not change when the model's layers are swapped."""
+
+_THREAD_ROLE = threading.local()
+
+
+def _mark_wide_thread() -> None:
+    _THREAD_ROLE.wide = True
+
+
+def set_openmp_team(threads: int) -> None:
+    """Run the calling thread's next torch work on ``threads`` OpenMP threads.
+
+    Why it matters: torch's OpenMP runtime (libgomp) gives every thread that starts
+    parallel work a team of workers of its own, and once a process holds more workers
+    than it has cores, libgomp stops letting them spin between parallel regions and puts
+    them to sleep instead. A query embedding is a thousand or more small parallel regions,
+    each then paying a wake-up: on two cores EmbeddingGemma's query took 72 ms on a second
+    thread against 50 ms on the first. A thread on one OpenMP thread starts no team, so the
+    request thread's team stays the only one. ``torch.set_num_threads`` cannot do this: it
+    also sets the process-wide default every new thread starts from; libgomp's own
+    ``omp_set_num_threads`` sets only the calling thread's. A no-op where torch ships no
+    libgomp (another OpenMP runtime, or none).
+    """
+    if getattr(_THREAD_ROLE, "team", None) == threads:
+        return
+    set_team_size = _torch_openmp_setter()
+    if set_team_size is None:
+        return
+    import torch
+
+    torch.get_num_threads()  # torch sets a new thread's team size on first use: do it first
+    set_team_size(threads)
+    _THREAD_ROLE.team = threads
+
+
+@functools.cache
+def _torch_openmp_setter() -> Any:
+    """libgomp's ``omp_set_num_threads`` as torch loaded it, or None."""
+    import torch
+
+    library = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
+    if not library.exists():
+        log.info("torch ships no libgomp here; embedding threads keep torch's defaults")
+        return None
+    return ctypes.CDLL(str(library)).omp_set_num_threads
 
 
 def _pick_dtype(spec: ModelSpec, device: str) -> str:
@@ -177,11 +277,7 @@ def _pick_dtype(spec: ModelSpec, device: str) -> str:
         return "float32"
     if device == "cuda":
         return "bfloat16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: stay on the safe side
-        return "float32"
-    return "bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+    return "bfloat16" if cpu_computes_bf16() else "float32"
 
 
 def _pick_device(choice: DeviceChoice) -> str:

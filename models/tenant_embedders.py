@@ -67,7 +67,9 @@ class TenantEmbedders:
             for key in [k for k in self._tuned if k[0] == tenant]:
                 if not (folder.parent / key[1]).is_dir():  # removed by a newer tuning
                     del self._tuned[key]
-            tuned = Embedder(replace(self.base.config, model=str(folder)))
+            tuned = Embedder(
+                replace(self.base.config, model=str(folder)), executor=self.base.executor
+            )
             self._tuned[(tenant, model_name)] = tuned
         log.info("tenant %s: using its tuned embedder %s", tenant, model_name)
         return tuned

@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from core.db import default_database_url
 from core.errors import ModelNotFoundError
+from core.hardware import cpu_computes_bf16, has_nvidia_gpu
 from models.registry import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GENERATION_MODEL,
@@ -51,11 +52,6 @@ class Environment(StrEnum):
 CONFIG_FILE_VARIABLE = "CONCIERGE_CONFIG_FILE"
 DEFAULT_ENGINE_CONCURRENCY = 128
 """vLLM's own default ``max_num_seqs`` for an engine built in-process (its scheduler's)."""
-
-
-def has_nvidia_gpu() -> bool:
-    """An NVIDIA driver is loaded: cheap enough for settings (no torch import, no CUDA init)."""
-    return Path("/proc/driver/nvidia/version").exists()
 
 
 class Settings(BaseSettings):
@@ -101,8 +97,8 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "auto",
         description="registry name, folder or hub id; auto: embeddinggemma-300m (multilingual) "
-        "on a host with an NVIDIA GPU, all-minilm-l6-v2 on CPU (docs/benchmarks.md, 'Which "
-        "embedder serves')",
+        "on a host with an NVIDIA GPU or a CPU that computes bfloat16 (AMX, AVX512-BF16), "
+        "all-minilm-l6-v2 on other CPUs (docs/benchmarks.md, 'Which embedder serves')",
     )
 
     # vllm_local
@@ -361,7 +357,11 @@ class Settings(BaseSettings):
             gpu = self.embedding_device == "cuda" or (
                 self.embedding_device == "auto" and has_nvidia_gpu()
             )
-            self.embedding_model = MULTILINGUAL_EMBEDDING_MODEL if gpu else DEFAULT_EMBEDDING_MODEL
+            # on other CPUs EmbeddingGemma runs in float32, past the analysis budget
+            fast_enough = gpu or cpu_computes_bf16()
+            self.embedding_model = (
+                MULTILINGUAL_EMBEDDING_MODEL if fast_enough else DEFAULT_EMBEDDING_MODEL
+            )
         return self
 
     @model_validator(mode="after")

@@ -100,6 +100,9 @@ async def serving(
     try:
         async with running_retrieval(settings) as retrieval:
             app.state.retrieval = retrieval
+            if settings.engine is EngineKind.VLLM_LOCAL:  # the engine computes on our cores
+                admission = app.state.admission
+                retrieval.embedder.share_cores_while(lambda: admission.running > 0)
             app.state.knowledge_service = KnowledgeService(retrieval)
             app.state.embedding_service = EmbeddingService(
                 retrieval.embedder, settings.max_embedding_inputs, (settings.embedding_model,)
@@ -196,6 +199,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
             batch_size=settings.embedding_batch_size,
             threads=settings.embedding_threads,
             data_dir=Path(settings.data_dir),
+            one_wide_thread=True,
         )
     )
     knowledge = KnowledgeBase(

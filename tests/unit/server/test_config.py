@@ -24,12 +24,15 @@ def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kv_cache_memory_gib == 2.0
 
 
-def test_the_embedder_is_multilingual_on_a_gpu_host_and_minilm_on_cpu(
+def test_the_embedder_is_multilingual_where_it_is_fast_enough_and_minilm_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``auto`` resolves once, in the settings, so every component sees the same model."""
     monkeypatch.delenv("CONCIERGE_EMBEDDING_MODEL", raising=False)
     monkeypatch.setattr(config, "has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(config, "cpu_computes_bf16", lambda: True)
+    assert Settings().embedding_model == "embeddinggemma-300m"
+    monkeypatch.setattr(config, "cpu_computes_bf16", lambda: False)
     assert Settings().embedding_model == "all-minilm-l6-v2"
     assert Settings(embedding_device="cuda").embedding_model == "embeddinggemma-300m"
     monkeypatch.setattr(config, "has_nvidia_gpu", lambda: True)
