@@ -106,6 +106,23 @@ class LexicalIndex:
         keep = scores[0] > 0
         return scores[0][keep].astype(np.float32), rows[0][keep].astype(np.int64)
 
+    def known_share(self, query: str) -> float:
+        """How much of ``query`` this index can read: the share of its terms' characters
+        in terms the indexed texts contain (0 when nothing is indexed or nothing counts).
+
+        Why: a question in another language than the KB's shares only stray tokens with
+        it (a brand name, a number), and BM25 then ranks whichever article repeats that
+        token. "如果我把朋友的号码从别的运营商转到 Lumen,有奖励吗?" shares only "lumen" with
+        the English KB, 5 of the 26 characters of its words; an English question shares
+        nearly all.
+        """
+        query_terms = terms(query)
+        if self._retriever is None or not query_terms:
+            return 0.0
+        vocabulary = self._retriever.vocab_dict
+        known = sum(len(term) for term in query_terms if term in vocabulary)
+        return known / sum(len(term) for term in query_terms)
+
     def write(self, folder: Path) -> list[str]:
         """Save under ``folder/lexical``; return the written file names (relative)."""
         if self._retriever is None:

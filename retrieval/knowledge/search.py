@@ -143,24 +143,25 @@ class KnowledgeSearch:
         if mode is not SearchMode.LEXICAL and query_vector is not None:
             scores, ids = version.vectors.search(query_vector, pool, excluded=served.excluded)
             dense = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+        lexical_weight = self.config.lexical_weight
         if mode is not SearchMode.DENSE:
             scores, rows = version.lexical.search(query, pool, row_mask=served.row_mask)
             lexical = dict(zip(version.vectors.ids[rows].tolist(), scores.tolist(), strict=True))
+            # BM25 has a say in proportion to how much of the question it can read
+            lexical_weight *= version.lexical.known_share(query)
         if mode is SearchMode.DENSE:
             fused = dense
         elif mode is SearchMode.LEXICAL:
             fused = lexical
         elif self.config.fusion is Fusion.RRF:
-            fused = _reciprocal_rank_fusion(
-                dense, lexical, self.config.lexical_weight, self.config.rrf_k
-            )
+            fused = _reciprocal_rank_fusion(dense, lexical, lexical_weight, self.config.rrf_k)
         else:
             if query_vector is not None:  # exact dense scores for lexical-only candidates
                 for chunk_id in lexical.keys() - dense.keys():
                     row = version.vectors.row_of(chunk_id)
                     if row is not None:
                         dense[chunk_id] = float(version.vectors.vectors[row] @ query_vector)
-            fused = _weighted_fusion(dense, lexical, self.config.lexical_weight)
+            fused = _weighted_fusion(dense, lexical, lexical_weight)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
         hits: list[SearchHit] = []
         shown: set[tuple[str, int]] = set()

@@ -13,8 +13,14 @@ candidates and says nothing about whether the best one is any good.
 
 A follow-up turn ("And if he keeps it for the whole week?") says little on its own, so
 it is searched twice: alone, and together with the customer's previous message
-(``follow_up_query``). The two hit lists merge by cosine similarity, which, unlike the
-fused score, compares across queries; a new topic still wins on its own words.
+(``follow_up_query``). Each search's best passage enters the prompt, since either
+reading may be the customer's; the remaining places go by cosine similarity, which,
+unlike the fused score, compares across queries.
+
+One article gives at most ``PASSAGES_PER_ARTICLE`` of the passages while others qualify:
+the prompt then holds a second candidate article when the best one was the wrong one (a
+Chinese question about data prices in China filled all three places with the mobile plans
+article; the roaming article, which prices China, came fourth).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Retrieved:
 
 
 FOLLOW_UP_CONTEXT_CHARS = 300
+PASSAGES_PER_ARTICLE = 2
 
 
 def follow_up_query(previous: str | None, message: str) -> str | None:
@@ -50,15 +57,40 @@ def follow_up_query(previous: str | None, message: str) -> str | None:
 
 
 def merge_hits(*lists: list[SearchHit], top_k: int) -> list[SearchHit]:
-    """The best ``top_k`` chunks of several searches, by cosine similarity, each once."""
+    """The best ``top_k`` chunks of several searches, each once: every search's first
+    hit, then the others by cosine similarity."""
     best: dict[int, SearchHit] = {}
     for hits in lists:
         for hit in hits:
             kept = best.get(hit.chunk_id)
-            if kept is None or (hit.dense_score or -1.0) > (kept.dense_score or -1.0):
+            if kept is None or _cosine(hit) > _cosine(kept):
                 best[hit.chunk_id] = hit
-    ranked = sorted(best.values(), key=lambda h: h.dense_score or -1.0, reverse=True)
+    leads = {hits[0].chunk_id for hits in lists if hits}
+    ranked = sorted(best.values(), key=lambda h: (h.chunk_id not in leads, -_cosine(h)))
     return ranked[:top_k]
+
+
+def spread_over_articles(
+    hits: list[SearchHit], top_k: int, per_article: int = PASSAGES_PER_ARTICLE
+) -> list[SearchHit]:
+    """The first ``top_k`` hits taking at most ``per_article`` from one document, in their
+    order; places no other document can fill go back to the capped ones."""
+    chosen: list[SearchHit] = []
+    spare: list[SearchHit] = []
+    taken: dict[str, int] = {}
+    for hit in hits:
+        if taken.get(hit.doc_id, 0) < per_article:
+            chosen.append(hit)
+            taken[hit.doc_id] = taken.get(hit.doc_id, 0) + 1
+        else:
+            spare.append(hit)
+    chosen += spare[: max(0, top_k - len(chosen))]
+    order = {hit.chunk_id: rank for rank, hit in enumerate(hits)}
+    return sorted(chosen[:top_k], key=lambda hit: order[hit.chunk_id])
+
+
+def _cosine(hit: SearchHit) -> float:
+    return hit.dense_score if hit.dense_score is not None else -1.0
 
 
 def retrieve_sync(
@@ -77,12 +109,12 @@ def retrieve_sync(
     context_query: str | None = None,
     context_vector: npt.NDArray[np.float32] | None = None,
 ) -> Retrieved:
-    hits = knowledge.search(
-        tenant, message, vector if kb_vector is None else kb_vector, top_k=passages
-    )
+    pool = 2 * passages  # room for other articles when one article fills the first places
+    hits = knowledge.search(tenant, message, vector if kb_vector is None else kb_vector, pool)
     if context_query is not None and context_vector is not None:
-        in_context = knowledge.search(tenant, context_query, context_vector, top_k=passages)
-        hits = merge_hits(hits, in_context, top_k=passages)
+        in_context = knowledge.search(tenant, context_query, context_vector, top_k=pool)
+        hits = merge_hits(hits, in_context, top_k=pool)
+    hits = spread_over_articles(hits, passages)
     similarities = [h.dense_score for h in hits if h.dense_score is not None]
     grounding = [h for h in hits if h.dense_score is not None and h.dense_score >= min_similarity]
     past = (

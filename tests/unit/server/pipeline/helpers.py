@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.classifiers import IntentResult, LanguageResult, SentimentResult
-from server.pipeline.analyze import Analysis, asks_for_human, refund_amount
+from server.pipeline.analyze import Analysis, refund_amount, requests_a_person
 
 
 def analysis(
@@ -15,14 +15,15 @@ def analysis(
     score: float = 0.0,
     frustrated: bool = False,
     intent: str = "track_order",
+    intent_confidence: float = 0.9,
     language: str = "en",
 ) -> Analysis:
     """An analysis with the text-derived signals computed exactly as the analyzer does."""
     return Analysis(
         language=LanguageResult(language, 0.99),
         sentiment=SentimentResult(sentiment, score, 0.9, frustrated),
-        intent=IntentResult(intent, 0.9),
+        intent=IntentResult(intent, intent_confidence),
         vector=np.zeros(384, dtype=np.float32),
-        human_requested=intent == "contact_human_agent" or asks_for_human(message),
+        human_requested=requests_a_person(message, IntentResult(intent, intent_confidence)),
         refund_amount=refund_amount(message, intent),
     )

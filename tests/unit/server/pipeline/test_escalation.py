@@ -26,6 +26,9 @@ CALM = Streaks(0, 0)
         "put me through to an agent",
         "connect me with someone from your team",
         "Ich möchte mit einem Menschen sprechen",
+        "Je voudrais parler à une conseillère",
+        "请帮我转人工",
+        "我要找人工客服",
     ],
 )
 def test_explicit_requests_for_a_person_are_recognised(message: str) -> None:
@@ -40,6 +43,16 @@ def test_explicit_requests_for_a_person_are_recognised(message: str) -> None:
 )
 def test_ordinary_messages_are_not_requests_for_a_person(message: str) -> None:
     assert not asks_for_human(message)
+
+
+def test_an_unsure_guess_of_the_person_intent_is_not_a_request_for_a_person() -> None:
+    """A fault report the intent head called ``contact_human_agent`` at 0.20 is answered."""
+    message = "The mobile data on my loan phone stopped working, but calls are fine."
+    unsure = analysis(message, intent="contact_human_agent", intent_confidence=0.2)
+    assert not unsure.human_requested
+    assert decide_escalation(POLICY, message, unsure, CALM).model_answers
+    sure = analysis("Get me someone", intent="contact_human_agent", intent_confidence=0.9)
+    assert sure.human_requested
 
 
 def test_triggers_fire_in_order_of_how_clearly_a_person_is_needed() -> None:
