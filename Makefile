@@ -60,7 +60,6 @@ install-dev: $(STAMP_DEV)
 
 models: $(STAMP_CPU)
 	$(VENV)/bin/concierge models prepare
-	$(VENV)/bin/concierge models prepare embeddinggemma-300m  # the multilingual tests load it
 
 # the demo tenant's KB: re-ingesting unchanged files publishes nothing new
 demo: $(STAMP_CPU)

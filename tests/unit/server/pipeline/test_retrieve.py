@@ -47,13 +47,15 @@ def test_each_searchs_best_hit_is_kept_even_below_the_others_similarity() -> Non
     assert [h.chunk_id for h in merge_hits(alone, in_context, top_k=3)] == [3, 1, 4]
 
 
-def test_one_article_gives_at_most_two_passages_while_others_qualify() -> None:
+def test_one_article_gives_one_passage_while_others_qualify() -> None:
     hits = [
         hit(1, 0.7, doc="plans.md"),
         hit(2, 0.6, doc="plans.md"),
         hit(3, 0.5, doc="plans.md"),
         hit(4, 0.4, doc="roaming.md"),
+        hit(5, 0.3, doc="top-ups.md"),
     ]
-    assert [h.chunk_id for h in spread_over_articles(hits, 3)] == [1, 2, 4]
+    assert [h.chunk_id for h in spread_over_articles(hits, 3)] == [1, 4, 5]
+    assert [h.chunk_id for h in spread_over_articles(hits[:4], 3)] == [1, 2, 4]  # refilled
     assert [h.chunk_id for h in spread_over_articles(hits[:3], 3)] == [1, 2, 3]  # no other
-    assert [h.chunk_id for h in spread_over_articles(hits, 2)] == [1, 2]
+    assert [h.chunk_id for h in spread_over_articles(hits, 3, per_article=2)] == [1, 2, 4]
