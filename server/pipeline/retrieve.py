@@ -22,7 +22,7 @@ candidates among the first ``4 * passages`` hits: the prompt then holds other ca
 articles when the best one is the wrong one. A Chinese question about data prices in China
 had filled all three places with the mobile plans article, and the roaming article, which
 prices China, came eighth. Measured on the answer suites (docs/answers.md, "Facts in the
-prompt by embedder"): the right article cited rose from 95% and 93% to 100% and 98%; the
+prompt by embedder and retrieval step"): the right article cited rose from 95% and 93% to 100% and 98%; the
 price is a fact that needs a second section of its article, missed 3 times in 95.
 """
 
