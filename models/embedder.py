@@ -91,7 +91,7 @@ class Embedder:
         self.max_tokens = 0
         self._prompts: dict[str, str] = {}
         self._cores_busy: Callable[[], bool] = lambda: False
-        self._team_size = config.threads or len(os.sched_getaffinity(0))
+        self._team_size = config.threads or _usable_cores()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -224,6 +224,12 @@ class Embedder:
             return
         wide = getattr(_THREAD_ROLE, "wide", False) and not self._cores_busy()
         set_openmp_team(self._team_size if wide else 1)
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 _PROBE = "Where is my parcel? I ordered a kettle last week."

@@ -1,14 +1,16 @@
-"""The embedder's side of an asymmetric model: documents and queries get their own prompts."""
+"""The embedder: an asymmetric model's prompts for documents and queries, and its threads."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from models.embedder import Embedder, EmbedderConfig
+from models.embedder import Embedder, EmbedderConfig, set_openmp_team
 from models.registry import ModelRegistry, ModelTask
 
 PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
@@ -38,3 +40,19 @@ def test_documents_and_queries_are_embedded_with_the_models_own_prompts(
     assert not np.allclose(as_query, as_document)
     # a model without prompts (the shipped MiniLM) embeds both sides alike
     assert np.allclose(plain([text], purpose="query"), plain([text], purpose="document"))
+
+
+def test_a_threads_openmp_team_is_its_own() -> None:
+    """Narrowing a background thread leaves the others' team size alone (which
+    ``torch.set_num_threads`` would not: it changes the default for every thread)."""
+    before = torch.get_num_threads()
+
+    def narrowed() -> int:
+        set_openmp_team(1)
+        return int(torch.get_num_threads())
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(narrowed).result() == 1
+    assert torch.get_num_threads() == before
+    with ThreadPoolExecutor(1) as pool:  # a new thread starts from the process default
+        assert pool.submit(torch.get_num_threads).result() == before
