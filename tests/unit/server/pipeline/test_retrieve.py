@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from retrieval.knowledge import SearchHit
-from server.pipeline.retrieve import follow_up_query, merge_hits, spread_over_articles
+from server.pipeline.retrieve import (
+    choose_passages,
+    follow_up_query,
+    merge_hits,
+    spread_over_articles,
+)
 
 
 def hit(chunk_id: int, dense: float, fused: float = 0.5, doc: str | None = None) -> SearchHit:
@@ -59,3 +64,14 @@ def test_one_article_gives_one_passage_while_others_qualify() -> None:
     assert [h.chunk_id for h in spread_over_articles(hits[:4], 3)] == [1, 2, 4]  # refilled
     assert [h.chunk_id for h in spread_over_articles(hits[:3], 3)] == [1, 2, 3]  # no other
     assert [h.chunk_id for h in spread_over_articles(hits, 3, per_article=2)] == [1, 2, 4]
+
+
+def test_passages_below_the_grounding_floor_never_displace_good_ones() -> None:
+    hits = [
+        hit(1, 0.7, doc="plans.md"),
+        hit(2, 0.6, doc="plans.md"),
+        hit(3, 0.2, doc="roaming.md"),
+        hit(4, 0.5, doc="plans.md"),
+    ]
+    assert [h.chunk_id for h in choose_passages(hits, 3, min_similarity=0.3)] == [1, 2, 4]
+    assert choose_passages(hits, 3, min_similarity=0.8) == []
