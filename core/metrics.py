@@ -212,7 +212,8 @@ JOBS_FINISHED = Counter(
     ["kind", "state"],
 )
 for _state in ("succeeded", "failed", "cancelled"):  # exported at 0, so alerts see the series
-    JOBS_FINISHED.labels(kind="kb_reindex", state=_state)
+    for _kind in ("kb_reindex", "tenant_intents"):
+        JOBS_FINISHED.labels(kind=_kind, state=_state)
 SEARCH_DURATION = Histogram(
     "concierge_search_duration_seconds",
     "Search time inside the index (embedding excluded), by collection and mode.",

@@ -5,6 +5,10 @@ work runs in a worker thread. Per tenant there is at most one running job and on
 queued job: a second request while one is queued joins it (an incremental request
 joins a queued full one; a full request upgrades a queued incremental one), so a
 burst of document edits costs one reindex, not one each.
+
+Other slow admin work of a tenant (training its own intent head) runs as a job too
+(``submit_work``): the same ids, states, ``GET /admin/jobs/{id}`` and cancel, told apart
+by ``kind``. Such jobs never join one another; those of one kind and tenant run in turn.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,11 +48,13 @@ class JobState(StrEnum):
 
 @dataclass
 class Job:
-    """One reindex job as the admin API shows it."""
+    """One background job as the admin API shows it: a reindex (``kind`` ``kb_reindex``,
+    with its ``mode``) or other work (``submit_work``; no mode)."""
 
     job_id: str
     tenant: str
-    mode: ReindexMode
+    mode: ReindexMode | None
+    kind: str = JOB_KIND
     state: JobState = JobState.QUEUED
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -70,9 +77,9 @@ class Job:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.job_id,
-            "kind": JOB_KIND,
+            "kind": self.kind,
             "tenant": self.tenant,
-            "mode": str(self.mode),
+            "mode": str(self.mode) if self.mode is not None else None,
             "state": str(self.state),
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -108,14 +115,30 @@ class ReindexJobs:
                 queued.mode = ReindexMode.FULL
             return queued
         job = Job(job_id=uuid.uuid4().hex, tenant=tenant, mode=mode)
-        self._jobs[job.job_id] = job
         self._queued[tenant] = job
-        self._count(job.state, +1)
-        task = asyncio.create_task(self._run(job), name=f"reindex-{tenant}")
+        self._start(job, self._run(job))
+        return job
+
+    def submit_work(
+        self, tenant: str, kind: str, work: Callable[[Job], Awaitable[dict[str, Any]]]
+    ) -> Job:
+        """Run ``work(job)`` as a job of ``kind``; what it returns becomes the job's result.
+
+        ``work`` keeps the event loop free itself (its CPU work in executors), may set
+        ``job.done``/``job.total`` for the progress, and should raise ``JobCancelledError``
+        once ``job.cancel_requested`` is set. Jobs of one kind and tenant run in turn.
+        """
+        job = Job(job_id=uuid.uuid4().hex, tenant=tenant, mode=None, kind=kind)
+        self._start(job, self._run_work(job, work))
+        return job
+
+    def _start(self, job: Job, run: Coroutine[Any, Any, None]) -> None:
+        self._jobs[job.job_id] = job
+        self._count(job, +1)
+        task = asyncio.create_task(run, name=f"{job.kind}-{job.tenant}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._forget_old()
-        return job
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -132,24 +155,29 @@ class ReindexJobs:
         return job
 
     def active(self, tenant: str) -> list[Job]:
+        """The tenant's running and queued reindex jobs."""
         return [j for j in (self._running.get(tenant), self._queued.get(tenant)) if j]
+
+    def unfinished(self, tenant: str, kind: str) -> list[Job]:
+        """The tenant's jobs of ``kind`` that have not finished, oldest first."""
+        return [
+            j
+            for j in self._jobs.values()
+            if j.tenant == tenant and j.kind == kind and not j.state.finished
+        ]
 
     async def _run(self, job: Job) -> None:
         lock = self._tenant_locks.setdefault(job.tenant, asyncio.Lock())
         async with lock:  # one writer per tenant in this process (the flock covers others)
             if self._queued.get(job.tenant) is job:
                 del self._queued[job.tenant]
-            if job.cancel_requested.is_set():
-                self._finish(job, JobState.CANCELLED, error="cancelled before it started")
-                return
             self._running[job.tenant] = job
-            self._move(job, JobState.RUNNING)
-            job.started_at = time.time()
 
             def progress(done: int, total: int) -> None:
                 job.done, job.total = done, total
 
-            try:
+            async def reindex(job: Job) -> dict[str, Any]:
+                assert job.mode is not None
                 report = await asyncio.to_thread(
                     self._knowledge.reindex,
                     job.tenant,
@@ -157,36 +185,56 @@ class ReindexJobs:
                     progress=progress,
                     cancelled=job.cancel_requested.is_set,
                 )
-            except JobCancelledError as exc:
-                self._finish(job, JobState.CANCELLED, error=exc.message)
-            except Exception as exc:
-                log.exception("reindex of tenant %s failed", job.tenant)
-                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self._finish(job, JobState.FAILED, error=message)
-            else:
-                job.result = report.as_dict()
-                self._finish(job, JobState.SUCCEEDED)
+                return report.as_dict()
+
+            try:
+                await self._execute(job, reindex)
             finally:
                 self._running.pop(job.tenant, None)
+
+    async def _run_work(self, job: Job, work: Callable[[Job], Awaitable[dict[str, Any]]]) -> None:
+        lock = self._tenant_locks.setdefault(f"{job.kind}:{job.tenant}", asyncio.Lock())
+        async with lock:
+            await self._execute(job, work)
+
+    async def _execute(self, job: Job, work: Callable[[Job], Awaitable[dict[str, Any]]]) -> None:
+        """Run ``work`` for a job whose turn has come and record how it ended."""
+        if job.cancel_requested.is_set():
+            self._finish(job, JobState.CANCELLED, error="cancelled before it started")
+            return
+        self._move(job, JobState.RUNNING)
+        job.started_at = time.time()
+        try:
+            result = await work(job)
+        except JobCancelledError as exc:
+            self._finish(job, JobState.CANCELLED, error=exc.message)
+        except Exception as exc:
+            log.exception("%s job of tenant %s failed", job.kind, job.tenant)
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self._finish(job, JobState.FAILED, error=message)
+        else:
+            job.result = result
+            self._finish(job, JobState.SUCCEEDED)
 
     def _finish(self, job: Job, state: JobState, error: str | None = None) -> None:
         job.error = error
         job.finished_at = time.time()
         elapsed = job.finished_at - (job.started_at or job.created_at)
-        metrics.REINDEX_DURATION.labels(mode=str(job.mode), outcome=str(state)).observe(elapsed)
-        metrics.JOBS_FINISHED.labels(kind=JOB_KIND, state=str(state)).inc()
+        if job.mode is not None:
+            metrics.REINDEX_DURATION.labels(mode=str(job.mode), outcome=str(state)).observe(elapsed)
+        metrics.JOBS_FINISHED.labels(kind=job.kind, state=str(state)).inc()
         self._move(job, state)
         job.finished.set()
 
     def _move(self, job: Job, state: JobState) -> None:
-        self._count(job.state, -1)
+        self._count(job, -1)
         job.state = state
-        self._count(state, +1)
+        self._count(job, +1)
 
     @staticmethod
-    def _count(state: JobState, delta: int) -> None:
-        if not state.finished:
-            metrics.JOBS.labels(kind=JOB_KIND, state=str(state)).inc(delta)
+    def _count(job: Job, delta: int) -> None:
+        if not job.state.finished:
+            metrics.JOBS.labels(kind=job.kind, state=str(job.state)).inc(delta)
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.state.finished]

@@ -25,6 +25,7 @@ from server.api import (
     customers,
     health,
     insights,
+    intents,
     kb,
     openai,
     support,
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         tickets,
         insights,
         tenants,
+        intents,
     ):
         app.include_router(room.router)
     if settings.cors_allow_origins:

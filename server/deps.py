@@ -20,6 +20,7 @@ from server.services.conversations import ConversationService
 from server.services.customers import CustomerService
 from server.services.embeddings import EmbeddingService
 from server.services.generation import GenerationService
+from server.services.intents import IntentService
 from server.services.knowledge import KnowledgeService
 from server.store.audit import AuditLog
 from server.tenants import TenantConfigs
@@ -74,6 +75,11 @@ def get_conversation_service(request: Request) -> ConversationService:
     return service
 
 
+def get_intent_service(request: Request) -> IntentService:
+    service: IntentService = request.app.state.intent_service
+    return service
+
+
 def get_reply_pipeline(request: Request) -> ReplyPipeline:
     pipeline: ReplyPipeline = request.app.state.reply_pipeline
     return pipeline
@@ -109,6 +115,7 @@ EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)
 CustomerServiceDep = Annotated[CustomerService, Depends(get_customer_service)]
 CatalogServiceDep = Annotated[CatalogService, Depends(get_catalog_service)]
 ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+IntentServiceDep = Annotated[IntentService, Depends(get_intent_service)]
 ReplyPipelineDep = Annotated[ReplyPipeline, Depends(get_reply_pipeline)]
 TenantDep = Annotated[str, Depends(get_tenant)]
 TenantConfigsDep = Annotated[TenantConfigs, Depends(get_tenant_configs)]

@@ -53,6 +53,7 @@ from server.services.conversations import ConversationService
 from server.services.customers import CustomerService
 from server.services.embeddings import EmbeddingService
 from server.services.generation import GenerationService
+from server.services.intents import IntentService
 from server.services.knowledge import KnowledgeService
 from server.store.analytics import ConversationAnalytics
 from server.store.api_keys import ApiKeyStore
@@ -113,6 +114,9 @@ async def serving(
                 app.state.conversation_service = support_side.services.conversations
                 app.state.reply_pipeline = support_side.pipeline
                 app.state.tenant_configs = support_side.tenants
+                app.state.intent_service = IntentService(
+                    retrieval.embedder, support_side.classifiers, retrieval.jobs
+                )
                 app.state.audit_log = AuditLog(retrieval.database)
                 app.state.access = await asyncio.to_thread(
                     _access_control, settings, retrieval.database
@@ -295,6 +299,7 @@ class Support:
     services: SupportServices
     pipeline: ReplyPipeline
     tenants: TenantConfigs
+    classifiers: ClassifierSlot  # the pipeline's: a tenant head trained over HTTP joins it
 
 
 def grounding_similarity(settings: Settings) -> float:
@@ -382,7 +387,7 @@ async def running_support(
             )
         )
     try:
-        yield Support(services, pipeline, tenants)
+        yield Support(services, pipeline, tenants, classifiers)
     finally:
         for task in background:
             task.cancel()

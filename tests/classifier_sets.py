@@ -1,5 +1,5 @@
-"""Classifier sets for tests: a small copy of the labelled data, and a local set made from
-the shipped heads without training.
+"""Classifier sets for tests: a small copy of the labelled data, a local set made from
+the shipped heads without training, and a hand-built set over 4-dimensional vectors.
 
 The training tests build source folders that mimic ``../shared/data`` with a few hundred
 rows of the real files, so training takes seconds; they skip where that data is absent
@@ -15,10 +15,12 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from models.classifiers import SHIPPED_HEADS_DIR, EmbedderIdentity
-from models.classifiers.head_store import MANIFEST, default_root
+from models.classifiers import SHIPPED_HEADS_DIR, Classifiers, EmbedderIdentity
+from models.classifiers.head_store import MANIFEST, StoredHeads, default_root
+from models.classifiers.linear_head import LinearHead
 from models.classifiers.training_data import BITEXT_CSV
 from tests.servers import REPO
 
@@ -33,7 +35,6 @@ NO_DATA = (
 INTENTS = ("track_order", "cancel_order", "get_refund", "contact_human_agent", "complaint")
 BITEXT_ROWS_PER_INTENT = 12
 TWEETS_PER_LABEL = 80
-EMOTION_ROWS = 20
 
 
 def build_source(folder: Path) -> Path:
@@ -55,11 +56,7 @@ def build_source(folder: Path) -> Path:
         for rows in taken.values():
             writer.writerows(rows)
 
-    for task, split, per_label in (
-        ("sentiment", "val", TWEETS_PER_LABEL),
-        ("emotion", "train", EMOTION_ROWS),
-        ("emotion", "val", EMOTION_ROWS),
-    ):
+    for task, split, per_label in (("sentiment", "val", TWEETS_PER_LABEL),):
         target = folder / "tweeteval" / task
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHARED_DATA / "tweeteval" / task / "mapping.txt", target / "mapping.txt")
@@ -92,3 +89,35 @@ def local_set(
             head["embedder"] = embedder.as_manifest()
     (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return folder
+
+
+MODEL = "toy-embedder"
+"""The 'embedder' of the hand-built set: its heads read 4-dimensional vectors."""
+GENERAL = ("track_order", "cancel_order", "get_refund")
+
+
+def head(labels: tuple[str, ...], coef: list[list[float]]) -> LinearHead:
+    """A linear head with the given weights, no bias and no cue features."""
+    empty = np.zeros(0, dtype=np.float32)
+    return LinearHead(
+        labels=labels,
+        coef=np.asarray(coef, dtype=np.float32),
+        intercept=np.zeros(len(labels), dtype=np.float32),
+        decision_bias=np.zeros(len(labels), dtype=np.float32),
+        cue_mean=empty,
+        cue_divisor=empty,
+    )
+
+
+def general_classifiers(directory: Path) -> Classifiers:
+    """A default set (sentiment + a 3-intent general head) built in memory, as if loaded."""
+    heads = {
+        "sentiment": head(("negative", "neutral", "positive"), [[0] * 4, [0] * 4, [0] * 4]),
+        "intent": head(GENERAL, [[0, 0, 8, 0], [0, 0, 0, 8], [0, 0, 0, 0]]),
+    }
+    manifest = {"embedding_model": MODEL}
+    return Classifiers(
+        directory,
+        StoredHeads(directory / "default", 0, heads, manifest),
+        embedder=EmbedderIdentity(MODEL, None),  # as the server's, whose heads it checks
+    )

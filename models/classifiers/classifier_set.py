@@ -12,12 +12,22 @@ local set made by older training code, for another embedder, or damaged, is logg
 skipped, never half-trusted. The shipped set is refused, like a local one, when its
 embedder differs from the configured one: the error names both and the retrain command.
 
+Intent, with a tenant's own head (``intent(vectors, tenant, min_confidence=m)``): the
+tenant's head answers when its top intent is at least ``m`` sure (``source="tenant"``);
+else the general head (the default set's, Bitext's 27 intents) when its top intent is at
+least ``m`` sure (``source="general"``); else ``UNKNOWN_INTENT`` with the best confidence
+either head had (``source="none"``). A tenant teaches the intents its business has (a
+``workshop_booking`` Bitext never saw) and keeps the general ones (``track_order``) for
+what it did not teach; ``unknown`` says "neither head knows" instead of a confident-looking
+guess. With ``m = 0`` (the default) a tenant head always answers, as before the fallback.
+
 Tenant intent heads are found lazily: the first ``intent(..., tenant=t)`` looks for
 ``tenants/<t>/versions`` on disk, and later calls look again at most every
 ``refresh_interval_s`` (a directory listing), so a head trained by the CLI while the
 server runs is picked up within seconds. ``reload_tenant`` looks at once (for code that
 has just trained one). A tenant head that fails verification, or was trained with
-another embedding model, is logged and ignored: the tenant gets the default head.
+another embedding model, is logged and ignored: the tenant gets the default head. A
+removed head (``DELETE /admin/tenants/{t}/intents``) is noticed the same way.
 
 Frustration rule (``SentimentResult.frustrated``): the label is ``negative`` and the
 text carries at least one frustration cue (``text_cues.frustration_cues``: a phrase
@@ -50,6 +60,7 @@ from models.classifiers.head_store import (
     TRAIN_COMMAND,
     ClassifiersUnavailableError,
     StoredHeads,
+    TenantIntents,
     default_root,
     newest_version_folder,
     read_version,
@@ -64,6 +75,9 @@ log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 TENANT_REFRESH_INTERVAL_S = 2.0
+UNKNOWN_INTENT = "unknown"
+"""The label when neither the tenant's head nor the general head is sure enough."""
+IntentSource = Literal["tenant", "general", "none"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,15 @@ class SentimentResult:
 
 @dataclass(frozen=True)
 class IntentResult:
-    """What the customer wants, in the intent names of the head that answered."""
+    """What the customer wants, in the intent names of the head that answered.
+
+    ``source`` says which: ``"tenant"`` (the tenant's own head), ``"general"`` (the
+    default head) or ``"none"`` (``UNKNOWN_INTENT``: neither was sure enough).
+    """
 
     label: str
     confidence: float
+    source: IntentSource = "general"
 
 
 @dataclass
@@ -89,6 +108,7 @@ class _TenantEntry:
     folder: Path | None
     head: LinearHead | None
     checked_at: float
+    described: TenantIntents | None = None
 
 
 class Classifiers:
@@ -197,35 +217,76 @@ class Classifiers:
 
     # ------------------------------------------------------------ intent
 
-    def intent(self, vectors: Vectors, tenant: str | None = None) -> list[IntentResult]:
-        """The most likely intent per vector, from the tenant's own head when it has one."""
-        head = self._intent_head(tenant)
+    def intent(
+        self, vectors: Vectors, tenant: str | None = None, *, min_confidence: float = 0.0
+    ) -> list[IntentResult]:
+        """The most likely intent per vector: the tenant's head, the general head, or
+        ``UNKNOWN_INTENT``, by the rule in the module doc."""
+        own = self._tenant_head(tenant)
         if len(vectors) == 0:
             return []
-        probabilities = head.probabilities(vectors)
-        chosen = probabilities.argmax(axis=1)
-        return [
-            IntentResult(head.labels[int(i)], round(float(row[i]), 4))
-            for i, row in zip(chosen, probabilities, strict=True)
-        ]
+        general = self._intent.probabilities(vectors)
+        general_best = general.argmax(axis=1)
+        if own is None:
+            own_best = np.full(len(vectors), -1)
+            own_confidence = np.zeros(len(vectors), dtype=np.float32)
+        else:
+            own_probabilities = own.probabilities(vectors)
+            own_best = own_probabilities.argmax(axis=1)
+            own_confidence = own_probabilities.max(axis=1)
+        results = []
+        for row, (mine, mine_sure, theirs) in enumerate(
+            zip(own_best, own_confidence, general_best, strict=True)
+        ):
+            theirs_sure = float(general[row, theirs])
+            if own is not None and float(mine_sure) >= min_confidence:
+                results.append(
+                    IntentResult(own.labels[int(mine)], round(float(mine_sure), 4), "tenant")
+                )
+            elif theirs_sure >= min_confidence:
+                results.append(
+                    IntentResult(self._intent.labels[int(theirs)], round(theirs_sure, 4), "general")
+                )
+            else:
+                best = max(float(mine_sure), theirs_sure)
+                results.append(IntentResult(UNKNOWN_INTENT, round(best, 4), "none"))
+        return results
 
-    def intent_labels(self, tenant: str | None = None) -> list[str]:
-        """The intents ``intent`` can answer for ``tenant``."""
-        return list(self._intent_head(tenant).labels)
+    def intent_labels(self, tenant: str | None = None, *, min_confidence: float = 0.0) -> list[str]:
+        """The intents ``intent(..., tenant, min_confidence=...)`` can answer: the tenant's
+        own (when it has a head), then the general head's it does not repeat, then
+        ``UNKNOWN_INTENT``. The general ones and ``unknown`` are left out where they cannot
+        come: a tenant head with ``min_confidence`` 0 answers every message itself."""
+        own = self._tenant_head(tenant)
+        labels = list(own.labels) if own is not None else []
+        if own is None or min_confidence > 0:
+            labels += [label for label in self._intent.labels if label not in labels]
+        if min_confidence > 0 and UNKNOWN_INTENT not in labels:
+            labels.append(UNKNOWN_INTENT)
+        return labels
+
+    def tenant_intents(self, tenant: str) -> TenantIntents | None:
+        """The tenant's own intent head in force, as its manifest describes it; None when
+        the general head serves the tenant (no head, or one refused at load)."""
+        self._tenant_head(tenant)
+        with self._lock:
+            entry = self._tenants.get(tenant)
+        return entry.described if entry is not None and entry.head is not None else None
 
     def reload_tenant(self, tenant: str) -> None:
         """Look for a newer head of ``tenant`` now, instead of at the next refresh."""
         with self._lock:
             self._refresh_tenant(tenant)
 
-    def _intent_head(self, tenant: str | None) -> LinearHead:
+    def _tenant_head(self, tenant: str | None) -> LinearHead | None:
+        """The tenant's own head, looked for again every ``refresh_interval_s``."""
         if tenant is None:
-            return self._intent
+            return None
         with self._lock:
             entry = self._tenants.get(tenant)
             if entry is None or time.monotonic() - entry.checked_at >= self._refresh_interval_s:
                 entry = self._refresh_tenant(tenant)
-        return entry.head or self._intent
+        return entry.head
 
     def _refresh_tenant(self, tenant: str) -> _TenantEntry:
         """Load the tenant's newest version if it changed; caller holds the lock."""
@@ -233,15 +294,23 @@ class Classifiers:
 
         previous = self._tenants.get(tenant)
         folder = newest_version_folder(tenant_root(self.directory, check_tenant(tenant)))
-        entry = _TenantEntry(folder, previous.head if previous else None, time.monotonic())
         if folder is None:
-            entry.head = None
+            entry = _TenantEntry(None, None, time.monotonic())
         elif previous is None or previous.folder != folder:
-            entry.head = self._read_tenant_head(tenant, folder)
+            stored = self._read_tenant_head(tenant, folder)
+            entry = _TenantEntry(
+                folder,
+                stored.heads["intent"] if stored else None,
+                time.monotonic(),
+                TenantIntents.from_manifest(folder, stored.manifest) if stored else None,
+            )
+        else:
+            entry = _TenantEntry(folder, previous.head, time.monotonic(), previous.described)
         self._tenants[tenant] = entry
         return entry
 
-    def _read_tenant_head(self, tenant: str, folder: Path) -> LinearHead | None:
+    def _read_tenant_head(self, tenant: str, folder: Path) -> StoredHeads | None:
+        """The version at ``folder`` if it verifies and fits the serving embedder."""
         try:
             stored = read_version(folder)
         except ClassifiersUnavailableError as exc:
@@ -276,7 +345,7 @@ class Classifiers:
         log.info(
             "tenant %s intent head loaded from %s (%d intents)", tenant, folder, len(head.labels)
         )
-        return head
+        return stored
 
 
 def _candidate(

@@ -98,6 +98,43 @@ class HeadSet:
     extra: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class TenantIntents:
+    """A tenant's published intent head as its manifest describes it (what the admin API
+    shows): the version, the intents, how many examples, the cross-validated metrics."""
+
+    tenant: str
+    version: int
+    folder: Path
+    intents: list[str]
+    examples: int
+    metrics: dict[str, float]
+    trained_at: str | None
+
+    @classmethod
+    def from_manifest(cls, folder: Path, manifest: dict[str, Any]) -> TenantIntents:
+        head = manifest.get("heads", {}).get("intent", {})
+        return cls(
+            tenant=str(manifest.get("tenant", folder.parent.parent.name)),
+            version=int(folder.name[1:]) if folder.name[1:].isdigit() else 0,
+            folder=folder,
+            intents=[str(label) for label in head.get("labels", [])],
+            examples=int(head.get("examples", 0)),
+            metrics={str(k): float(v) for k, v in head.get("metrics", {}).items()},
+            trained_at=manifest.get("trained_at"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "version": self.version,
+            "intents": self.intents,
+            "examples": self.examples,
+            "metrics": self.metrics,
+            "trained_at": self.trained_at,
+        }
+
+
 def published_versions(root: Path) -> list[int]:
     """Version numbers under ``root/versions``, ascending."""
     folder = root / "versions"
@@ -185,6 +222,24 @@ def write_version(root: Path, heads: HeadSet) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def remove_versions(root: Path) -> bool:
+    """Remove every version under ``root`` (a tenant's heads); False when there were none.
+
+    ``root`` is renamed aside first, in one step, so a reader sees all versions or none;
+    the renamed folder is then deleted. A training publishing at that moment fails or
+    lands in the renamed folder and is deleted with it: the removal wins.
+    """
+    if not root.is_dir():
+        return False
+    had_versions = bool(published_versions(root))
+    retired = root.parent / f".{root.name}-removed-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with _one_writer(root):
+        os.rename(root, retired)
+    _fsync_dir(root.parent)
+    shutil.rmtree(retired, ignore_errors=True)
+    return had_versions
 
 
 def write_flat(folder: Path, heads: HeadSet) -> Path:

@@ -43,14 +43,26 @@ FRUSTRATION_PHRASES = (
     r"\bwaste of\b",
     r"\bfed up\b",
     r"\bsick (and tired|of)\b",
-    r"\b(worst|terrible|horrible|awful|useless|pathetic|disgusting)\b",
+    r"\b(worst|terrible|horrible|awful|useless|pathetic|disgusting|joke|scam|shambles)\b",
     r"\bnobody (cares|helps|answers)\b",
     r"\bno one (cares|helps|answers)\b",
     r"\b(so|very|extremely|really) (frustrated|annoyed|angry|disappointed)\b",
-    r"\b(frustrat\w*|furious|outraged|infuriat\w*)\b",
+    r"(?<!slightly )(?<!a bit )(?<!a little )(?<!somewhat )(?<!mildly )(?<!kind of )"
+    r"\b(frustrat\w*|furious|outraged|infuriat\w*|livid)\b",
+    # French
+    r"\b(inadmissible|inacceptable|scandaleu\w*|honteu\w*|lamentable|nul|"
+    r"n'importe quoi|ras[- ]le[- ]bol|j'en ai (marre|assez)|marre|furieu\w*|"
+    r"exaspér\w*|énerv\w*|agac\w*|une blague|foutez|se moque\w*|arnaque\w*)\b",
+    r"\btoujours (pas|rien)\b",
+    r"\b(deuxième|troisième|énième) fois\b",
+    # German
+    r"\b(unverschämt|frechheit|unmöglich|katastrophe|sauer|wütend|reicht mir)\b",
+    # Chinese (no word boundaries)
+    r"太差|垃圾|气死|受够|无语|忍无可忍|骗子|坑人|什么破|太过分|过分了|愤怒|恶心|离谱|烦死|"
+    r"差评|欺负|耍我|敷衍|糊弄|搞什么|怎么回事啊|第[二三四五几]次|还是没",
 )
 _FRUSTRATION = re.compile("|".join(f"(?:{p})" for p in FRUSTRATION_PHRASES), re.IGNORECASE)
-_PUNCTUATION_RUN = re.compile(r"[!?]{2,}")
+_PUNCTUATION_RUN = re.compile(r"[!?！？]{2,}")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 _analyzer: Any = None
@@ -101,8 +113,8 @@ def cue_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
             vader["neu"],
             vader["pos"],
             vader["compound"],
-            math.log1p(text.count("!")),
-            math.log1p(text.count("?")),
+            math.log1p(text.count("!") + text.count("！")),
+            math.log1p(text.count("?") + text.count("？")),
             math.log1p(len(_PUNCTUATION_RUN.findall(text))),
             caps / len(words) if words else 0.0,
             math.log1p(len({m.group(0).lower() for m in _FRUSTRATION.finditer(text)})),

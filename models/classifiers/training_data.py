@@ -8,28 +8,30 @@ them reads data, from a folder laid out like the project's ``../shared/data``
   stratified 20% of it is held out (``bitext_split``) and never trained on, so the
   accuracy ``bench/quality.py`` reports on it is an honest estimate;
 * sentiment: the 2,000 TweetEval sentiment ``val`` tweets (0 negative, 1 neutral,
-  2 positive). TweetEval's sentiment ``test`` split is the evaluation set and is never
-  read here. The angry and sad tweets of TweetEval emotion (``train`` and ``val``) are
-  not trained on: they only help estimate negative recall when the decision bias is
-  chosen (``load_negative_emotions``).
+  2 positive), beside the repository's hand-labelled support messages and Bitext's
+  requests (``support_sentiment.py``). TweetEval's sentiment ``test`` split is an evaluation set and
+  is never read here.
 
 A tenant's own intents come from a CSV (``text,label`` header) or JSONL
-(``{"text": ..., "label": ...}`` per line) file.
+(``{"text": ..., "label": ...}`` per line) file, or the same bytes uploaded to
+``PUT /admin/tenants/{tenant}/intents``: ``parse_tenant_examples`` validates both.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from core.errors import InvalidRequestError
+from core.errors import InvalidRequestError, PayloadTooLargeError
 from models.prepare import sha256_file
 
 BITEXT_CSV = Path("bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv")
@@ -37,23 +39,11 @@ SENTIMENT_TEXT = Path("tweeteval/sentiment/val_text.txt")
 SENTIMENT_LABELS = Path("tweeteval/sentiment/val_labels.txt")
 SENTIMENT_MAPPING = Path("tweeteval/sentiment/mapping.txt")
 SENTIMENT_LABEL_NAMES = ("negative", "neutral", "positive")
-EMOTION_FILES = tuple(
-    Path(f"tweeteval/emotion/{name}")
-    for name in ("train_text.txt", "train_labels.txt", "val_text.txt", "val_labels.txt")
-)
-EMOTION_MAPPING = Path("tweeteval/emotion/mapping.txt")
-NEGATIVE_EMOTIONS = ("anger", "sadness")
 INTENT_SOURCES = (BITEXT_CSV,)
-SENTIMENT_SOURCES = (
-    SENTIMENT_TEXT,
-    SENTIMENT_LABELS,
-    SENTIMENT_MAPPING,
-    *EMOTION_FILES,
-    EMOTION_MAPPING,
-)
+SENTIMENT_SOURCES = (SENTIMENT_TEXT, SENTIMENT_LABELS, SENTIMENT_MAPPING)
 DEFAULT_SOURCES = (*INTENT_SOURCES, *SENTIMENT_SOURCES)
 DATA_HINT = (
-    "the labelled data is Bitext customer support and TweetEval (sentiment, emotion), laid "
+    "the labelled data is Bitext customer support and TweetEval sentiment, laid "
     "out as in the project's ../shared/data; pass --data DIR or set "
     "CONCIERGE_TRAINING_DATA_DIR. Serving needs none of it: the default heads ship trained"
 )
@@ -62,12 +52,19 @@ HELDOUT_FRACTION = 0.2
 SPLIT_SEED = 20_240_611
 MIN_EXAMPLES_PER_LABEL = 5
 MAX_TEXT_CHARS = 4_000
+MAX_LABEL_CHARS = 64  # labels become metric label values and analytics keys
+ExampleFormat = Literal["csv", "jsonl"]
+EXAMPLE_SUFFIXES: dict[str, ExampleFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 class TrainingDataError(InvalidRequestError):
     """A training file is missing, empty, or not in the expected shape."""
 
     error_type = "invalid_training_data"
+
+
+class ExamplesTooLargeError(PayloadTooLargeError):
+    """A tenant's examples exceed the bytes or the count one upload may carry."""
 
 
 @dataclass(frozen=True)
@@ -155,22 +152,6 @@ def load_sentiment(source: Path) -> LabelledTexts:
     return LabelledTexts([t.strip() for t in texts], labels)
 
 
-def load_negative_emotions(source: Path) -> list[str]:
-    """TweetEval emotion ``train`` + ``val`` tweets labelled anger or sadness."""
-    names = _mapping(source / EMOTION_MAPPING)
-    wanted = {number for number, name in names.items() if name in NEGATIVE_EMOTIONS}
-    if len(wanted) != len(NEGATIVE_EMOTIONS):
-        raise TrainingDataError(f"{source / EMOTION_MAPPING}: expected {NEGATIVE_EMOTIONS}")
-    texts: list[str] = []
-    for split in ("train", "val"):
-        lines = (source / f"tweeteval/emotion/{split}_text.txt").read_text("utf-8").splitlines()
-        ids = (source / f"tweeteval/emotion/{split}_labels.txt").read_text("utf-8").split()
-        if len(lines) != len(ids):
-            raise TrainingDataError(f"tweeteval/emotion/{split}: texts and labels differ in count")
-        texts += [t.strip() for t, i in zip(lines, ids, strict=True) if int(i) in wanted]
-    return texts
-
-
 def _mapping(path: Path) -> dict[int, str]:
     names: dict[int, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -181,78 +162,118 @@ def _mapping(path: Path) -> dict[int, str]:
 
 
 def load_tenant_examples(path: Path) -> LabelledTexts:
-    """A tenant's labelled examples from ``.csv`` (text,label) or ``.jsonl``; validated.
+    """A tenant's labelled examples from a ``.csv`` (text,label) or ``.jsonl`` file.
 
-    Refuses an unreadable or empty file, missing columns or keys, empty texts or labels,
-    fewer than two labels, and labels with fewer than ``MIN_EXAMPLES_PER_LABEL`` examples
-    (cross-validation and a sensible head need a few of each).
+    The file goes through ``parse_tenant_examples``, the validator the admin API's upload
+    uses too, so a file the CLI accepts is a body the API accepts and the other way round.
+    The CLI sets no size limits: an operator on the machine may train on more than an
+    upload may carry.
     """
     if not path.is_file():
         raise TrainingDataError(f"examples file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _read_csv_examples(path)
-    elif suffix in {".jsonl", ".ndjson"}:
-        rows = _read_jsonl_examples(path)
-    else:
+    if suffix not in EXAMPLE_SUFFIXES:
         raise TrainingDataError(f"{path}: use a .csv (text,label) or .jsonl file")
+    return parse_tenant_examples(path.read_bytes(), EXAMPLE_SUFFIXES[suffix], where=str(path))
+
+
+def parse_tenant_examples(
+    data: bytes,
+    file_format: ExampleFormat,
+    *,
+    where: str = "examples",
+    max_bytes: int | None = None,
+    max_examples: int | None = None,
+) -> LabelledTexts:
+    """Validate a tenant's examples (the bytes of a CSV or JSONL file) and return them.
+
+    Refuses data over ``max_bytes`` or with more than ``max_examples`` examples
+    (``ExamplesTooLargeError``, a 413), text that is not UTF-8, a CSV without the
+    ``text,label`` header, a JSONL line that is not a JSON object, empty or missing texts
+    or labels, texts over ``MAX_TEXT_CHARS``, fewer than two labels, and labels with fewer
+    than ``MIN_EXAMPLES_PER_LABEL`` examples (cross-validation and a sensible head need a
+    few of each). Every message starts with ``where`` and names the offending line, so
+    the CLI's and the API's errors read the same.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ExamplesTooLargeError(
+            f"{where}: the examples are at most {max_bytes} bytes, these {len(data)}"
+        )
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's CSV may start with a BOM
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{where}: not UTF-8 text ({exc})") from exc
+    if file_format == "csv":
+        rows = _read_csv_examples(text, where, max_examples)
+    else:
+        rows = _read_jsonl_examples(text, where, max_examples)
     if not rows:
-        raise TrainingDataError(f"{path}: no examples")
+        raise TrainingDataError(f"{where}: no examples")
     counts = Counter(label for _, label in rows)
     if len(counts) < 2:
-        raise TrainingDataError(f"{path}: needs at least two different labels, found {len(counts)}")
+        raise TrainingDataError(
+            f"{where}: needs at least two different labels, found {len(counts)}"
+        )
     thin = sorted(label for label, n in counts.items() if n < MIN_EXAMPLES_PER_LABEL)
     if thin:
         listed = ", ".join(f"{label} ({counts[label]})" for label in thin)
         raise TrainingDataError(
-            f"{path}: each label needs at least {MIN_EXAMPLES_PER_LABEL} examples; "
+            f"{where}: each label needs at least {MIN_EXAMPLES_PER_LABEL} examples; "
             f"too few: {listed}"
         )
     return LabelledTexts([text for text, _ in rows], [label for _, label in rows])
 
 
-def _checked(path: Path, where: str, text: object, label: object) -> tuple[str, str]:
+def _checked(where: str, line: int, text: object, label: object) -> tuple[str, str]:
     if not isinstance(text, str) or not text.strip():
-        raise TrainingDataError(f"{path} {where}: empty or missing text")
+        raise TrainingDataError(f"{where} line {line}: empty or missing text")
     if not isinstance(label, str) or not label.strip():
-        raise TrainingDataError(f"{path} {where}: empty or missing label")
+        raise TrainingDataError(f"{where} line {line}: empty or missing label")
     if len(text) > MAX_TEXT_CHARS:
-        raise TrainingDataError(f"{path} {where}: text longer than {MAX_TEXT_CHARS} characters")
+        raise TrainingDataError(
+            f"{where} line {line}: text longer than {MAX_TEXT_CHARS} characters"
+        )
+    if len(label) > MAX_LABEL_CHARS:
+        raise TrainingDataError(
+            f"{where} line {line}: label longer than {MAX_LABEL_CHARS} characters"
+        )
     return text.strip(), label.strip()
 
 
-def _read_csv_examples(path: Path) -> list[tuple[str, str]]:
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            columns = set(reader.fieldnames or ())
-            if not {"text", "label"} <= columns:
-                raise TrainingDataError(
-                    f"{path}: needs a header with the columns 'text' and 'label', "
-                    f"found {sorted(columns) or 'none'}"
-                )
-            return [
-                _checked(path, f"line {reader.line_num}", row.get("text"), row.get("label"))
-                for row in reader
-            ]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise TrainingDataError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
+def _count_checked(rows: list[tuple[str, str]], where: str, max_examples: int | None) -> None:
+    if max_examples is not None and len(rows) > max_examples:
+        raise ExamplesTooLargeError(f"{where}: at most {max_examples} examples at a time")
 
 
-def _read_jsonl_examples(path: Path) -> list[tuple[str, str]]:
-    rows = []
+def _read_csv_examples(text: str, where: str, max_examples: int | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise TrainingDataError(f"{path}: not UTF-8 ({exc})") from exc
-    for number, line in enumerate(lines, start=1):
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        columns = set(reader.fieldnames or ())
+        if not {"text", "label"} <= columns:
+            raise TrainingDataError(
+                f"{where}: needs a header with the columns 'text' and 'label', "
+                f"found {sorted(columns) or 'none'}"
+            )
+        for row in reader:
+            rows.append(_checked(where, reader.line_num, row.get("text"), row.get("label")))
+            _count_checked(rows, where, max_examples)
+    except csv.Error as exc:
+        raise TrainingDataError(f"{where}: not a readable CSV file ({exc})") from exc
+    return rows
+
+
+def _read_jsonl_examples(text: str, where: str, max_examples: int | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise TrainingDataError(f"{path} line {number}: not JSON ({exc})") from exc
+            raise TrainingDataError(f"{where} line {number}: not JSON ({exc})") from exc
         if not isinstance(record, dict):
-            raise TrainingDataError(f"{path} line {number}: expected an object with text, label")
-        rows.append(_checked(path, f"line {number}", record.get("text"), record.get("label")))
+            raise TrainingDataError(f"{where} line {number}: expected an object with text, label")
+        rows.append(_checked(where, number, record.get("text"), record.get("label")))
+        _count_checked(rows, where, max_examples)
     return rows

@@ -151,6 +151,8 @@ class EmbeddingResponse(BaseModel):
 
 
 class JobProgressOut(BaseModel):
+    """Documents reindexed so far (of a ``tenant_intents`` job: examples embedded)."""
+
     documents_done: int
     documents_total: int
     fraction: float | None
@@ -158,12 +160,13 @@ class JobProgressOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A reindex job: its state, progress (with an ETA), and result or error."""
+    """A background job (``kind``: ``kb_reindex``, ``tenant_intents``): its state,
+    progress (with an ETA), and result or error."""
 
     id: str
     kind: str
     tenant: str
-    mode: Literal["incremental", "full"]
+    mode: Literal["incremental", "full"] | None = Field(description="a reindex's; else null")
     state: str
     created_at: float
     started_at: float | None

@@ -356,7 +356,7 @@ def test_the_shipped_heads_are_package_data() -> None:
         ("Where is my order? It has been two weeks since I paid.", "en"),
         ("Wo ist meine Bestellung? Ich warte seit zwei Wochen.", "de"),
         ("Où est ma commande ? J'attends depuis deux semaines.", "fr"),
-        ("我的订单在哪里？我已经等了两个星期了。", "zh"),  # noqa: RUF001
+        ("我的订单在哪里？我已经等了两个星期了。", "zh"),
     ],
 )
 def test_detect_language(text: str, code: str) -> None:
