@@ -50,7 +50,7 @@ OFF_TOPIC = (
     "Recommend a good novel",
     "What time is it in Tokyo?",
     "Quel temps fait-il à Lyon ?",
-    "今天天气怎么样？",  # noqa: RUF001 - Chinese punctuation, as a customer types it
+    "今天天气怎么样？",
     "Translate 'good morning' into German",
     "How many legs does a spider have?",
     "Can you explain quantum physics?",

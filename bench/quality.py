@@ -13,9 +13,8 @@ message right?
 * Intent: accuracy and macro-F1 of the shipped default head on the Bitext held-out
   split (``bitext_split``, never trained on), and Banking77 (logistic regression on the
   same embeddings, trained on train.csv, scored on test.csv) as a second reference.
-* Escalation: precision and recall of ``server.pipeline.escalation.decide_escalation``
-  (the default policy, messages analysed as the server does) on the Bitext held-out
-  split, counting ``contact_human_agent`` and ``complaint`` as must-escalate.
+* The hand-over decision and the support sentiment head are measured by
+  ``bench/reading.py`` on the project's hand-written conversations and messages.
 
 Sections are functions in ``SECTIONS``; each takes a ``QualityRun`` and returns its
 Markdown and raw figures.
@@ -48,7 +47,6 @@ from bench.lib.stats import classification_scores
 from models.classifiers import (
     Classifiers,
     classifiers_dir,
-    detect_language,
     embedder_identity,
     train_classifiers,
 )
@@ -258,95 +256,11 @@ def intent_section(run: QualityRun) -> SectionResult:
     return lines, {"bitext_heldout": bitext_figures, "banking77": banking_figures}
 
 
-# ---------------------------------------------------------------- escalation
-
-MUST_ESCALATE = frozenset({"contact_human_agent", "complaint"})
-
-
-def escalation_section(run: QualityRun) -> SectionResult:
-    """Precision and recall of the escalation policy on single Bitext messages.
-
-    Each held-out message is analysed as the server does (the shipped heads on its
-    embedding, the text patterns for requests for a person and refund amounts) and goes
-    through ``decide_escalation`` with the default policy as the first message of a
-    conversation (no streaks). ``contact_human_agent`` and ``complaint`` must escalate.
-    """
-    from server.pipeline.analyze import HUMAN_INTENTS, Analysis, asks_for_human, refund_amount
-    from server.pipeline.escalation import Streaks, decide_escalation
-    from server.tenants import EscalationPolicy
-
-    bitext = load_bitext(run.data)
-    _, heldout_rows = bitext_split(bitext)
-    heldout = bitext.subset(heldout_rows)
-    vectors = run.embed("bitext-heldout", heldout.texts)
-    sentiments = run.classifiers.sentiment(heldout.texts, vectors)
-    intents = run.classifiers.intent(vectors)
-    policy = EscalationPolicy()
-    decisions = []
-    for text, vector, sentiment, intent in zip(
-        heldout.texts, vectors, sentiments, intents, strict=True
-    ):
-        analysis = Analysis(
-            language=detect_language(text),
-            sentiment=sentiment,
-            intent=intent,
-            vector=vector,
-            human_requested=intent.label in HUMAN_INTENTS or asks_for_human(text),
-            refund_amount=refund_amount(text, intent.label),
-        )
-        decisions.append(decide_escalation(policy, text, analysis, Streaks(0, 0)))
-    must = np.array([label in MUST_ESCALATE for label in heldout.labels])
-    did = np.array([d.escalate for d in decisions])
-    true_positive = int(np.sum(must & did))
-    precision = true_positive / max(1, int(did.sum()))
-    recall = true_positive / max(1, int(must.sum()))
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    reasons: dict[str, dict[str, int]] = {}
-    for decision, wanted in zip(decisions, must, strict=True):
-        if decision.reason is not None:
-            row = reasons.setdefault(str(decision.reason), {"must": 0, "other": 0})
-            row["must" if wanted else "other"] += 1
-    missed: dict[str, int] = {}
-    for label, decision in zip(heldout.labels, decisions, strict=True):
-        if label in MUST_ESCALATE and not decision.escalate:
-            missed[label] = missed.get(label, 0) + 1
-    figures = {
-        "messages": len(heldout),
-        "must_escalate": int(must.sum()),
-        "escalated": int(did.sum()),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "by_reason": reasons,
-        "missed_by_intent": missed,
-    }
-    lines = [
-        "## Escalation",
-        "",
-        "Bitext held-out split, one message each, default policy; must escalate: "
-        + ", ".join(sorted(MUST_ESCALATE))
-        + ".",
-        "",
-        "| messages | must escalate | escalated | precision | recall | F1 |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {len(heldout)} | {figures['must_escalate']} | {figures['escalated']} | "
-        f"{precision:.3f} | {recall:.3f} | {f1:.3f} |",
-        "",
-        "| reason | on must-escalate messages | on other messages |",
-        "|---|---:|---:|",
-        *(f"| {r} | {c['must']} | {c['other']} |" for r, c in sorted(reasons.items())),
-    ]
-    if missed:
-        lines += ["", "Missed: " + ", ".join(f"{k} {v}" for k, v in sorted(missed.items()))]
-    return lines, figures
-
-
 # ---------------------------------------------------------------- main
 
 SECTIONS: dict[str, Section] = {
     "sentiment": sentiment_section,
     "intent": intent_section,
-    "escalation": escalation_section,
 }
 
 

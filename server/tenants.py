@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,7 +26,9 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from core.errors import ConfigurationError, InvalidRequestError
@@ -63,6 +66,76 @@ class Business(_Strict):
         return ZoneInfo(self.timezone)
 
 
+LocalizedText = str | dict[str, str]
+"""A text the customer reads: one string, or a table of language code -> string."""
+
+PLACEHOLDERS = ("{ticket_id}",)
+
+
+def _checked_localized(value: LocalizedText, field: str) -> LocalizedText:
+    """Language codes are two or three letters; braces only as a known placeholder."""
+    texts = {"": value} if isinstance(value, str) else value
+    if not texts:
+        raise ValueError(f"{field}: give a text, or a table of language code = text")
+    for code, text in texts.items():
+        if code and not (2 <= len(code) <= 3 and code.isascii() and code.isalpha()):
+            raise ValueError(f"{field}: {code!r} is not a language code such as 'en' or 'zh'")
+        if not text.strip():
+            raise ValueError(f"{field}: the {code or 'default'} text is empty")
+        if len(text) > 1000:
+            raise ValueError(f"{field}: the {code or 'default'} text is over 1000 characters")
+        rest = text
+        for placeholder in PLACEHOLDERS:
+            rest = rest.replace(placeholder, "")
+        if "{" in rest or "}" in rest:
+            raise ValueError(
+                f"{field}: the only placeholder is {{ticket_id}}; found another brace in the "
+                f"{code or 'default'} text"
+            )
+    return value
+
+
+def localized(value: LocalizedText, language: str, fallbacks: Sequence[str] = ()) -> str:
+    """The text for ``language``, else the first fallback language that has one, else
+    English, else any: a table never leaves the customer without a message."""
+    if isinstance(value, str):
+        return value
+    for code in (language, *fallbacks, "en"):
+        if code in value:
+            return value[code]
+    return next(iter(value.values()))
+
+
+DEFAULT_HANDOVER: dict[str, str] = {
+    "en": "I'm passing this conversation to a colleague from our support team (ticket "
+    "{ticket_id}). They can see everything we discussed and will reply here as soon as "
+    "possible.",
+    "fr": "Je transmets cette conversation à un collègue de notre équipe support (ticket "
+    "{ticket_id}). Il voit tout ce que nous avons échangé et vous répondra ici dès que "
+    "possible.",
+    "de": "Ich gebe dieses Gespräch an eine Kollegin oder einen Kollegen aus unserem "
+    "Support-Team weiter (Ticket {ticket_id}). Sie sehen alles, was wir besprochen haben, "
+    "und antworten hier so bald wie möglich.",
+    "es": "Paso esta conversación a un compañero de nuestro equipo de soporte (ticket "
+    "{ticket_id}). Verá todo lo que hemos hablado y le responderá aquí lo antes posible.",
+    "zh": "我已将本次对话转交给我们的客服同事（工单号 {ticket_id}）。他们能看到我们的全部"
+    "对话记录，会尽快在这里回复您。",
+}
+DEFAULT_HUMAN_MODE_ACK: dict[str, str] = {
+    "en": "Thank you, I've added your message to this conversation. A colleague from our "
+    "support team is looking after it (ticket {ticket_id}) and will reply here shortly.",
+    "fr": "Merci, j'ai ajouté votre message à cette conversation. Un collègue de notre "
+    "équipe support s'en occupe (ticket {ticket_id}) et vous répondra ici très bientôt.",
+    "de": "Danke, ich habe Ihre Nachricht zu diesem Gespräch hinzugefügt. Eine Kollegin "
+    "oder ein Kollege aus unserem Support-Team kümmert sich darum (Ticket {ticket_id}) und "
+    "antwortet hier in Kürze.",
+    "es": "Gracias, he añadido su mensaje a esta conversación. Un compañero de nuestro "
+    "equipo de soporte se ocupa de ella (ticket {ticket_id}) y le responderá aquí pronto.",
+    "zh": "谢谢，您的消息已加入本次对话。我们的客服同事正在处理（工单号 {ticket_id}），"
+    "会很快在这里回复您。",
+}
+
+
 class BrandVoice(_Strict):
     persona: str = Field(
         "You are the customer support assistant of an online shop.", max_length=2000
@@ -72,32 +145,192 @@ class BrandVoice(_Strict):
     dont: tuple[str, ...] = ("Do not invent order details, prices or policies.",)
     sign_off: str = Field("", max_length=200)
     languages: tuple[str, ...] = ("en",)
-    handover_message: str = Field(
-        "I'm passing this conversation to a colleague from our support team. They can see "
-        "everything we discussed and will reply here as soon as possible.",
-        max_length=1000,
+    handover_message: LocalizedText = Field(
+        default_factory=lambda: dict(DEFAULT_HANDOVER),
+        description="what the customer reads when a person takes over; one text or a "
+        "table per language; {ticket_id} is replaced by the ticket's id",
     )
-    human_mode_ack: str = Field(
-        "Thank you, I've added your message to this conversation. A colleague from our "
-        "support team is looking after it and will reply here shortly.",
-        max_length=1000,
+    human_mode_ack: LocalizedText = Field(
+        default_factory=lambda: dict(DEFAULT_HUMAN_MODE_ACK),
+        description="the answer to a message while a person owns the conversation",
     )
+
+    @field_validator("handover_message", "human_mode_ack")
+    @classmethod
+    def _localized(cls, value: LocalizedText, info: ValidationInfo) -> LocalizedText:
+        return _checked_localized(value, str(info.field_name))
+
+
+Reason = Literal[
+    "safety",
+    "legal",
+    "chargeback",
+    "privacy",
+    "explicit_request",
+    "refund_limit",
+    "repeated_failure",
+    "frustration",
+    "sensitive_intent",
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+KEYWORD_REASONS = ("safety", "legal", "chargeback", "privacy", "explicit_request")
+"""Reasons read from the customer's words; a tenant may add phrases to each, per language."""
+DEFAULT_PRIORITIES: dict[Reason, Priority] = {
+    "safety": "urgent",
+    "legal": "urgent",
+    "chargeback": "high",
+    "privacy": "high",
+    "repeated_failure": "high",
+    "frustration": "high",
+}
+"""Ticket priorities a tenant does not set; the other reasons take ``priority_default``."""
 
 
 class EscalationPolicy(_Strict):
-    on_human_request: bool = True
-    on_frustration: bool = True
-    negative_turns: int = Field(2, ge=0, description="consecutive negative turns; 0 disables")
-    ungrounded_turns: int = Field(2, ge=0, description="consecutive ungrounded replies; 0 off")
-    sensitive_intents: tuple[str, ...] = ("complaint",)
-    refund_limit_eur: float | None = Field(200.0, ge=0)
+    """When a person takes over, why, and how urgently (docs/support.md, "Hand-over").
+
+    ``order`` is both the switch and the precedence: a reason not listed never fires, and
+    when several fire the first listed names the ticket.
+    """
+
+    order: tuple[Reason, ...] = REASONS
+    priorities: dict[Reason, Priority] = Field(
+        default_factory=dict, description="ticket priority per reason, over the defaults"
+    )
     priority_default: Priority = "normal"
+    keywords: dict[Reason, dict[str, tuple[str, ...]]] = Field(
+        default_factory=dict,
+        description="extra phrases per reason and language, added to the built-in ones",
+    )
+    refund_limit: float | None = Field(200.0, ge=0, description="in `currency`; none: off")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="1 unit of another currency in `currency` (USD = 0.92); an amount in a "
+        "currency without a rate is not compared",
+    )
+    frustrated_turns: int = Field(
+        1, ge=0, le=20, description="turns flagged frustrated (fed up, shouting); 0: off"
+    )
+    negative_turns: int = Field(
+        2, ge=0, le=20, description="consecutive negative turns that count as frustration; 0: off"
+    )
+    failed_answers: int = Field(
+        2, ge=0, le=20, description="turns saying an answer did not help; 0: off"
+    )
+    ungrounded_turns: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="consecutive replies without a KB passage, counted as repeated failure; 0: off",
+    )
+    sensitive_intents: tuple[str, ...] = Field(
+        (), description="intents always handed over (reason sensitive_intent)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_names(cls, data: Any) -> Any:
+        """Tenant files written for the first policy keep working: ``on_human_request`` and
+        ``on_frustration`` switch a reason off, ``refund_limit_eur`` is a limit in EUR."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        order = list(data.get("order", REASONS))
+        if data.pop("on_human_request", True) is False and "explicit_request" in order:
+            order.remove("explicit_request")
+        if data.pop("on_frustration", True) is False:
+            data.setdefault("frustrated_turns", 0)
+        if "refund_limit_eur" in data:
+            data.setdefault("refund_limit", data.pop("refund_limit_eur"))
+            data.setdefault("currency", "EUR")
+        if "order" in data or len(order) != len(REASONS):
+            data["order"] = tuple(order)
+        return data
+
+    @field_validator("order")
+    @classmethod
+    def _no_repeats(cls, value: tuple[Reason, ...]) -> tuple[Reason, ...]:
+        repeated = sorted({r for r in value if value.count(r) > 1})
+        if repeated:
+            raise ValueError(f"each reason once; repeated: {', '.join(repeated)}")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keyword_tables(
+        cls, value: dict[Reason, dict[str, tuple[str, ...]]]
+    ) -> dict[Reason, dict[str, tuple[str, ...]]]:
+        for reason, table in value.items():
+            if reason not in KEYWORD_REASONS:
+                raise ValueError(
+                    f"{reason} is not read from words; phrases go to {', '.join(KEYWORD_REASONS)}"
+                )
+            for code, phrases in table.items():
+                if not (2 <= len(code) <= 3 and code.isascii() and code.isalpha()):
+                    raise ValueError(f"{reason}: {code!r} is not a language code")
+                if any(not p.strip() or len(p) > 200 for p in phrases):
+                    raise ValueError(f"{reason}.{code}: phrases are 1-200 characters")
+        return value
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for code, rate in value.items():
+            if not (len(code) == 3 and code.isascii() and code.isupper()):
+                raise ValueError(f"{code!r} is not a currency code such as 'USD'")
+            if not rate > 0:
+                raise ValueError(f"the rate of {code} must be above 0")
+        return value
+
+    def priority_of(self, reason: Reason) -> Priority:
+        """The tenant's priority for ``reason``, else the built-in one, else the default."""
+        return (
+            self.priorities.get(reason) or DEFAULT_PRIORITIES.get(reason) or (self.priority_default)
+        )
+
+
+Mood = Literal["negative", "neutral", "positive"]
 
 
 class Recommendations(_Strict):
+    """When products may be suggested (docs/support.md, "Recommendations")."""
+
     enabled: bool = True
     max_items: int = Field(2, ge=0, le=10)
     min_similarity: float = Field(0.3, ge=-1, le=1)
+    moods: tuple[Mood, ...] = Field(
+        ("neutral", "positive"), description="the customer's moods that allow suggestions"
+    )
+    only_when_asked: bool = Field(
+        True,
+        description="suggest only when the customer asks what to buy or for advice on a "
+        "product, never beside a delivery, repair or billing question",
+    )
+    after_escalation: bool = Field(
+        False, description="suggest in a conversation that was handed over or reported harm"
+    )
+    blocked_intents: tuple[str, ...] = (
+        "complaint",
+        "contact_human_agent",
+        "cancel_order",
+        "delete_account",
+        "get_refund",
+        "track_refund",
+        "payment_issue",
+    )
+
+
+class Intents(_Strict):
+    """How sure the intent heads must be before an intent counts."""
+
+    min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="below this, the tenant's head defers to the general one, "
+        "and below it there too the intent is 'unknown'",
+    )
 
 
 class Webhook(_Strict):
@@ -113,6 +346,7 @@ class TenantConfig(_Strict):
     voice: BrandVoice = BrandVoice()
     escalation: EscalationPolicy = EscalationPolicy()
     recommendations: Recommendations = Recommendations()
+    intents: Intents = Intents()
     webhook: Webhook = Webhook()
 
 

@@ -7,19 +7,20 @@ tuned embedder (``concierge models tune-embedder``) costs a second one, by that 
 its KB search alone: it is computed here too, so the analysis time counts both.
 
 Two signals are read directly from the text because a classifier should not be the only
-way to catch them: an explicit request for a person, and a refund amount to compare with
-the tenant's limit.
+way to catch them: an explicit request for a person, and a refund request with the
+amounts it names (``core.money``), which the hand-over rules compare with the tenant's
+limit.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from core.money import Money, find_amounts, mentions_full_amount
 from models.classifiers import (
     Classifiers,
     IntentResult,
@@ -28,6 +29,7 @@ from models.classifiers import (
     detect_language,
 )
 from models.embedder import Embedder
+from server.pipeline import handover_cues
 
 HUMAN_INTENTS = frozenset({"contact_human_agent"})
 HUMAN_INTENT_MIN_CONFIDENCE = 0.4
@@ -36,23 +38,6 @@ with EmbeddingGemma's head (0.41-1.0 with MiniLM's, and the pattern below catche
 lowest); a fault report ("The mobile data on my loan phone stopped working") came out as
 ``contact_human_agent`` at 0.20 and was handed over instead of answered."""
 REFUND_INTENTS = frozenset({"get_refund", "track_refund", "check_refund_policy"})
-
-_HUMAN_REQUEST = re.compile(
-    r"\b(?:talk|speak|chat|connect|transfer|put)\b[^.?!]{0,40}\b(?:human|person|agent|"
-    r"representative|operator|someone|somebody|manager|supervisor|staff)\b"
-    r"|\b(?:real|live|actual)\s+(?:human|person|agent)\b"
-    r"|\bhuman\s+(?:agent|being|please)\b"
-    r"|\b(?:mit einem menschen|un humain|une personne|um humano|een mens)\b"
-    r"|\b(?:parler|discuter)\b[^.?!]{0,30}\b(?:conseill[eè]re?|humain|agent)\b"
-    r"|人工客服|转人工|真人",
-    re.IGNORECASE,
-)
-_AMOUNT = re.compile(
-    r"(?:€|eur(?:o|os)?\s*)\s*(\d{1,7}(?:[.,]\d{1,2})?)"
-    r"|(\d{1,7}(?:[.,]\d{1,2})?)\s*(?:€|eur(?:o|os)?\b)",
-    re.IGNORECASE,
-)
-_REFUND_WORDS = re.compile(r"\b(?:refund|money back|reimburse|erstattung|rembourse)", re.I)
 
 UNHAPPY_SCORE = -0.5
 """``P(positive) - P(negative)`` at or below which a message counts as unhappy.
@@ -72,7 +57,11 @@ class Analysis:
     intent: IntentResult
     vector: npt.NDArray[np.float32]
     human_requested: bool
-    refund_amount: float | None
+    asks_money_back: bool
+    amounts: tuple[Money, ...] = ()
+    """Money amounts the message writes, read by its language's number format."""
+    full_amount: bool = False
+    """It asks for "the full amount" back without a figure."""
     kb_vector: npt.NDArray[np.float32] | None = None
     """The message embedded by the model the tenant's KB is built with, where that is not
     the base embedder (a tuned one); None: the KB search uses ``vector``."""
@@ -98,30 +87,22 @@ class Analysis:
             "intent": {
                 "label": self.intent.label,
                 "confidence": round(self.intent.confidence, 4),
+                "source": self.intent.source,
             },
         }
 
 
-def asks_for_human(message: str) -> bool:
-    """An explicit request for a person, in any wording the pattern knows."""
-    return _HUMAN_REQUEST.search(message) is not None
-
-
 def requests_a_person(message: str, intent: IntentResult) -> bool:
-    """The message asks for a person: in words the pattern knows, or by a sure intent."""
+    """The message asks for a person: in words the cues know, or by a sure intent."""
     sure = intent.confidence >= HUMAN_INTENT_MIN_CONFIDENCE
-    return (intent.label in HUMAN_INTENTS and sure) or asks_for_human(message)
+    return (intent.label in HUMAN_INTENTS and sure) or handover_cues.says(
+        "explicit_request", message
+    )
 
 
-def refund_amount(message: str, intent: str) -> float | None:
-    """The largest money amount in a message about refunds, in the message's currency units."""
-    if intent not in REFUND_INTENTS and not _REFUND_WORDS.search(message):
-        return None
-    amounts = []
-    for match in _AMOUNT.finditer(message):
-        raw = (match.group(1) or match.group(2)).replace(",", ".")
-        amounts.append(float(raw))
-    return max(amounts) if amounts else None
+def asks_money_back(message: str, intent: str) -> bool:
+    """A refund request: by the intent head or by the words."""
+    return intent in REFUND_INTENTS or handover_cues.asks_for_money_back(message)
 
 
 class Analyzer:
@@ -142,7 +123,17 @@ class Analyzer:
         self._classifiers = classifiers
         self._kb_embedder = kb_embedder
 
-    def analyze_sync(self, tenant: str | None, message: str) -> Analysis:
+    def analyze_sync(
+        self,
+        tenant: str | None,
+        message: str,
+        locale: str | None = None,
+        min_intent_confidence: float = 0.0,
+    ) -> Analysis:
+        """``locale`` (the client's, e.g. ``de-AT``) decides how ambiguous amounts read;
+        without it, the message's detected language does. Below ``min_intent_confidence``
+        the tenant's own intent head defers to the general one, and that to ``unknown``
+        (the tenant's ``[intents] min_confidence``)."""
         vector = self._embedder.embed_sync([message], purpose="query")
         kb_vector = None
         if tenant is not None and self._kb_embedder is not None:
@@ -150,13 +141,18 @@ class Analyzer:
             if kb_embedder is not self._embedder:
                 kb_vector = kb_embedder.embed_sync([message], purpose="query")[0]
         sentiment = self._classifiers.sentiment([message], vector)[0]
-        intent = self._classifiers.intent(vector, tenant)[0]
+        intent = self._classifiers.intent(
+            vector, tenant, min_confidence=min_intent_confidence
+        )[0]
+        language = detect_language(message)
         return Analysis(
-            language=detect_language(message),
+            language=language,
             sentiment=sentiment,
             intent=intent,
             vector=vector[0],
             human_requested=requests_a_person(message, intent),
-            refund_amount=refund_amount(message, intent.label),
+            asks_money_back=asks_money_back(message, intent.label),
+            amounts=tuple(find_amounts(message, locale=locale or language.code)),
+            full_amount=mentions_full_amount(message),
             kb_vector=kb_vector,
         )

@@ -74,15 +74,18 @@ def _meta_fields(
         **prepared.analysis.as_dict(),
         "citations": [c.as_dict() for c in citations],
         "recommendations": [r.as_dict() for r in prepared.recommendations],
-        "escalation": _escalation(prepared.decision, ticket),
+        "escalation": _escalation(
+            prepared.decision, ticket.ticket_id if ticket else prepared.ticket_id
+        ),
         "grounded": bool(prepared.retrieved and prepared.retrieved.grounded),
     }
 
 
-def _escalation(decision: EscalationDecision, ticket: Ticket | None) -> dict[str, Any]:
+def _escalation(decision: EscalationDecision, ticket_id: str | None) -> dict[str, Any]:
     return {
         "escalate": decision.escalate,
         "reason": str(decision.reason) if decision.reason else None,
+        "reasons": [str(reason) for reason in decision.fired],
         "priority": decision.priority,
-        "ticket_id": ticket.ticket_id if ticket else None,
+        "ticket_id": ticket_id if decision.escalate else None,
     }

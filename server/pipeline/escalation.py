@@ -1,63 +1,70 @@
 """Stage 6, decide: does this conversation go to a person, why, and how urgently?
 
-The tenant's policy (``[escalation]`` in its config file) lists the triggers; the
-first that fires names the reason, in order of how clearly a person is needed:
+The tenant's policy (``[escalation]`` in its file, ``server.tenants.EscalationPolicy``)
+lists the reasons in the order it wants them named, and sets each one's ticket priority,
+thresholds and extra phrases. The reasons:
 
-1. ``human_request``  the customer asked for a person (words or the intent head)
-2. ``legal``          lawyers, courts, chargebacks: never for a bot to handle
-3. ``sensitive_intent`` an intent the tenant listed (complaints by default)
-4. ``refund_limit``   a refund request above the tenant's limit
-5. ``frustration``    the sentiment head flagged frustration
-6. ``negative_streak`` N negative customer turns in a row
-7. ``ungrounded``     N replies in a row with no KB passage to stand on
+* ``safety``            someone was hurt, or a product sparks, smokes, burns, swells
+* ``legal``             lawyers, courts, consumer-protection bodies
+* ``chargeback``        a disputed or reversed card or bank payment
+* ``privacy``           a demand about personal data, a hijacked account, a leak
+* ``explicit_request``  the customer asks for a person (words, or a sure intent)
+* ``refund_limit``      money back above the tenant's limit, in any currency it has a
+                        rate for; "the full amount" is read as the order it refers to
+* ``repeated_failure``  the customer says ``failed_answers`` times that an answer did not
+                        help (or, where the tenant sets ``ungrounded_turns``, that many
+                        replies in a row found no help-centre passage)
+* ``frustration``       ``frustrated_turns`` clearly frustrated turns, or
+                        ``negative_turns`` negative turns in a row
+* ``sensitive_intent``  an intent the tenant always hands over (none by default)
 
-A plain function of its inputs, so it is tested alone and measured on Bitext by
-``bench/quality.py`` exactly as the server runs it.
+Every reason that fires is reported (``fired``); the first in the tenant's order names the
+ticket. A plain function of its inputs, so it is tested alone and measured by
+``bench/escalation.py`` exactly as the server runs it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
+from core.money import Money, convert
+from server.pipeline import handover_cues
 from server.pipeline.analyze import Analysis
-from server.tenants import EscalationPolicy
-
-_LEGAL = re.compile(
-    r"\b(?:lawyer|attorney|solicitor|legal action|sue|suing|lawsuit|court|chargeback|"
-    r"ombudsman|consumer protection|anwalt|avocat|advogado|advocaat)\b",
-    re.IGNORECASE,
-)
+from server.pipeline.memory import Memory
+from server.pipeline.profile import OrderSummary
+from server.tenants import EscalationPolicy, Reason
 
 
 class EscalationReason(StrEnum):
-    HUMAN_REQUEST = "human_request"
+    SAFETY = "safety"
     LEGAL = "legal"
-    SENSITIVE_INTENT = "sensitive_intent"
+    CHARGEBACK = "chargeback"
+    PRIVACY = "privacy"
+    EXPLICIT_REQUEST = "explicit_request"
     REFUND_LIMIT = "refund_limit"
+    REPEATED_FAILURE = "repeated_failure"
     FRUSTRATION = "frustration"
-    NEGATIVE_STREAK = "negative_streak"
-    UNGROUNDED = "ungrounded"
-
-
-_PRIORITY = {
-    EscalationReason.HUMAN_REQUEST: None,  # the tenant's default
-    EscalationReason.LEGAL: "urgent",
-    EscalationReason.SENSITIVE_INTENT: None,
-    EscalationReason.REFUND_LIMIT: None,
-    EscalationReason.FRUSTRATION: "high",
-    EscalationReason.NEGATIVE_STREAK: "high",
-    EscalationReason.UNGROUNDED: "low",
-}
+    SENSITIVE_INTENT = "sensitive_intent"
 
 
 @dataclass(frozen=True)
-class Streaks:
-    """Counts carried by the conversation, including the current turn."""
+class ConversationSignals:
+    """What the conversation so far says, counting the current turn once it is added.
 
-    negative: int
-    ungrounded: int
+    ``negative`` and ``ungrounded`` are streaks kept on the conversation row; the other
+    counts are read from the turns in the memory window (``Memory.recent``).
+    """
+
+    negative: int = 0
+    ungrounded: int = 0
+    frustrated: int = 0
+    failed_answers: int = 0
+    harm_reported: bool = False
+    handed_over_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,58 +72,148 @@ class EscalationDecision:
     escalate: bool
     reason: EscalationReason | None = None
     priority: str | None = None
+    fired: tuple[EscalationReason, ...] = field(default=())
+    """Every reason that fired, in the tenant's order (the first is ``reason``)."""
 
     @property
     def model_answers(self) -> bool:
         """Whether the model still writes this turn's reply.
 
-        A customer who asked for a person gets the handover message at once; for the
-        other reasons the model still answers (with the tone guidance) and says a
-        colleague will follow up.
+        A customer who asked for a person gets the hand-over message at once; for the
+        other reasons the model still answers (a safety case gets the help centre's
+        "unplug it" advice) and the hand-over message follows its reply.
         """
-        return self.reason is not EscalationReason.HUMAN_REQUEST
+        return self.reason is not EscalationReason.EXPLICIT_REQUEST
 
 
-def mentions_legal_action(message: str) -> bool:
-    return _LEGAL.search(message) is not None
+def earlier_signals(
+    memory: Memory, negative_streak: int, ungrounded_streak: int, handed_over: bool
+) -> ConversationSignals:
+    """The signals of the turns before this one."""
+    turns = memory.recent
+    return ConversationSignals(
+        negative=negative_streak,
+        ungrounded=ungrounded_streak,
+        frustrated=sum(1 for t in turns if t.frustrated),
+        failed_answers=sum(1 for t in turns if _fails_an_answer(t.message, t.seq)),
+        harm_reported=any(handover_cues.says("safety", t.message) for t in turns),
+        handed_over_before=handed_over,
+    )
 
 
-def next_streaks(previous: Streaks, analysis: Analysis, grounded: bool) -> Streaks:
-    """Consecutive negative turns and ungrounded replies, counting this turn."""
-    negative = previous.negative + 1 if analysis.unhappy else 0
-    ungrounded = previous.ungrounded + 1 if not grounded else 0
-    return Streaks(negative, ungrounded)
+def next_signals(
+    previous: ConversationSignals, analysis: Analysis, message: str, seq: int, grounded: bool
+) -> ConversationSignals:
+    """``previous`` with turn ``seq`` (this ``message``) added."""
+    return ConversationSignals(
+        negative=previous.negative + 1 if analysis.unhappy else 0,
+        ungrounded=previous.ungrounded + 1 if not grounded else 0,
+        frustrated=previous.frustrated + (1 if analysis.sentiment.frustrated else 0),
+        failed_answers=previous.failed_answers + (1 if _fails_an_answer(message, seq) else 0),
+        harm_reported=previous.harm_reported or handover_cues.says("safety", message),
+        handed_over_before=previous.handed_over_before,
+    )
+
+
+def _fails_an_answer(message: str, seq: int) -> bool:
+    """Whether the message says our help did not help. After an answer, any "that did not
+    work" counts; a first message's "it doesn't work" is the problem itself, not a
+    verdict on our help, unless it names advice we gave before ("your steps")."""
+    if not handover_cues.says_it_did_not_help(message):
+        return False
+    return seq >= 2 or handover_cues.refers_to_earlier_advice(message)
 
 
 def decide_escalation(
-    policy: EscalationPolicy, message: str, analysis: Analysis, streaks: Streaks
+    policy: EscalationPolicy,
+    message: str,
+    analysis: Analysis,
+    signals: ConversationSignals,
+    orders: Sequence[OrderSummary] = (),
 ) -> EscalationDecision:
-    """The first trigger of ``policy`` that fires for this turn, or no escalation."""
-    reason = _first_reason(policy, message, analysis, streaks)
-    if reason is None:
+    """The reasons of ``policy`` that fire for this turn; the first names the ticket."""
+    fired = tuple(
+        EscalationReason(reason)
+        for reason in policy.order
+        if _fires(reason, policy, message, analysis, signals, orders)
+    )
+    if not fired:
         return EscalationDecision(False)
-    return EscalationDecision(True, reason, _PRIORITY[reason] or policy.priority_default)
+    return EscalationDecision(True, fired[0], policy.priority_of(fired[0].value), fired)
 
 
-def _first_reason(
-    policy: EscalationPolicy, message: str, analysis: Analysis, streaks: Streaks
-) -> EscalationReason | None:
-    if policy.on_human_request and analysis.human_requested:
-        return EscalationReason.HUMAN_REQUEST
-    if mentions_legal_action(message):
-        return EscalationReason.LEGAL
-    if analysis.intent.label in policy.sensitive_intents:
-        return EscalationReason.SENSITIVE_INTENT
-    if (
-        policy.refund_limit_eur is not None
-        and analysis.refund_amount is not None
-        and analysis.refund_amount > policy.refund_limit_eur
-    ):
-        return EscalationReason.REFUND_LIMIT
-    if policy.on_frustration and analysis.sentiment.frustrated:
-        return EscalationReason.FRUSTRATION
-    if policy.negative_turns and streaks.negative >= policy.negative_turns:
-        return EscalationReason.NEGATIVE_STREAK
-    if policy.ungrounded_turns and streaks.ungrounded >= policy.ungrounded_turns:
-        return EscalationReason.UNGROUNDED
+def _fires(
+    reason: Reason,
+    policy: EscalationPolicy,
+    message: str,
+    analysis: Analysis,
+    signals: ConversationSignals,
+    orders: Sequence[OrderSummary],
+) -> bool:
+    extra = policy.keywords.get(reason)
+    if reason == "explicit_request":
+        return analysis.human_requested or handover_cues.says(reason, message, extra)
+    if reason in handover_cues.BUILT_IN:
+        return handover_cues.says(reason, message, extra)
+    if reason == "refund_limit":
+        claimed = refund_claim(policy, analysis, message, orders)
+        return (
+            policy.refund_limit is not None
+            and claimed is not None
+            and claimed > Decimal(str(policy.refund_limit))
+        )
+    if reason == "repeated_failure":
+        return bool(
+            (policy.failed_answers and signals.failed_answers >= policy.failed_answers)
+            or (policy.ungrounded_turns and signals.ungrounded >= policy.ungrounded_turns)
+        )
+    if reason == "frustration":
+        return bool(
+            (policy.frustrated_turns and signals.frustrated >= policy.frustrated_turns)
+            or (policy.negative_turns and signals.negative >= policy.negative_turns)
+        )
+    if reason == "sensitive_intent":
+        return analysis.intent.label in policy.sensitive_intents
+    raise ValueError(f"no rule for escalation reason {reason!r}")
+
+
+def refund_claim(
+    policy: EscalationPolicy,
+    analysis: Analysis,
+    message: str,
+    orders: Sequence[OrderSummary] = (),
+) -> Decimal | None:
+    """The largest sum a money-back request asks for, in the tenant's currency.
+
+    Amounts in another currency count through the tenant's ``rates`` (none known: not
+    compared). "The full amount" with no figure is the total of the order the message
+    names, else of the customer's latest order.
+    """
+    if not analysis.asks_money_back:
+        return None
+    values = [convert(m, policy.currency, policy.rates) for m in analysis.amounts]
+    known = [v for v in values if v is not None]
+    if known:
+        return max(known)
+    if analysis.full_amount and orders:
+        order = _named_order(message, orders) or orders[0]
+        return convert(
+            Money(Decimal(str(order.total)), policy.currency, order.order_id),
+            policy.currency,
+            policy.rates,
+        )
+    return None
+
+
+def _named_order(message: str, orders: Sequence[OrderSummary]) -> OrderSummary | None:
+    """The order whose id, or one of whose products, the message names."""
+    folded = message.casefold()
+    for order in orders:
+        if order.order_id and order.order_id.casefold() in folded:
+            return order
+    for order in orders:
+        for item in order.items:
+            name = str(item.get("name", "")).casefold()
+            if name and re.search(rf"\b{re.escape(name)}\b", folded):
+                return order
     return None

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from core import metrics
+from core.ids import new_id
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
 from server.pipeline.memory import ConversationMemory
 from server.pipeline.prepared import PreparedReply
@@ -93,13 +94,14 @@ class ReplyRecorder:
                 webhook_status=(
                     WebhookStatus.PENDING if webhook.url else WebhookStatus.NOT_CONFIGURED
                 ),
+                ticket_id=prepared.ticket_id or new_id("tkt"),
             )
             transcript = transcript_of(prepared, reply)
         return self._conversations.record_turn(
             prepared.conversation,
             turn,
-            negative_streak=prepared.streaks.negative,
-            ungrounded_streak=prepared.streaks.ungrounded,
+            negative_streak=prepared.signals.negative,
+            ungrounded_streak=prepared.signals.ungrounded,
             summary=summary,
             summarized_turns=summarized,
             ticket=ticket,

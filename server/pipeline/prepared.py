@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core import metrics
 from server.pipeline.analyze import Analysis
-from server.pipeline.escalation import EscalationDecision, Streaks
+from server.pipeline.escalation import ConversationSignals, EscalationDecision
 from server.pipeline.memory import Memory
 from server.pipeline.profile import CustomerProfile
 from server.pipeline.prompt import Prompt
@@ -74,12 +74,14 @@ class PreparedReply:
     now: dt.datetime
     """'Today' for this reply, in the tenant's time zone."""
     retrieved: Retrieved | None
-    streaks: Streaks
+    signals: ConversationSignals
     decision: EscalationDecision
     recommendations: list[Recommendation]
     prompt: Prompt | None
     started: float
     timings: dict[str, float] = field(default_factory=dict)
+    ticket_id: str | None = None
+    """The id the hand-over ticket will have, chosen before the reply that names it."""
 
     def stage(self, name: str, since: float) -> float:
         now = time.perf_counter()

@@ -176,9 +176,9 @@ def _turn_guidance(inputs: PromptInputs) -> str:
         f"Tone guidance: {tone_guidance(inputs.analysis)}",
     ]
     if inputs.decision.escalate:
-        lines.append(
-            "A colleague from the support team will take over this conversation. Tell the "
-            "customer so, kindly, just before the sign-off."
+        lines.append(  # the hand-over message itself follows the reply (handover_text)
+            "A colleague will take over after your reply: answer what the passages answer, "
+            "and promise no refund, compensation or date."
         )
     return "For this reply:\n" + "\n".join(lines)
 

@@ -2,25 +2,86 @@
 
 Candidates are scored by closeness to the message blended with closeness to the
 products the customer bought or looked at, and what the customer owns is excluded.
-Recommending is skipped altogether when it would be tone-deaf or unwanted:
-a negative or frustrated message, a complaint or escalation, or no marketing consent.
-Each suggestion carries a one-line reason built from the evidence that chose it.
+Whether to suggest anything at all is the tenant's rule (``[recommendations]``): the moods
+that allow it, never in a conversation that was handed over or reported harm, only when
+the customer asks what to buy or for advice on a product (``only_when_asked``), never
+beside intents the tenant lists, and never without marketing consent. Each suggestion
+carries a one-line reason, in the customer's language, built from the evidence that
+chose it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from retrieval.catalog import Product, ProductCatalog
 from server.pipeline.analyze import Analysis
-from server.pipeline.escalation import EscalationDecision
+from server.pipeline.escalation import ConversationSignals, EscalationDecision
 from server.pipeline.profile import CustomerProfile
 from server.tenants import Recommendations
 
-TONE_DEAF_INTENTS = frozenset(
-    {"complaint", "contact_human_agent", "cancel_order", "delete_account", "get_refund"}
-)
 CANDIDATES = 8
+
+_ASKS_FOR_ADVICE = re.compile(
+    "|".join(
+        (
+            r"\b(?:recommend|suggest|advise|advice)\w*\b",
+            r"\b(?:which|what) (?:\w+ ){0,3}(?:should|would|could|do) (?:i|you|we) "
+            r"(?:buy|get|book|choose|pick|order|suggest|recommend|take)\b",
+            r"\b(?:which|what) (?:\w+ ){0,3}(?:would|will|might) (?:suit|fit|go with|work with|"
+            r"be best|be good)",
+            r"\b(?:anything|something) (?:i|we) (?:should|could|can) (?:buy|get|add)\b",
+            r"\bgoes (?:well )?with\b|\bto go with\b|\bupgrade\b|\bbest (?:\w+ )?for\b",
+            r"\bi(?:'d| would)? (?:like|want|need|am looking for|'m looking for) (?:a|an|some) "
+            r"(?:new |good |better |second )?\w+ (?:for|to|that)\b",
+            r"\b(?:me )?(?:conseill\w*|recommand\w*|sugg[eé]r\w*)|\bque (?:me )?(?:proposez|"
+            r"conseillez)|\bquel(?:le)?s? (?:\w+ )?(?:choisir|acheter|prendre)\b",
+            r"\b(?:empfehl\w*|welche[snm]? (?:\w+ )?(?:soll|sollte) ich)\b",
+            r"\b(?:recomiend\w*|recomendar\w*|qué (?:\w+ )?(?:compro|me conviene))\b",
+            r"推荐|建议(?:买|选|入手)|买(?:什么|哪个|哪款)|选(?:哪个|哪款|什么)|哪款|哪个(?:好|合适|适合)|"
+            r"适合我的|有什么好的",
+        )
+    ),
+    re.IGNORECASE,
+)
+
+REASONS: dict[str, dict[str, str]] = {
+    "viewed": {
+        "en": "you looked at it recently",
+        "fr": "vous l'avez consulté récemment",
+        "de": "Sie haben es sich kürzlich angesehen",
+        "es": "lo ha visto recientemente",
+        "zh": "您最近浏览过",
+    },
+    "viewed_with": {
+        "en": "you looked at it recently, and it goes well with your {anchor}",
+        "fr": "vous l'avez consulté récemment, et il va bien avec votre {anchor}",
+        "de": "Sie haben es sich kürzlich angesehen, und es passt zu Ihrem {anchor}",
+        "es": "lo ha visto recientemente y combina bien con su {anchor}",
+        "zh": "您最近浏览过，而且和您的{anchor}很搭配",
+    },
+    "goes_with": {
+        "en": "goes well with your {anchor}",
+        "fr": "va bien avec votre {anchor}",
+        "de": "passt zu Ihrem {anchor}",
+        "es": "combina bien con su {anchor}",
+        "zh": "和您的{anchor}很搭配",
+    },
+    "question": {
+        "en": "matches your question ({category})",
+        "fr": "correspond à votre question ({category})",
+        "de": "passt zu Ihrer Frage ({category})",
+        "es": "responde a su pregunta ({category})",
+        "zh": "符合您的问题（{category}）",
+    },
+}
+"""Why a product is suggested, per language; English where a language is missing."""
+
+
+def asks_for_advice(message: str) -> bool:
+    """The customer asks what to buy, or for advice on a product."""
+    return _ASKS_FOR_ADVICE.search(message) is not None
 
 
 @dataclass(frozen=True)
@@ -41,9 +102,11 @@ class Recommendation:
 
 def should_recommend(
     policy: Recommendations,
+    message: str,
     analysis: Analysis,
     profile: CustomerProfile | None,
     decision: EscalationDecision,
+    signals: ConversationSignals,
 ) -> str | None:
     """None when recommending is fine, else why not (for logs and tests)."""
     if not policy.enabled or policy.max_items == 0:
@@ -51,11 +114,16 @@ def should_recommend(
     if profile is not None and not profile.customer.allows("marketing"):
         return "no marketing consent"
     if decision.escalate:
-        return "the conversation is being escalated"
-    if analysis.unhappy:
-        return "the customer is unhappy"
-    if analysis.intent.label in TONE_DEAF_INTENTS:
+        return "the conversation is being handed over"
+    if not policy.after_escalation and (signals.handed_over_before or signals.harm_reported):
+        return "the conversation was handed over or reported harm"
+    mood = "negative" if analysis.unhappy else analysis.sentiment.label
+    if mood not in policy.moods:
+        return f"the customer's mood is {mood}"
+    if analysis.intent.label in policy.blocked_intents:
         return f"intent {analysis.intent.label}"
+    if policy.only_when_asked and not asks_for_advice(message):
+        return "the customer did not ask for a suggestion"
     return None
 
 
@@ -83,7 +151,14 @@ def recommend_sync(
             Recommendation(
                 product.product_id,
                 product.name,
-                _reason(catalog, tenant, product, query_sim, history_sim, owned, viewed),
+                _reason(
+                    catalog,
+                    tenant,
+                    product,
+                    (query_sim, history_sim),
+                    (owned, viewed),
+                    analysis.language.code,
+                ),
                 match.score,
             )
         )
@@ -96,19 +171,24 @@ def _reason(
     catalog: ProductCatalog,
     tenant: str,
     product: Product,
-    query_sim: float,
-    history_sim: float,
-    owned: list[str],
-    viewed: list[str],
+    similarities: tuple[float, float],
+    related: tuple[list[str], list[str]],
+    language: str,
 ) -> str:
-    """Say what chose the product: the question, something owned, or a recent view."""
+    """Say what chose the product, in ``language``: the question, something owned, or a
+    recent view. ``similarities`` are to the question and to the customer's products,
+    ``related`` the products owned and viewed."""
+    query_sim, history_sim = similarities
+    owned, viewed = related
     anchor = _closest_owned(catalog, tenant, product, owned)
     if product.product_id in viewed:
-        seen = "you looked at it recently"
-        return f"{seen}, and it goes well with your {anchor}" if anchor else seen
-    if anchor and history_sim >= query_sim:
-        return f"goes well with your {anchor}"
-    return f"matches your question ({product.category})"
+        key = "viewed_with" if anchor else "viewed"
+    elif anchor and history_sim >= query_sim:
+        key = "goes_with"
+    else:
+        key = "question"
+    template = REASONS[key].get(language, REASONS[key]["en"])
+    return template.format(anchor=anchor or "", category=product.category)
 
 
 def _closest_owned(

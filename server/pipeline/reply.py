@@ -40,9 +40,9 @@ from server.pipeline.answer import ReplyEvent, ReplyToken, answered_by, reply_me
 from server.pipeline.escalation import (
     EscalationDecision,
     EscalationReason,
-    Streaks,
     decide_escalation,
-    next_streaks,
+    earlier_signals,
+    next_signals,
 )
 from server.pipeline.memory import ConversationMemory, Memory
 from server.pipeline.persist import ReplyRecorder
@@ -56,7 +56,7 @@ from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
 from server.security.privacy import redact_text
 from server.store.conversations import Conversation, ConversationMode
-from server.tenants import Priority, TenantConfig, TenantConfigs
+from server.tenants import Priority, TenantConfig, TenantConfigs, localized
 
 REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
 """Label values of ``concierge_replies_total`` (see ``core/metrics.py``)."""
@@ -124,6 +124,8 @@ class ReplyPipeline:
             _timed(analyzer.analyze_sync),
             request.tenant,
             request.message,
+            request.locale,
+            config.intents.min_confidence,
         )
         now = self._today(request, config)
         recall_task = asyncio.to_thread(_timed(self._recall_sync), request, now)
@@ -143,7 +145,12 @@ class ReplyPipeline:
             facts=facts,
             now=now,
             retrieved=None,
-            streaks=Streaks(conversation.negative_streak, conversation.ungrounded_streak),
+            signals=earlier_signals(
+                memory,
+                conversation.negative_streak,
+                conversation.ungrounded_streak,
+                handed_over=conversation.ticket_id is not None,
+            ),
             decision=EscalationDecision(False),
             recommendations=[],
             prompt=None,
@@ -179,13 +186,31 @@ class ReplyPipeline:
             context_vector=context_vector,
         )
         mark = prepared.stage("retrieval", mark)
-        prepared.streaks = next_streaks(
-            prepared.streaks, analysis, grounded=prepared.retrieved.grounded
+        prepared.signals = next_signals(
+            prepared.signals,
+            analysis,
+            request.message,
+            prepared.seq,
+            grounded=prepared.retrieved.grounded,
         )
         prepared.decision = decide_escalation(
-            config.escalation, request.message, analysis, prepared.streaks
+            config.escalation,
+            request.message,
+            analysis,
+            prepared.signals,
+            profile.recent_orders if profile is not None else (),
         )
-        if should_recommend(config.recommendations, analysis, profile, prepared.decision) is None:
+        if prepared.decision.escalate:
+            prepared.ticket_id = new_id("tkt")
+        refusal = should_recommend(
+            config.recommendations,
+            request.message,
+            analysis,
+            profile,
+            prepared.decision,
+            prepared.signals,
+        )
+        if refusal is None:
             prepared.recommendations = await asyncio.to_thread(
                 recommend_sync,
                 self._catalog,
@@ -194,6 +219,8 @@ class ReplyPipeline:
                 analysis,
                 profile,
             )
+        else:
+            log.debug("no recommendations: %s", refusal)
         mark = prepared.stage("recommend", mark)
         passages = prepared.retrieved.passages
         if prepared.decision.model_answers and self._reranker is not None and len(passages) > 1:
@@ -351,6 +378,10 @@ class ReplyPipeline:
                 raise
             prepared.stage("generation", mark)
             reply = "".join(parts).strip()
+            if prepared.decision.escalate:  # the model answered; the hand-over follows
+                handover = handover_text(prepared)
+                yield ReplyToken("\n\n" + handover)
+                reply = f"{reply}\n\n{handover}" if reply else handover
         else:
             reply = self._fixed_reply(prepared)
             yield ReplyToken(reply)
@@ -366,16 +397,24 @@ class ReplyPipeline:
         yield reply_out(prepared, conversation, ticket, reply, usage)
 
     def _fixed_reply(self, prepared: PreparedReply) -> str:
-        voice = prepared.config.voice
         if prepared.conversation.mode is ConversationMode.HUMAN:
-            return voice.human_mode_ack
-        return voice.handover_message
+            voice = prepared.config.voice
+            text = localized(voice.human_mode_ack, prepared.analysis.language.code, voice.languages)
+            return text.replace("{ticket_id}", prepared.conversation.ticket_id or "")
+        return handover_text(prepared)
 
     async def close(self) -> None:
         await self._recorder.close()
 
 
 _T = TypeVar("_T")
+
+
+def handover_text(prepared: PreparedReply) -> str:
+    """The tenant's hand-over message in the customer's language, with the ticket's id."""
+    voice = prepared.config.voice
+    text = localized(voice.handover_message, prepared.analysis.language.code, voice.languages)
+    return text.replace("{ticket_id}", prepared.ticket_id or "")
 
 
 def _timed(function: Callable[..., _T]) -> Callable[..., tuple[_T, float]]:

@@ -77,8 +77,11 @@ class SentimentOut(BaseModel):
 
 
 class IntentOut(BaseModel):
-    label: str
+    label: str = Field(description="an intent, or 'unknown' below the tenant's min_confidence")
     confidence: float
+    source: Literal["tenant", "general", "none"] = Field(
+        "general", description="the tenant's own intent head, the general one, or neither"
+    )
 
 
 class LanguageOut(BaseModel):
@@ -95,7 +98,10 @@ class RecommendationOut(BaseModel):
 
 class EscalationOut(BaseModel):
     escalate: bool
-    reason: str | None
+    reason: str | None = Field(description="the first reason in the tenant's order")
+    reasons: list[str] = Field(
+        default_factory=list, description="every reason that fired, in the tenant's order"
+    )
     priority: str | None
     ticket_id: str | None
 

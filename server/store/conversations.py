@@ -195,7 +195,7 @@ class ConversationStore:
         mode = conversation.mode
         ticket_id = conversation.ticket_id
         if ticket is not None:
-            ticket_id = new_id("tkt")
+            ticket_id = ticket.ticket_id
             mode = ConversationMode.HUMAN
             created_ticket = Ticket(
                 ticket_id=ticket_id,

@@ -3,7 +3,7 @@ by the webhook sender with its delivery state."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, update
 
 from core.crypto import Keyring
 from core.errors import NotFoundError
+from core.ids import new_id
 from server.store.conversation_tables import TICKETS, TRANSCRIPT
 
 
@@ -42,6 +43,8 @@ class NewTicket:
     reason: str
     priority: str
     webhook_status: WebhookStatus
+    ticket_id: str = field(default_factory=lambda: new_id("tkt"))
+    """Chosen before the reply is written, so the hand-over message can name it."""
 
 
 class TicketStore:

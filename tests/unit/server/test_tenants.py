@@ -16,7 +16,7 @@ def test_the_demo_tenant_file_is_valid() -> None:
     text = (REPO / "examples" / "tenant.toml").read_text(encoding="utf-8")
     config = parse_tenant_config(text, "examples/tenant.toml")
     assert config.voice.persona and config.voice.sign_off
-    assert config.escalation.refund_limit_eur is not None
+    assert config.escalation.refund_limit is not None
 
 
 def test_bad_files_name_the_problem() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.money import find_amounts, mentions_full_amount
 from models.classifiers import IntentResult, LanguageResult, SentimentResult
-from server.pipeline.analyze import Analysis, refund_amount, requests_a_person
+from server.pipeline.analyze import Analysis, asks_money_back, requests_a_person
 
 
 def analysis(
@@ -25,5 +26,7 @@ def analysis(
         intent=IntentResult(intent, intent_confidence),
         vector=np.zeros(384, dtype=np.float32),
         human_requested=requests_a_person(message, IntentResult(intent, intent_confidence)),
-        refund_amount=refund_amount(message, intent),
+        asks_money_back=asks_money_back(message, intent),
+        amounts=tuple(find_amounts(message, locale=language)),
+        full_amount=mentions_full_amount(message),
     )

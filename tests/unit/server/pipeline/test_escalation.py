@@ -1,113 +1,240 @@
-"""The escalation policy: which trigger fires first, and what each policy switch does."""
+"""The hand-over rules: every reason in English, French and Chinese, the controls that
+must stay with the assistant, and what the tenant's policy changes (order, priorities,
+thresholds, phrases, currencies)."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.pipeline.analyze import asks_for_human, refund_amount
 from server.pipeline.escalation import (
+    ConversationSignals,
     EscalationReason,
-    Streaks,
     decide_escalation,
-    next_streaks,
+    next_signals,
+    refund_claim,
 )
-from server.tenants import EscalationPolicy
+from server.pipeline.profile import OrderSummary
+from server.tenants import EscalationPolicy, parse_tenant_config
 from tests.unit.server.pipeline.helpers import analysis
 
-POLICY = EscalationPolicy()
-CALM = Streaks(0, 0)
+POLICY = EscalationPolicy(rates={"USD": 0.92, "GBP": 1.17, "CNY": 0.13})
+CALM = ConversationSignals()
+
+
+def policy(**changes: object) -> EscalationPolicy:
+    """The test policy with ``changes``, validated as a tenant file would be."""
+    return EscalationPolicy.model_validate({**POLICY.model_dump(), **changes})
+
+
+BY_WORDS = {
+    EscalationReason.SAFETY: {
+        "en": "My new kettle sparks at the base and there was a burning smell.",
+        "fr": "Le grille-pain a pris feu ce matin, il y avait de la fumée partout.",
+        "zh": "充电器刚才冒烟了，还有一股烧焦味，我孩子的手也被烫伤了。",
+    },
+    EscalationReason.LEGAL: {
+        "en": "If this isn't fixed by Monday my solicitor will be in touch.",
+        "fr": "Sans réponse de votre part, je saisirai le tribunal et mon avocat.",
+        "zh": "再不处理我就去法院起诉你们。",
+    },
+    EscalationReason.CHARGEBACK: {
+        "en": "I'm going to ask my bank to reverse the card payment.",
+        "fr": "Je vais contester le prélèvement auprès de ma banque.",
+        "zh": "我已经联系信用卡中心申请拒付这笔交易。",
+    },
+    EscalationReason.PRIVACY: {
+        "en": "Please delete all the personal data you hold about me.",
+        "fr": "Je demande la suppression de toutes mes données personnelles.",
+        "zh": "我的账号被盗了，有人登录了我的账户改了地址。",
+    },
+    EscalationReason.EXPLICIT_REQUEST: {
+        "en": "Can I speak to a real person please?",
+        "fr": "Je veux parler à un conseiller, pas à un robot.",
+        "zh": "请帮我转人工客服。",
+    },
+    EscalationReason.REFUND_LIMIT: {
+        "en": "I want the full €2,349 back for the TV.",
+        "fr": "Je veux être remboursé de 2.349,00 € pour le téléviseur.",
+        "zh": "请给我退款2349元，还有运费。",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("reason", "language"),
+    [(reason, language) for reason, texts in BY_WORDS.items() for language in texts],
+)
+def test_each_reason_read_from_words_fires_in_each_language(
+    reason: EscalationReason, language: str
+) -> None:
+    message = BY_WORDS[reason][language]
+    decision = decide_escalation(POLICY, message, analysis(message, language=language), CALM)
+    assert decision.escalate and reason in decision.fired, (message, decision)
 
 
 @pytest.mark.parametrize(
     "message",
     [
-        "I want to talk to a human",
-        "Can I speak to a real person please?",
-        "put me through to an agent",
-        "connect me with someone from your team",
-        "Ich möchte mit einem Menschen sprechen",
-        "Je voudrais parler à une conseillère",
-        "请帮我转人工",
-        "我要找人工客服",
+        "How long do I have to return a kettle?",
+        "Is the kettle safe for children to use?",
+        "Does the warranty cover a fire caused by a faulty plug?",
+        "I'm a lawyer setting up an office kitchen; can I get an invoice with our VAT ID?",
+        "How do you handle my personal data?",
+        "Can I cancel my payment plan early?",
+        "The agent I spoke to yesterday was lovely, thanks!",
+        "My daughter burned the toast, ha. How do I clean the crumb tray?",
+        "Please refund the 39.99 € for the missing cable.",
+        "I paid €2,349 for the TV, when does it arrive?",
+        "Quelle est votre politique de remboursement pour les articles de plus de 500 euros ?",
+        "Je suis avocate, pouvez-vous m'envoyer une facture au nom du cabinet ?",
+        "我想问一下退货政策是怎样的？",
+        "请问你们怎么保护我的个人信息？",
     ],
 )
-def test_explicit_requests_for_a_person_are_recognised(message: str) -> None:
-    assert asks_for_human(message)
+def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
     decision = decide_escalation(POLICY, message, analysis(message), CALM)
-    assert decision.reason is EscalationReason.HUMAN_REQUEST
-    assert decision.model_answers is False
+    assert not decision.escalate, decision
+
+
+def test_the_tenant_order_names_the_reason_and_drops_unlisted_ones() -> None:
+    message = "My lawyer says I should get all 2,349 EUR back after the kettle burned my hand."
+    assert decide_escalation(POLICY, message, analysis(message), CALM).fired == (
+        EscalationReason.SAFETY,
+        EscalationReason.LEGAL,
+        EscalationReason.REFUND_LIMIT,
+    )
+    legal_first = policy(order=("legal", "refund_limit", "safety"))
+    decision = decide_escalation(legal_first, message, analysis(message), CALM)
+    assert decision.reason is EscalationReason.LEGAL and decision.priority == "urgent"
+    only_refunds = policy(order=("refund_limit",))
+    decision = decide_escalation(only_refunds, message, analysis(message), CALM)
+    assert decision.fired == (EscalationReason.REFUND_LIMIT,) and decision.priority == "normal"
+
+
+def test_priorities_default_per_reason_and_the_tenant_overrides_them() -> None:
+    message = "Please put me through to a manager."
+    assert decide_escalation(POLICY, message, analysis(message), CALM).priority == "normal"
+    urgent_people = policy(priorities={"explicit_request": "urgent"})
+    assert decide_escalation(urgent_people, message, analysis(message), CALM).priority == "urgent"
+    fire = "The blender caught fire!"
+    assert decide_escalation(POLICY, fire, analysis(fire), CALM).priority == "urgent"
+
+
+def test_a_tenant_adds_its_own_phrases_per_language() -> None:
+    message = "Ich will den Vorstand sprechen"
+    assert not decide_escalation(POLICY, message, analysis(message), CALM).escalate
+    board = policy(keywords={"explicit_request": {"de": ("den Vorstand",)}})
+    decision = decide_escalation(board, message, analysis(message), CALM)
+    assert decision.reason is EscalationReason.EXPLICIT_REQUEST
 
 
 @pytest.mark.parametrize(
-    "message", ["Is the kettle human-safe?", "How do I talk to my kettle app?", "agent of change"]
+    ("message", "locale", "expected"),
+    [
+        ("I want the full €2,349 back", "en", "2349"),
+        ("Remboursez-moi 2.349,00 € immédiatement", "fr", "2349.00"),
+        ("refund EUR 2349 please", "en", "2349"),
+        ("Je veux un remboursement de 2 349 €", "fr", "2349"),
+        ("Refund $1,234.56 to my card", "en", "1135.7952"),
+        ("I want my £300 back", "en", "351.00"),
+        ("退款 1 200 元", "zh", "156.00"),
+    ],
 )
-def test_ordinary_messages_are_not_requests_for_a_person(message: str) -> None:
-    assert not asks_for_human(message)
+def test_refund_amounts_are_read_in_any_format_and_converted(
+    message: str, locale: str, expected: str
+) -> None:
+    claimed = refund_claim(POLICY, analysis(message, language=locale), message)
+    assert claimed is not None and float(claimed) == pytest.approx(float(expected))
 
 
-def test_an_unsure_guess_of_the_person_intent_is_not_a_request_for_a_person() -> None:
-    """A fault report the intent head called ``contact_human_agent`` at 0.20 is answered."""
-    message = "The mobile data on my loan phone stopped working, but calls are fine."
-    unsure = analysis(message, intent="contact_human_agent", intent_confidence=0.2)
-    assert not unsure.human_requested
-    assert decide_escalation(POLICY, message, unsure, CALM).model_answers
-    sure = analysis("Get me someone", intent="contact_human_agent", intent_confidence=0.9)
-    assert sure.human_requested
+def test_an_amount_in_a_currency_without_a_rate_is_not_compared() -> None:
+    message = "Refund my 90,000 JPY now"
+    assert refund_claim(POLICY, analysis(message), message) is None
+    assert not decide_escalation(POLICY, message, analysis(message), CALM).escalate
 
 
-def test_triggers_fire_in_order_of_how_clearly_a_person_is_needed() -> None:
-    legal = "I will take you to court over this"
-    assert decide_escalation(POLICY, legal, analysis(legal), CALM).reason is EscalationReason.LEGAL
-    assert decide_escalation(POLICY, legal, analysis(legal), CALM).priority == "urgent"
-    complaint = analysis("bad service", intent="complaint")
-    assert decide_escalation(POLICY, "bad service", complaint, CALM).reason is (
-        EscalationReason.SENSITIVE_INTENT
+def test_the_full_amount_is_the_order_the_message_names_or_the_latest() -> None:
+    orders = [
+        OrderSummary("HK-2", 0.0, 59.0, "delivered", [{"name": "Descaler"}]),
+        OrderSummary("HK-1", 0.0, 2349.0, "delivered", [{"name": "Barista Pro"}]),
+    ]
+    named = "I want the full amount back for the Barista Pro."
+    assert refund_claim(POLICY, analysis(named), named, orders) == 2349
+    assert decide_escalation(POLICY, named, analysis(named), CALM, orders).escalate
+    latest = "Just give me a full refund."
+    assert refund_claim(POLICY, analysis(latest), latest, orders) == 59
+    chinese = "我要全额退款，订单 HK-1。"
+    assert refund_claim(POLICY, analysis(chinese, language="zh"), chinese, orders) == 2349
+
+
+def test_repeated_failure_needs_two_verdicts_after_an_answer() -> None:
+    fine = analysis("it doesn't work")
+    first = next_signals(CALM, fine, "My router doesn't work.", seq=1, grounded=True)
+    assert first.failed_answers == 0  # the problem itself, not a verdict on our help
+    second = next_signals(first, fine, "That didn't help, still no internet.", 2, True)
+    assert not decide_escalation(POLICY, "x", fine, second).escalate
+    third = next_signals(second, fine, "Restarting did not work either.", 3, True)
+    decision = decide_escalation(POLICY, "x", fine, third)
+    assert decision.reason is EscalationReason.REPEATED_FAILURE
+    french = next_signals(
+        next_signals(CALM, fine, "Ça n'a rien changé.", 2, True), fine, "Toujours pas.", 3, True
     )
-    refund = "I need a refund of 349 EUR for the espresso machine"
-    assert refund_amount(refund, "get_refund") == 349.0
-    decision = decide_escalation(POLICY, refund, analysis(refund, intent="get_refund"), CALM)
-    assert decision.reason is EscalationReason.REFUND_LIMIT and decision.model_answers
-    small = "please refund the €19.90 descaler"
-    assert decide_escalation(
-        POLICY, small, analysis(small, intent="get_refund"), CALM
-    ).escalate is (False)
-    angry = analysis("awful", sentiment="negative", score=-0.9, frustrated=True)
-    decision = decide_escalation(POLICY, "awful", angry, CALM)
+    chinese = next_signals(next_signals(CALM, fine, "还是不行。", 2, True), fine, "没用。", 3, True)
+    assert french.failed_answers == chinese.failed_answers == 2
+
+
+def test_frustration_is_one_frustrated_turn_or_a_negative_streak() -> None:
+    furious = analysis("THIS IS A JOKE!!", sentiment="negative", score=-0.9, frustrated=True)
+    signals = next_signals(CALM, furious, "THIS IS A JOKE!!", 1, True)
+    decision = decide_escalation(POLICY, "THIS IS A JOKE!!", furious, signals)
     assert decision.reason is EscalationReason.FRUSTRATION and decision.priority == "high"
-
-
-def test_streaks_count_consecutive_turns_and_reset() -> None:
-    negative = analysis("meh", sentiment="negative", score=-0.5)
-    fine = analysis("ok")
-    streaks = next_streaks(CALM, negative, grounded=False)
-    assert streaks == Streaks(1, 1)
-    streaks = next_streaks(streaks, negative, grounded=False)
-    assert decide_escalation(POLICY, "meh", negative, streaks).reason is (
-        EscalationReason.NEGATIVE_STREAK
+    streak_only = policy(frustrated_turns=0)
+    assert not decide_escalation(streak_only, "x", furious, signals).escalate
+    annoyed = analysis("meh", sentiment="negative", score=-0.7)
+    twice = next_signals(next_signals(CALM, annoyed, "meh", 1, True), annoyed, "meh", 2, True)
+    assert decide_escalation(streak_only, "meh", annoyed, twice).reason is (
+        EscalationReason.FRUSTRATION
     )
-    assert next_streaks(streaks, fine, grounded=True) == CALM
-    ungrounded = next_streaks(Streaks(0, 1), fine, grounded=False)
-    assert decide_escalation(POLICY, "ok", fine, ungrounded).reason is EscalationReason.UNGROUNDED
-
-
-def test_a_policy_can_switch_triggers_off() -> None:
-    relaxed = EscalationPolicy(
-        on_human_request=False,
-        on_frustration=False,
-        negative_turns=0,
-        ungrounded_turns=0,
-        sensitive_intents=(),
-        refund_limit_eur=None,
-    )
-    angry = analysis(
-        "I want to talk to a human", sentiment="negative", frustrated=True, intent="complaint"
-    )
-    assert not decide_escalation(
-        relaxed, "I want to talk to a human", angry, Streaks(9, 9)
-    ).escalate
+    assert next_signals(twice, analysis("ok"), "ok", 3, True).negative == 0
 
 
 def test_a_weakly_negative_label_is_not_counted_as_unhappy() -> None:
     doubtful = analysis("which descaler fits?", sentiment="negative", score=-0.3)
     assert not doubtful.unhappy
-    assert next_streaks(CALM, doubtful, grounded=True) == CALM
+    assert next_signals(CALM, doubtful, "which descaler fits?", 1, True).negative == 0
+
+
+def test_documented_options_ungrounded_turns_and_sensitive_intents() -> None:
+    fine = analysis("ok")
+    twice = next_signals(next_signals(CALM, fine, "fax?", 1, False), fine, "tv?", 2, False)
+    assert not decide_escalation(POLICY, "tv?", fine, twice).escalate  # off by default
+    strict = policy(ungrounded_turns=2, sensitive_intents=("complaint",))
+    assert decide_escalation(strict, "tv?", fine, twice).reason is (
+        EscalationReason.REPEATED_FAILURE
+    )
+    complaint = analysis("formal complaint", intent="complaint")
+    assert decide_escalation(strict, "formal complaint", complaint, CALM).reason is (
+        EscalationReason.SENSITIVE_INTENT
+    )
+
+
+def test_a_sure_person_intent_is_a_request_and_an_unsure_one_is_not() -> None:
+    message = "The mobile data on my loan phone stopped working, but calls are fine."
+    unsure = analysis(message, intent="contact_human_agent", intent_confidence=0.2)
+    assert not decide_escalation(POLICY, message, unsure, CALM).escalate
+    sure = analysis("Get me someone", intent="contact_human_agent", intent_confidence=0.9)
+    decision = decide_escalation(POLICY, "Get me someone", sure, CALM)
+    assert decision.reason is EscalationReason.EXPLICIT_REQUEST and not decision.model_answers
+
+
+def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
+    config = parse_tenant_config(
+        "[escalation]\non_human_request = false\non_frustration = false\n"
+        "refund_limit_eur = 100.0\nsensitive_intents = ['complaint']\n",
+        "old.toml",
+    )
+    policy = config.escalation
+    assert "explicit_request" not in policy.order and policy.frustrated_turns == 0
+    assert policy.refund_limit == 100.0 and policy.currency == "EUR"
+    message = "Can I speak to a human?"
+    assert not decide_escalation(policy, message, analysis(message), CALM).escalate

@@ -135,7 +135,7 @@ def test_tone_follows_the_customer_mood_and_escalation() -> None:
         .content
     )
     assert "sincere apology" in system and "Do not promote" in system
-    assert "colleague from the support team will take over" in system
+    assert "A colleague will take over after your reply" in system
     happy = (
         compose_prompt(
             inputs(analysis=analysis("great", sentiment="positive", score=0.9)),
@@ -196,6 +196,6 @@ def test_prompts_share_the_tenant_rules_and_the_profile_as_a_prefix() -> None:
     rules = tenant_rules(inputs().voice)
     assert shared.startswith(rules)
     assert "<customer_profile>" in shared and "</customer_profile>" in shared
-    for varying in ("Tone guidance", "Reply in", "colleague from the support team"):
+    for varying in ("Tone guidance", "Reply in", "A colleague will take over"):
         assert varying not in shared
     assert a.rindex("Tone guidance") > a.index("</kb_passages>")

@@ -1,0 +1,379 @@
+"""What a customer's words say about handing over: harm, lawyers, disputed payments,
+personal data, asking for a person, "that did not help", and asking for money back.
+
+Each cue is a set of phrases per language (English, French, German, Spanish, Chinese),
+matched on every message whatever language was detected: customers mix languages, and a
+short message is often detected wrongly. The phrases describe *events and demands*, not
+topics: "my kettle sparked and burned my hand" is safety, "is the kettle safe for
+children?" is a question the help centre answers; "my lawyer will be in touch" is legal,
+"I'm a lawyer, can I have an invoice?" is not. A tenant adds its own phrases per reason
+and language (``[escalation.keywords]``); they are matched as words, case-insensitively.
+
+Kept apart from the decision (``escalation.py``) because the tables are long and the
+decision is short, and because ``bench/escalation.py`` measures them on a set of
+conversations their author did not write against.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+_I = re.IGNORECASE
+
+SAFETY = {
+    "en": (
+        r"\b(?:injur(?:ed|y|ies)|hurt (?:me|my|him|her|them|us|myself|himself|herself)|wounded)\b",
+        r"\bburn(?:ed|t|s)? (?:my|his|her|their|our|me|him|myself|himself|herself)\b",
+        r"\b(?:burns? on|blister(?:s|ed)?)\b",
+        r"\b(?:electric(?:al)? shock|shocked me|gave (?:me|him|her) a shock|electrocut\w*)\b",
+        r"\b(?:spark(?:s|ed|ing)|sparking)\b",
+        r"\b(?:smok(?:ing|ed|es)|smoke (?:came|coming|pouring|everywhere|from))\b",
+        r"\b(?:on fire|caught fire|catch fire|burst into flames|flames?|fire started)\b",
+        r"\b(?:burning smell|smell(?:s|ed)? (?:of|like) (?:burning|burnt|smoke|gas)|"
+        r"smell of gas|gas (?:smell|leak))\b",
+        r"\b(?:melt(?:ed|ing)|scorch(?:ed|ing))\b",
+        r"\b(?:swollen|swelling|bulging|puffed up) (?:battery|back|case)|battery (?:is |has )?"
+        r"(?:swollen|swelling|bulging|swelled)\b",
+        r"\b(?:explod\w*|blew up)\b",
+        r"\b(?:swallowed|chok(?:ed|ing) on|allergic reaction|anaphyla\w*|food poisoning)\b",
+        r"\b(?:cut (?:my|his|her) (?:finger|hand|thumb)|bleeding)\b",
+        r"\b(?:(?:too|really|very|extremely) hot to touch|"
+        r"plug (?:gets|got|is) (?:really |very )?hot)\b",
+        r"\b(?:ended up in|taken to|went to) (?:the )?(?:hospital|a&e|emergency|er)\b",
+    ),
+    "fr": (
+        r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|coupé|électrocuté|ébouillanté)",
+        r"\b(?:brûlure|brûlé (?:la|le|les|à la|au)|blessure|blessé|blessée)\b",
+        r"\b(?:électrocut\w*|décharge(?: électrique)?|pris le jus|pris une châtaigne)\b",
+        r"\b(?:étincelles?|fait des étincelles)\b",
+        r"\b(?:fumée|fume|fumait)\b",
+        r"\b(?:pris feu|prend feu|en feu|flammes?|départ de feu|début d['’]incendie)\b",
+        r"\b(?:odeur de (?:brûlé|gaz|plastique brûlé|cramé)|fuite de gaz|sent le (?:brûlé|gaz))",
+        r"\b(?:fondu|fondue|a fondu)\b",
+        r"\bbatterie (?:a |est )?(?:gonflée?|gonfle|déformée?)\b|\ba gonflé\b|\best gonflée\b",
+        r"\b(?:explos\w*|a explosé)\b",
+        r"\b(?:avalé|étouff\w*|réaction allergique|allergie|intoxication)\b",
+        r"\b(?:aux urgences|à l['’]hôpital)\b",
+        r"\b(?:brûlant|surchauffe)\b",
+    ),
+    "de": (
+        r"\b(?:verletzt|verbrannt|verbrüht|stromschlag|schlag bekommen|funken|raucht|rauch|"
+        r"brennt|feuer|flammen|brandgeruch|riecht verbrannt|gasgeruch|geschmolzen|"
+        r"aufgebläht|explodiert|verschluckt|allergische reaktion|notaufnahme|krankenhaus)\b",
+    ),
+    "es": (
+        r"\b(?:herid[oa]|me quem[eé]|quemadura|descarga eléctrica|chispas|humo|"
+        r"incendio|llamas|olor a quemado|olor a gas|explot\w*|batería hinchada|"
+        r"reacción alérgica|urgencias)\b",
+    ),
+    "zh": (
+        r"受伤|烫伤|烧伤|烫到|弄伤|划伤|割伤|流血|触电|漏电|电到|被电|电了一下|火花|打火|冒烟|"
+        r"冒火|起火|着火|燃烧|烧起来|烧焦|焦味|糊味|煤气味|燃气味|漏气|鼓包|膨胀|爆炸|炸了|"
+        r"误吞|吞下|噎住|过敏反应|过敏了|食物中毒|送医|去医院|急诊|烫手|发烫得厉害|熔化|融化了",
+    ),
+}
+
+LEGAL = {
+    "en": (
+        r"\b(?:my|our) (?:lawyers?|attorneys?|solicitors?|legal (?:team|counsel|advisor))\b",
+        r"\b(?:contact|call|hire|get|consult|involve|instruct|speak(?:ing)? to|talk(?:ing)? to)"
+        r" (?:a |my |our )?(?:lawyer|attorney|solicitor)s?\b",
+        r"\b(?:lawyers?|attorneys?|solicitors?) (?:involved|will|is going|are going|letter)\b",
+        r"\b(?:legal (?:action|steps|proceedings|route|claim)|take (?:you|this|it|them) to court|"
+        r"see you in court|small[- ]claims|in court|to court|court case|sue|suing|sued|lawsuit|"
+        r"litigation|class action)\b",
+        r"\b(?:ombudsman|consumer (?:protection|rights (?:agency|body|organi[sz]ation))|"
+        r"trading standards|citizens advice|better business bureau|bbb|ftc|ofcom|"
+        r"cease and desist|letter before action)\b",
+        r"\breport (?:you|this|your company|it) to (?:the )?(?:police|authorities|regulator|"
+        r"ombudsman|ftc|consumer)",
+    ),
+    "fr": (
+        r"\b(?:mon|notre|un|une|à un|à mon) avocate?s?\b(?! de)",
+        r"\b(?:saisir|saisirai|saisis) "
+        r"(?:la justice|le tribunal|un avocat|mon avocat|le médiateur)",
+        r"\b(?:tribunal|tribunaux|en justice|procès|poursuites?|poursuivre|mise en demeure|"
+        r"action en justice|plainte|porter plainte|huissier)\b",
+        r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
+        r"médiateur de la consommation|conciliateur)\b",
+    ),
+    "de": (
+        r"\b(?:mein(?:em)? anwalt|rechtsanwalt|anwältin|klage|verklagen|gericht|"
+        r"verbraucherzentrale|rechtliche schritte|abmahnung)\b",
+    ),
+    "es": (r"\b(?:mi abogad[oa]|demanda(?:ré|r)|tribunal|juzgado|acciones legales|denuncia)\b",),
+    "zh": (
+        r"(?<!我是)(?<!作为)律师|律师函|起诉|告你们|告到|法院|打官司|法律途径|法律手段|仲裁|"
+        r"消协|消费者协会|12315|工商局|市场监管|报警|维权",
+    ),
+}
+
+CHARGEBACK = {
+    "en": (
+        r"\b(?:charge ?backs?|charged? back)\b",
+        r"\bdisput(?:e|ing|ed) (?:the |this |that |a |my )?(?:charge|payment|transaction|debit)",
+        r"\b(?:reverse|reversing|reversal of|recall|claw back) "
+        r"(?:the |this |that |my )?(?:card |credit card |debit card |bank )?"
+        r"(?:payment|charge|transaction|debit)\b",
+        r"\b(?:cancel|stop|block|cancell?ing|stopping|blocking) (?:the |this |that |my )?"
+        r"(?:payment|charge|transaction|debit)s? (?:with|through|via|at) (?:my|the) "
+        r"(?:bank|card issuer|credit card company)",
+        r"\b(?:claim|get|take) (?:it|the money|my money|the payment) back (?:from|through|via|with)"
+        r" (?:my |the )?(?:bank|card|visa|mastercard|amex|paypal|credit card|card issuer)",
+        r"\b(?:my|the) (?:bank|card issuer|credit card company) (?:to|will) (?:reverse|refund|"
+        r"cancel|block|recover|take back|get (?:it|my money) back)",
+        r"\b(?:paypal|klarna) (?:dispute|claim|case)\b|"
+        r"\b(?:open|opened|opening|filed|raised|started) a (?:dispute|claim) "
+        r"(?:with|on|at) (?:paypal|my bank|klarna|the bank)",
+        r"\bsection 75\b",
+    ),
+    "fr": (
+        r"\b(?:rétrofacturation|chargeback)\b",
+        r"\bcontest(?:er|erai|e|é) (?:le|la|ce|cette|mon|ma|les) (?:prélèvement|paiement|débit|"
+        r"transaction|achat|opération|charge)",
+        r"\b(?:faire|mettre|faire une) opposition\b",
+        r"\b(?:ma|la) banque (?:pour|de|d['’]) ?(?:annuler|rembourser|bloquer|récupérer|contester)|"
+        r"demand(?:e|er|é|erai|ons)s? à (?:ma|la|mon) (?:banque|conseiller bancaire)",
+        r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
+        r"ouvrir un litige",
+        r"\b(?:rejeter|annuler|bloquer) le prélèvement\b",
+    ),
+    "de": (
+        r"\b(?:rückbuchung|zurückbuchen|lastschrift zurück|widerspruch bei (?:meiner|der) bank|"
+        r"zahlung (?:stornieren|zurückholen)|paypal-konflikt|käuferschutz)\b",
+    ),
+    "es": (r"\b(?:contracargo|disputar el cargo|anular el pago con mi banco)\b",),
+    "zh": (
+        r"拒付|退单申请|撤销(?:这笔)?(?:付款|支付|交易|扣款)|冻结(?:这笔)?(?:付款|支付|交易)|"
+        r"(?:银行|信用卡|发卡行|支付宝|微信支付|PayPal)(?:[^，。！？]{0,8})(?:争议|申诉|追回|撤回|拒付|止付|投诉)|"
+        r"(?:让|找|通过|联系)(?:我的)?(?:银行|发卡行|信用卡中心)(?:[^，。！？]{0,10})(?:退回|追回|撤销|拿回|退款)",
+    ),
+}
+
+_DATA_TERMS = {
+    "en": r"\b(?:my (?:personal )?(?:data|information|details)|personal (?:data|information|"
+    r"details)|(?:data|information|details|everything) (?:you|that you) (?:hold|have|keep|store)"
+    r"(?: on me| about me)?|information (?:on|about) me|gdpr|dsar|subject access)\b",
+    "fr": r"\b(?:mes données|données personnelles|mes informations personnelles|rgpd|"
+    r"mes coordonnées|informations (?:que vous détenez|me concernant))\b",
+    "de": r"\b(?:meine daten|personenbezogene(?:n)? daten|dsgvo|auskunft nach)\b",
+    "es": r"\b(?:mis datos|datos personales|rgpd)\b",
+    "zh": r"个人信息|个人数据|我的(?:数据|资料|信息)|隐私数据|用户数据",
+}
+_DATA_ACTIONS = {
+    "en": r"\b(?:delete|erase|remove|wipe|destroy|get (?:it|them|my \w+) off|copy of|export|"
+    r"download|access to|send me|"
+    r"give me|hand over|correct|stop (?:using|processing|selling|sharing)|forget me|"
+    r"right to be forgotten|(?:want|request|demand|need) (?:a copy|all|every|to see|to know))",
+    "fr": r"\b(?:supprim\w*|suppression|effac\w*|retir\w*|copie|exporter|récupérer|"
+    r"m['’]envoyer|accès à|garde\w*|conserv\w*|"
+    r"droit (?:d['’]accès|à l['’]oubli|d['’]opposition)|rectifi\w*|arrêtez d['’]utiliser)",
+    "de": r"\b(?:löschen|löschung|auskunft|kopie|herausgabe|berichtigen)",
+    "es": r"\b(?:borrar|eliminar|suprimir|copia de|acceso a)",
+    "zh": r"删除|删掉|清除|注销|导出|拷贝|副本|查询|查看|提供给我|告诉我你们(?:保存|存)",
+}
+
+PRIVACY = {
+    "en": (
+        r"\b(?:hacked|compromised|hijacked)\b",
+        r"\b(?:someone|somebody|a stranger|another person|strangers?) (?:else )?(?:has )?"
+        r"(?:logged|log|got|gotten|broke|signed|accessed|is using|used|changed)\b[^.?!]{0,30}"
+        r"\b(?:into|in to|my|account)",
+        r"\b(?:unauthori[sz]ed (?:access|login|log-in|sign-in|changes?|purchases?)|"
+        r"identity theft|data (?:breach|leak)|leaked)\b",
+        r"\b(?:shared|sold|passed on|gave away|disclosed|leaked) my (?:data|details|information|"
+        r"email|phone number|number|address)\b",
+        r"\bwithout my (?:consent|permission|knowledge)\b",
+        r"\bright to be forgotten\b|\b(?:subject access request|dsar)\b",
+        r"\b(?:ex|someone|somebody|a stranger|another person) (?:still )?(?:has|knows|uses|got) "
+        r"(?:my |the |our )?(?:login|password|account|access)\b",
+    ),
+    "fr": (
+        r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
+        r"\bquelqu['’]un (?:d['’]autre )?(?:s['’]est connecté|a accédé|a utilisé|a modifié|"
+        r"se connecte|utilise mon compte)",
+        r"\bsans mon (?:consentement|accord|autorisation)\b",
+        r"\b(?:vendu|partagé|transmis|divulgué) mes (?:données|informations|coordonnées)\b",
+        r"\bdroit (?:à l['’]oubli|à l['’]effacement|d['’]effacement|d['’]accès)\b|\bcnil\b",
+    ),
+    "de": (r"\b(?:gehackt|datenleck|datenpanne|ohne meine zustimmung|identitätsdiebstahl)\b",),
+    "es": (r"\b(?:hackead[oa]|filtración de datos|sin mi consentimiento)\b",),
+    "zh": (
+        r"被盗号|盗号|被盗|被黑|被入侵|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
+        r"信息泄露|泄露了?我的|隐私泄露|数据泄露|未经(?:我的?)?(?:同意|允许|授权)|"
+        r"卖了?我的(?:信息|数据|资料)|骚扰电话",
+    ),
+}
+
+EXPLICIT_REQUEST = {
+    "en": (
+        r"\b(?:talk|speak|chat|connect|transfer|put|get) (?:me )?(?:through )?(?:to |with )?"
+        r"[^.?!]{0,30}\b(?:human|person|agent|representative|operator|manager|supervisor|"
+        r"someone|somebody|staff member|team member|advisor|adviser)\b",
+        r"\b(?:real|live|actual|proper) (?:human|person|agent|people)\b|\bhuman (?:being|agent|"
+        r"please)\b|\bwith a human\b",
+        r"\b(?:not|no more|stop) (?:a |the |this )?(?:bot|robot|machine|ai|chatbot)\b|"
+        r"\bi (?:want|need) (?:a |an )?(?:human|person|agent|manager|supervisor)\b",
+        r"\b(?:escalate (?:this|my|me)|call me back|have someone call me|can someone call)\b",
+    ),
+    "fr": (
+        r"\b(?:parler|discuter|échanger|avoir|joindre|passer|mettre en relation)\b[^.?!]{0,30}"
+        r"\b(?:conseill[eè]re?|humain|agent|personne|opérat(?:eur|rice)|responsable|"
+        r"quelqu['’]un|manager|superviseur|interlocuteur)\b",
+        r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?)\b|"
+        r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b",
+        r"\b(?:rappelez-moi|me rappeler)\b",
+    ),
+    "de": (
+        r"\b(?:mit einem menschen|echten menschen|mitarbeiter sprechen|einen mitarbeiter|"
+        r"kein bot|keinen bot|rückruf)\b",
+    ),
+    "es": (r"\b(?:hablar con (?:una persona|un humano|un agente)|persona real|no un robot)\b",),
+    "zh": (
+        r"(?:要|找|转|接|换|叫|给我|帮我|我想(?:和|跟)|让)[^，。！？,.!?]{0,4}(?:人工|真人|活人|"
+        r"客服人员|客服专员|工作人员)|转人工|人工服务|不要机器人|不想(?:跟|和)机器人|别用机器人|"
+        r"(?:找|叫|让)(?:你们)?(?:的)?(?:经理|主管|负责人|领导)|(?:给我|帮我)?找(?:个|一个)人来|"
+        r"转接|回电|打电话给我",
+    ),
+}
+
+FAILED_ANSWER = {
+    "en": (
+        r"\b(?:did ?n[o']?t|does ?n[o']?t|has ?n[o']?t|have ?n[o']?t|won[o']?t|is ?n[o']?t|"
+        r"did not|does not|has not|have not|will not|is not|not) (?:help|helping|work|working|"
+        r"worked|fix|fixed|solve|solved|change|changed|make any difference|answer)",
+        r"\b(?:still (?:not|no|doesn'?t|does not|isn'?t|won'?t|broken|the same|nothing|"
+        r"happening|getting|fails|failing|crashes|there)|same (?:problem|issue|answer|reply|"
+        r"response|thing|error|message|result))\b|\b(?:it|that|this) still\b",
+        r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
+        r"i did that)\b",
+        r"\b(?:not helpful|unhelpful|no help|useless (?:answer|reply|advice)|"
+        r"(?:that|this)(?:'s| is) not an answer|you keep (?:saying|telling|repeating|sending|"
+        r"giving)|you(?:'re| are) not (?:helping|listening)|going (?:round|around) in circles)\b",
+    ),
+    "fr": (
+        r"\b(?:ça|cela|ce|ca) (?:n['’]a|ne|n['’]) ?(?:rien )?(?:pas )?(?:marché|fonctionné|aidé|"
+        r"changé|résolu|réglé|servi)",
+        r"\bn['’]a (?:rien|pas) (?:changé|marché|fonctionné|résolu|aidé)",
+        r"\b(?:toujours (?:pas|rien|le même|la même|aussi|en panne|bloqué)|ne (?:marche|"
+        r"fonctionne) (?:toujours )?pas)\b",
+        r"\b(?:déjà (?:essayé|fait|testé)|même réponse|vous (?:me )?répétez|"
+        r"ne m['’]aide pas|aucune aide|tourne en rond|inutile|rien à faire|rien n['’]y fait|"
+        r"sans succès|pas mieux)\b",
+    ),
+    "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
+    "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
+    "zh": (
+        r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|试过了|也试了|"
+        r"已经试过|都试了|没解决|"
+        r"没有解决|一样的(?:回答|答复|话)|同样的(?:回答|答复|话)|重复|答非所问|等于没说|"
+        r"说了(?:好几遍|很多次)|又是这",
+    ),
+}
+
+EARLIER_ADVICE = (
+    r"\b(?:you (?:told|advised|asked) me|as you (?:said|suggested)|(?:your|the) (?:agent|colleague"
+    r"|support)(?:'s)? (?:told|said|advised)|your (?:advice|suggestion|instructions|steps|fix|"
+    r"solution|method))\b",
+    r"\b(?:vous m['’]avez (?:dit|conseillé|demandé)|comme vous (?:dites|l['’]avez dit)|votre "
+    r"(?:conseil|solution|méthode|procédure)|votre collègue m['’]a dit)\b",
+    r"\b(?:sie haben mir gesagt|ihr (?:tipp|rat|vorschlag))\b",
+    r"你们(?:给|说|教)的|客服(?:说|给)的|按(?:照)?你们说的|你们让我",
+)
+"""The message refers to advice we gave before: its "did not work" is a verdict on our
+help even in a conversation's first message (the advice came in an earlier one)."""
+
+REFUND_WORDS = {
+    "en": r"\b(?:refund\w*|money back|reimburs\w*|pay (?:me )?back|compensat\w*|"
+    r"(?:want|get|need|give me|have) (?:my |the |all |back )?[^.?!]{0,30}\bback\b)",
+    "fr": r"\b(?:rembours\w*|récupérer (?:mon|mes|l['’])argent|mon argent)",
+    "de": r"\b(?:erstatt\w*|zurückzahl\w*|geld zurück)",
+    "es": r"\b(?:reembols\w*|devolución del dinero|devuélvanme)",
+    "zh": r"退款|退钱|退还|退给我|退我|返还|赔偿|把钱",
+}
+
+BUILT_IN = {
+    "safety": SAFETY,
+    "legal": LEGAL,
+    "chargeback": CHARGEBACK,
+    "privacy": PRIVACY,
+    "explicit_request": EXPLICIT_REQUEST,
+}
+"""The built-in phrases of the reasons a tenant can add phrases to."""
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), _I)
+
+
+def _tenant_phrase(phrase: str) -> str:
+    """A tenant's phrase as a literal, word-bounded where it starts or ends with a letter
+    of an alphabetic script (Chinese has no spaces to bound)."""
+    escaped = re.escape(phrase.strip())
+    first, last = phrase.strip()[0], phrase.strip()[-1]
+    start = r"\b" if first.isascii() and first.isalnum() else ""
+    end = r"\b" if last.isascii() and last.isalnum() else ""
+    return f"{start}{escaped}{end}"
+
+
+@lru_cache(maxsize=256)
+def _compiled(reason: str, extra: tuple[tuple[str, tuple[str, ...]], ...]) -> re.Pattern[str]:
+    patterns = [p for table in BUILT_IN[reason].values() for p in table]
+    patterns += [_tenant_phrase(p) for _, phrases in extra for p in phrases]
+    return _alternation(patterns)
+
+
+_PRIVACY_DATA = _alternation(list(_DATA_TERMS.values()))
+_PRIVACY_ACTION = _alternation(list(_DATA_ACTIONS.values()))
+_FAILED = _alternation([p for table in FAILED_ANSWER.values() for p in table])
+_REFUND = _alternation(list(REFUND_WORDS.values()))
+_EARLIER_ADVICE = _alternation(list(EARLIER_ADVICE))
+_POLICY_QUESTION = _alternation(
+    [
+        r"\b(?:polic(?:y|ies)|terms|rules|how (?:do|does|long)|do you (?:offer|give|do))\b",
+        r"\b(?:politique|conditions|règles|comment (?:fonctionne|se passe|marche)|"
+        r"proposez-vous)\b",
+        r"\b(?:richtlinie|bedingungen|wie funktioniert)\b",
+        r"政策|规定|规则|条件|怎么(?:退|算)|如何退",
+    ]
+)
+_DEMAND = _alternation(
+    [
+        r"\bi (?:want|need|demand|expect|insist)\b|\b(?:give|send|pay) me\b|\brefund me\b",
+        r"\bje (?:veux|demande|exige)\b|\brembourse[zr]?-moi\b",
+        r"\bich (?:will|verlange|fordere)\b",
+        r"我要|给我退|退给我|必须退",
+    ]
+)
+
+
+def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None = None) -> bool:
+    """Whether ``message`` carries ``reason``'s phrases (built-in plus ``extra``, the
+    tenant's phrases by language)."""
+    frozen = tuple(sorted((extra or {}).items()))
+    if _compiled(reason, frozen).search(message):
+        return True
+    if reason == "privacy":  # a demand about one's data: a data term and an action on it
+        return bool(_PRIVACY_DATA.search(message) and _PRIVACY_ACTION.search(message))
+    return False
+
+
+def says_it_did_not_help(message: str) -> bool:
+    """The customer says an answer or a fix did not help ("still not working", 没用)."""
+    return _FAILED.search(message) is not None
+
+
+def refers_to_earlier_advice(message: str) -> bool:
+    """The customer points at advice we gave before ("as you said", 你们给的方法)."""
+    return _EARLIER_ADVICE.search(message) is not None
+
+
+def asks_for_money_back(message: str) -> bool:
+    """The message asks for a refund or money back, in any language the tables know; a
+    question about the refund policy ("what is your refund policy over 500 euros?") is
+    not a request unless it also demands ("I want my 549 EUR back")."""
+    if _REFUND.search(message) is None:
+        return False
+    return _POLICY_QUESTION.search(message) is None or _DEMAND.search(message) is not None
