@@ -54,7 +54,12 @@ from server.pipeline.escalation import (
 from server.pipeline.profile import OrderSummary
 from server.tenants import EscalationPolicy
 
-ESCALATION_SET = REPO / "datasets" / "escalation" / "conversations.jsonl"
+ESCALATION_SETS = {
+    "tuning": REPO / "datasets" / "escalation" / "conversations.jsonl",
+    "heldout": REPO / "datasets" / "escalation" / "heldout.jsonl",
+}
+"""The conversations the rules were written and tuned against, and the ones written after
+that by someone who never saw the rules and used for nothing but this measurement."""
 SENTIMENT_SET = REPO / "datasets" / "support-sentiment" / "messages.jsonl"
 RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.05, "CNY": 0.13}
 """The rates the escalation set assumes (datasets/escalation/GUIDE.md)."""
@@ -267,11 +272,23 @@ def escalation_figures(
 def escalation_section(
     reader: Reader, args: argparse.Namespace
 ) -> tuple[list[str], dict[str, Any]]:
-    conversations = [
-        json.loads(line) for line in ESCALATION_SET.read_text("utf-8").splitlines() if line
-    ]
-    if args.split != "all":
-        conversations = [c for c in conversations if c["split"] == args.split]
+    lines: list[str] = []
+    raw: dict[str, Any] = {}
+    for name in args.sets:
+        path = ESCALATION_SETS[name]
+        conversations = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+        if args.split != "all":
+            conversations = [c for c in conversations if c["split"] == args.split]
+        section, figures = escalation_set(reader, name, conversations, args.split)
+        lines += section
+        raw[name] = figures
+    return lines, raw
+
+
+def escalation_set(
+    reader: Reader, name: str, conversations: list[dict[str, Any]], split: str
+) -> tuple[list[str], dict[str, Any]]:
+    """One set's table, per reason, controls and failures."""
     policy = EscalationPolicy(rates=RATES)
     order = [str(r) for r in policy.order]
     reversed_order = list(reversed(order))
@@ -286,7 +303,7 @@ def escalation_section(
         )
 
     lines = [
-        f"### Hand-over ({len(conversations)} conversations, split `{args.split}`)",
+        f"### Hand-over, {name} set ({len(conversations)} conversations, split `{split}`)",
         "",
         "| conversations | n | must hand over | recall | precision | right reason "
         "(default order) | right reason (reversed order) | handed over too early |",
@@ -297,7 +314,7 @@ def escalation_section(
         lines.append(row(language, [p for p in played if p.conversation["language"] == language]))
     for split in ("dev", "test"):
         subset = [p for p in played if p.conversation["split"] == split]
-        if subset and args.split == "all":
+        if subset and split == "all":
             lines.append(row(f"split {split}", subset))
     lines += [
         "",
@@ -372,6 +389,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sections", nargs="*", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--split", choices=("all", "dev", "test"), default="all")
+    parser.add_argument(
+        "--sets", nargs="*", choices=list(ESCALATION_SETS), default=list(ESCALATION_SETS)
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     return parser.parse_args(argv)
 
@@ -416,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     write_json(OUT_DIR / f"reading-{stamp}.json", json.loads(json.dumps(raw, default=_plain)))
-    if not args.no_docs and set(args.sections) == set(SECTIONS) and args.split == "all":
+    complete = set(args.sections) == set(SECTIONS) and set(args.sets) == set(ESCALATION_SETS)
+    if not args.no_docs and complete and args.split == "all":
         DOC_PATH.write_text(replace_section(DOC_PATH.read_text("utf-8"), report, MARKS), "utf-8")
     return 0
 

@@ -424,6 +424,7 @@ _FULL_AMOUNT = re.compile(
             r"\bback\s+in\s+full\b",
             r"\ball\s+(?:of\s+)?my\s+money\b",
             r"\beverything\s+I\s+(?:paid|spent)\b",
+            r"\b(?:refund|pay\s+back|reimburse)\s+(?:me\s+)?(?:everything|the\s+lot|all\s+of\s+it)\b",
             r"\bevery\s+(?:single\s+)?(?:penny|cent)\b",
             # French
             r"\bremboursement\s+(?:intégral|complet|total)",
@@ -432,6 +433,7 @@ _FULL_AMOUNT = re.compile(
             r"\b(?:la\s+totalité|l['’]intégralité)\s+(?:de\s+la\s+somme|du\s+montant"
             r"|de\s+mon\s+argent|de\s+mon\s+achat|de\s+ma\s+commande)",
             r"\btout\s+mon\s+argent\b",
+            r"\brembours\w*\s+(?:tout|l['’]ensemble)\b|\btout\s+(?:me\s+)?rembourser\b",
             # German
             r"\b(?:den|die)\s+(?:vollen|volle|gesamten|gesamte|ganzen|ganze)\s+"
             r"(?:Betrag|Kaufpreis|Summe)\b",

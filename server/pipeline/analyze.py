@@ -37,7 +37,9 @@ HUMAN_INTENT_MIN_CONFIDENCE = 0.4
 with EmbeddingGemma's head (0.41-1.0 with MiniLM's, and the pattern below catches the
 lowest); a fault report ("The mobile data on my loan phone stopped working") came out as
 ``contact_human_agent`` at 0.20 and was handed over instead of answered."""
-REFUND_INTENTS = frozenset({"get_refund", "track_refund", "check_refund_policy"})
+MONEY_BACK_INTENTS = frozenset({"get_refund"})
+"""Intents that ask for money back (``check_refund_policy`` asks about the rules, and
+``track_refund`` about a refund already granted)."""
 
 UNHAPPY_SCORE = -0.5
 """``P(positive) - P(negative)`` at or below which a message counts as unhappy.
@@ -101,8 +103,11 @@ def requests_a_person(message: str, intent: IntentResult) -> bool:
 
 
 def asks_money_back(message: str, intent: str) -> bool:
-    """A refund request: by the intent head or by the words."""
-    return intent in REFUND_INTENTS or handover_cues.asks_for_money_back(message)
+    """A refund request: by the words, or by the ``get_refund`` intent unless the message
+    asks about the refund policy ("what is your refund policy over 500 euros?")."""
+    if handover_cues.asks_for_money_back(message):
+        return True
+    return intent in MONEY_BACK_INTENTS and not handover_cues.asks_about_policy(message)
 
 
 class Analyzer:
@@ -141,9 +146,7 @@ class Analyzer:
             if kb_embedder is not self._embedder:
                 kb_vector = kb_embedder.embed_sync([message], purpose="query")[0]
         sentiment = self._classifiers.sentiment([message], vector)[0]
-        intent = self._classifiers.intent(
-            vector, tenant, min_confidence=min_intent_confidence
-        )[0]
+        intent = self._classifiers.intent(vector, tenant, min_confidence=min_intent_confidence)[0]
         language = detect_language(message)
         return Analysis(
             language=language,

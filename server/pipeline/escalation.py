@@ -104,12 +104,22 @@ def earlier_signals(
 def next_signals(
     previous: ConversationSignals, analysis: Analysis, message: str, seq: int, grounded: bool
 ) -> ConversationSignals:
-    """``previous`` with turn ``seq`` (this ``message``) added."""
+    """``previous`` with turn ``seq`` (this ``message``) added.
+
+    A turn that says our help did not help counts toward ``repeated_failure`` and leaves
+    the negative streak as it is: "restarted it, still no signal" is a verdict, told
+    calmly or not, and two of them name the reason the customer gave, not their mood.
+    """
+    failed = _fails_an_answer(message, seq)
+    if failed and not analysis.sentiment.frustrated:
+        negative = previous.negative
+    else:
+        negative = previous.negative + 1 if analysis.unhappy else 0
     return ConversationSignals(
-        negative=previous.negative + 1 if analysis.unhappy else 0,
+        negative=negative,
         ungrounded=previous.ungrounded + 1 if not grounded else 0,
         frustrated=previous.frustrated + (1 if analysis.sentiment.frustrated else 0),
-        failed_answers=previous.failed_answers + (1 if _fails_an_answer(message, seq) else 0),
+        failed_answers=previous.failed_answers + (1 if failed else 0),
         harm_reported=previous.harm_reported or handover_cues.says("safety", message),
         handed_over_before=previous.handed_over_before,
     )

@@ -27,17 +27,18 @@ SAFETY = {
         r"\b(?:injur(?:ed|y|ies)|hurt (?:me|my|him|her|them|us|myself|himself|herself)|wounded)\b",
         r"\bburn(?:ed|t|s)? (?:my|his|her|their|our|me|him|myself|himself|herself)\b",
         r"\b(?:burns? on|blister(?:s|ed)?)\b",
-        r"\b(?:electric(?:al)? shock|shocked me|gave (?:me|him|her) a shock|electrocut\w*)\b",
+        r"\b(?:electric(?:al)? shock|shocked me|gave (?:me|him|her) a shock|electrocut\w*|"
+        r"(?:got|get|gave me) a (?:zap|jolt)|zapped (?:me|him|her)|tingling)\b",
         r"\b(?:spark(?:s|ed|ing)|sparking)\b",
         r"\b(?:smok(?:ing|ed|es)|smoke (?:came|coming|pouring|everywhere|from))\b",
         r"\b(?:on fire|caught fire|catch fire|burst into flames|flames?|fire started)\b",
         r"\b(?:burning smell|smell(?:s|ed)? (?:of|like) (?:burning|burnt|smoke|gas)|"
         r"smell of gas|gas (?:smell|leak))\b",
         r"\b(?:melt(?:ed|ing)|scorch(?:ed|ing))\b",
-        r"\b(?:swollen|swelling|bulging|puffed up) (?:battery|back|case)|battery (?:is |has )?"
-        r"(?:swollen|swelling|bulging|swelled)\b",
+        r"\b(?:swollen|swelling(?: up)?|bulging|bulges|puffed up|puffing up)\b",
         r"\b(?:explod\w*|blew up)\b",
-        r"\b(?:swallowed|chok(?:ed|ing) on|allergic reaction|anaphyla\w*|food poisoning)\b",
+        r"\b(?:swallowed|chok(?:ed|ing) on|allergic reaction|anaphyla\w*|food poisoning|"
+        r"epi-?pen|hives)\b",
         r"\b(?:cut (?:my|his|her) (?:finger|hand|thumb)|bleeding)\b",
         r"\b(?:(?:too|really|very|extremely) hot to touch|"
         r"plug (?:gets|got|is) (?:really |very )?hot)\b",
@@ -69,7 +70,8 @@ SAFETY = {
         r"reacción alérgica|urgencias)\b",
     ),
     "zh": (
-        r"受伤|烫伤|烧伤|烫到|弄伤|划伤|割伤|流血|触电|漏电|电到|被电|电了一下|火花|打火|冒烟|"
+        r"受伤|烫伤|烧伤|烫到|弄伤|划伤|割伤|流血|触电|漏电|电到|被电|电了一下|火花|打火|冒[白黑青]?烟|"
+        r"鼓起|鼓了|"
         r"冒火|起火|着火|燃烧|烧起来|烧焦|焦味|糊味|煤气味|燃气味|漏气|鼓包|膨胀|爆炸|炸了|"
         r"误吞|吞下|噎住|过敏反应|过敏了|食物中毒|送医|去医院|急诊|烫手|发烫得厉害|熔化|融化了",
     ),
@@ -82,13 +84,15 @@ LEGAL = {
         r" (?:a |my |our )?(?:lawyer|attorney|solicitor)s?\b",
         r"\b(?:lawyers?|attorneys?|solicitors?) (?:involved|will|is going|are going|letter)\b",
         r"\b(?:legal (?:action|steps|proceedings|route|claim)|take (?:you|this|it|them) to court|"
-        r"see you in court|small[- ]claims|in court|to court|court case|sue|suing|sued|lawsuit|"
-        r"litigation|class action)\b",
+        r"see you in court|small[- ]claims|in court|to court|court case|(?-i:sue)|suing|sued|"
+        r"lawsuit|litigation|class action)\b",
         r"\b(?:ombudsman|consumer (?:protection|rights (?:agency|body|organi[sz]ation))|"
         r"trading standards|citizens advice|better business bureau|bbb|ftc|ofcom|"
         r"cease and desist|letter before action)\b",
-        r"\breport (?:you|this|your company|it) to (?:the )?(?:police|authorities|regulator|"
-        r"ombudsman|ftc|consumer)",
+        r"\b(?:report|reported|reporting) (?:you|this|your company|it|them|him|her) to (?:the )?"
+        r"(?:police|authorities|regulator|ombudsman|ftc|consumer|ico|information commissioner|"
+        r"data protection authority|trading standards|cma)",
+        r"\b(?:police report|called the police|contacted the police|(?:gone|went) to the police)\b",
     ),
     "fr": (
         r"\b(?:mon|notre|un|une|à un|à mon) avocate?s?\b(?! de)",
@@ -105,15 +109,23 @@ LEGAL = {
     ),
     "es": (r"\b(?:mi abogad[oa]|demanda(?:ré|r)|tribunal|juzgado|acciones legales|denuncia)\b",),
     "zh": (
-        r"(?<!我是)(?<!作为)律师|律师函|起诉|告你们|告到|法院|打官司|法律途径|法律手段|仲裁|"
-        r"消协|消费者协会|12315|工商局|市场监管|报警|维权",
+        r"(?<!我是)(?<!作为)律师|律师函|起诉|诉讼|告你们|告到|法院|打官司|法律途径|法律手段|仲裁|"
+        r"消协|消费者协会|12315|工商局|市场监管|监管部门|工信部|通管局|银保监|报警(?!器)|维权",
     ),
 }
 
 CHARGEBACK = {
     "en": (
-        r"\b(?:charge ?backs?|charged? back)\b",
+        r"\b(?:file|filing|filed|raise|raising|initiate|initiating|request|requesting|start|open|"
+        r"issue|submit|put in for|go for|going for|get) (?:a |the )?charge ?backs?\b",
+        r"\b(?:do|doing) a charge ?back\b",
+        r"\b(?:i'll|i will|i'm going to|gonna|i am going to) charge ?(?:it )?back\b",
+        r"\bcharge ?back (?:with|through|via|from) (?:my|the) (?:bank|card)",
         r"\bdisput(?:e|ing|ed) (?:the |this |that |a |my )?(?:charge|payment|transaction|debit)",
+        r"\b(?:charge|payment|transaction|debit) disputed\b",
+        r"\b(?:get|have|ask|make) (?:visa|mastercard|amex|paypal|klarna|my bank|the bank|"
+        r"my card (?:company|issuer|provider)) (?:to )?(?:pull|take|claw|get|reverse|refund|"
+        r"block|cancel|charge|recover)\b",
         r"\b(?:reverse|reversing|reversal of|recall|claw back) "
         r"(?:the |this |that |my )?(?:card |credit card |debit card |bank )?"
         r"(?:payment|charge|transaction|debit)\b",
@@ -137,7 +149,7 @@ CHARGEBACK = {
         r"\b(?:ma|la) banque (?:pour|de|d['’]) ?(?:annuler|rembourser|bloquer|récupérer|contester)|"
         r"demand(?:e|er|é|erai|ons)s? à (?:ma|la|mon) (?:banque|conseiller bancaire)",
         r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
-        r"ouvrir un litige",
+        r"\b(?:ouvr\w*|lanc\w*|fai\w*|dépos\w*) un litige\b",
         r"\b(?:rejeter|annuler|bloquer) le prélèvement\b",
     ),
     "de": (
@@ -146,7 +158,7 @@ CHARGEBACK = {
     ),
     "es": (r"\b(?:contracargo|disputar el cargo|anular el pago con mi banco)\b",),
     "zh": (
-        r"拒付|退单申请|撤销(?:这笔)?(?:付款|支付|交易|扣款)|冻结(?:这笔)?(?:付款|支付|交易)|"
+        r"(?:我|申请|要|去|会|已经|准备)[^，。！？,.!?]{0,6}拒付|退单申请|(?:提出|发起|申请|提起)争议|撤销(?:这笔)?(?:付款|支付|交易|扣款)|冻结(?:这笔)?(?:付款|支付|交易)|"
         r"(?:银行|信用卡|发卡行|支付宝|微信支付|PayPal)(?:[^，。！？]{0,8})(?:争议|申诉|追回|撤回|拒付|止付|投诉)|"
         r"(?:让|找|通过|联系)(?:我的)?(?:银行|发卡行|信用卡中心)(?:[^，。！？]{0,10})(?:退回|追回|撤销|拿回|退款)",
     ),
@@ -157,10 +169,10 @@ _DATA_TERMS = {
     r"details)|(?:data|information|details|everything) (?:you|that you) (?:hold|have|keep|store)"
     r"(?: on me| about me)?|information (?:on|about) me|gdpr|dsar|subject access)\b",
     "fr": r"\b(?:mes données|données personnelles|mes informations personnelles|rgpd|"
-    r"mes coordonnées|informations (?:que vous détenez|me concernant))\b",
+    r"mes coordonnées|mon rib|mon iban|informations (?:que vous détenez|me concernant))\b",
     "de": r"\b(?:meine daten|personenbezogene(?:n)? daten|dsgvo|auskunft nach)\b",
     "es": r"\b(?:mis datos|datos personales|rgpd)\b",
-    "zh": r"个人信息|个人数据|我的(?:数据|资料|信息)|隐私数据|用户数据",
+    "zh": r"个人信息|个人数据|我的(?:数据|资料|信息)|隐私数据|用户数据|身份证|银行卡(?:信息|号)",
 }
 _DATA_ACTIONS = {
     "en": r"\b(?:delete|erase|remove|wipe|destroy|get (?:it|them|my \w+) off|copy of|export|"
@@ -182,10 +194,14 @@ PRIVACY = {
         r"(?:logged|log|got|gotten|broke|signed|accessed|is using|used|changed)\b[^.?!]{0,30}"
         r"\b(?:into|in to|my|account)",
         r"\b(?:unauthori[sz]ed (?:access|login|log-in|sign-in|changes?|purchases?)|"
-        r"identity theft|data (?:breach|leak)|leaked)\b",
+        r"identity theft|(?:data|privacy|security) (?:breach|leak)|leaked|someone else['’]s "
+        r"(?:booking|order|details|data|information|account|invoice|name and address))\b",
         r"\b(?:shared|sold|passed on|gave away|disclosed|leaked) my (?:data|details|information|"
         r"email|phone number|number|address)\b",
         r"\bwithout my (?:consent|permission|knowledge)\b",
+        r"\b(?:wasn'?t|was not|it'?s not|not) me\b[^.?!]{0,40}\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|"
+        r"changed|order(?:ed)?|password)|\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|changed|password)"
+        r"\b[^.?!]{0,40}\b(?:wasn'?t|was not) me\b",
         r"\bright to be forgotten\b|\b(?:subject access request|dsar)\b",
         r"\b(?:ex|someone|somebody|a stranger|another person) (?:still )?(?:has|knows|uses|got) "
         r"(?:my |the |our )?(?:login|password|account|access)\b",
@@ -193,15 +209,16 @@ PRIVACY = {
     "fr": (
         r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
         r"\bquelqu['’]un (?:d['’]autre )?(?:s['’]est connecté|a accédé|a utilisé|a modifié|"
-        r"se connecte|utilise mon compte)",
+        r"a changé|se connecte|utilise mon compte|commande avec mon compte)",
         r"\bsans mon (?:consentement|accord|autorisation)\b",
+        r"\b(?:ce n['’]est pas|c['’]est pas|c['’]était pas|ce n['’]était pas) moi\b",
         r"\b(?:vendu|partagé|transmis|divulgué) mes (?:données|informations|coordonnées)\b",
         r"\bdroit (?:à l['’]oubli|à l['’]effacement|d['’]effacement|d['’]accès)\b|\bcnil\b",
     ),
     "de": (r"\b(?:gehackt|datenleck|datenpanne|ohne meine zustimmung|identitätsdiebstahl)\b",),
     "es": (r"\b(?:hackead[oa]|filtración de datos|sin mi consentimiento)\b",),
     "zh": (
-        r"被盗号|盗号|被盗|被黑|被入侵|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
+        r"被盗号|盗号|被盗|被黑|被入侵|不是我本人|密码(?:也)?被(?:人)?改|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
         r"信息泄露|泄露了?我的|隐私泄露|数据泄露|未经(?:我的?)?(?:同意|允许|授权)|"
         r"卖了?我的(?:信息|数据|资料)|骚扰电话",
     ),
@@ -245,8 +262,11 @@ FAILED_ANSWER = {
         r"did not|does not|has not|have not|will not|is not|not) (?:help|helping|work|working|"
         r"worked|fix|fixed|solve|solved|change|changed|make any difference|answer)",
         r"\b(?:still (?:not|no|doesn'?t|does not|isn'?t|won'?t|broken|the same|nothing|"
-        r"happening|getting|fails|failing|crashes|there)|same (?:problem|issue|answer|reply|"
-        r"response|thing|error|message|result))\b|\b(?:it|that|this) still\b",
+        r"happening|getting|fails|failing|crashes|there|showing|shows)|same (?:\w+ )?(?:problem|"
+        r"issue|answer|reply|response|thing|error|message|result|page|screen))\b|"
+        r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and) still\b|\bno change\b|"
+        r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b",
+        r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
         r"i did that)\b",
         r"\b(?:not helpful|unhelpful|no help|useless (?:answer|reply|advice)|"
@@ -261,12 +281,14 @@ FAILED_ANSWER = {
         r"fonctionne) (?:toujours )?pas)\b",
         r"\b(?:déjà (?:essayé|fait|testé)|même réponse|vous (?:me )?répétez|"
         r"ne m['’]aide pas|aucune aide|tourne en rond|inutile|rien à faire|rien n['’]y fait|"
-        r"sans succès|pas mieux)\b",
+        r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran))\b",
+        r"\btoujours\b(?! client| fidèle)",
     ),
     "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
     "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
     "zh": (
-        r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|试过了|也试了|"
+        r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|照样|试过了|也试了|"
+        r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|[A-Za-z0-9])|"
         r"已经试过|都试了|没解决|"
         r"没有解决|一样的(?:回答|答复|话)|同样的(?:回答|答复|话)|重复|答非所问|等于没说|"
         r"说了(?:好几遍|很多次)|又是这",
@@ -349,10 +371,25 @@ _DEMAND = _alternation(
 )
 
 
+_HYPOTHETICAL = _alternation(
+    [
+        r"\bhow (?:do|does|would|will) [^.?!]{0,40}\bwork\b|\bwhat happens (?:if|when)\b",
+        r"\bcomment (?:fonctionne|marche|se passe)|\bque se passe-t-il (?:si|quand|en cas)\b",
+        r"\bwie funktioniert\b|\bwas passiert,? wenn\b",
+        r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么",
+    ]
+)
+"""A question about how something works in general ("how do chargebacks work for
+sellers?"): the topic's words are not the customer's own dispute or lawsuit."""
+HYPOTHETICAL_EXEMPT = frozenset({"chargeback", "legal"})
+
+
 def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None = None) -> bool:
     """Whether ``message`` carries ``reason``'s phrases (built-in plus ``extra``, the
     tenant's phrases by language)."""
     frozen = tuple(sorted((extra or {}).items()))
+    if reason in HYPOTHETICAL_EXEMPT and _HYPOTHETICAL.search(message):
+        return False
     if _compiled(reason, frozen).search(message):
         return True
     if reason == "privacy":  # a demand about one's data: a data term and an action on it
@@ -368,6 +405,11 @@ def says_it_did_not_help(message: str) -> bool:
 def refers_to_earlier_advice(message: str) -> bool:
     """The customer points at advice we gave before ("as you said", 你们给的方法)."""
     return _EARLIER_ADVICE.search(message) is not None
+
+
+def asks_about_policy(message: str) -> bool:
+    """A question about the rules ("what is your refund policy", 退货政策是什么样的)."""
+    return _POLICY_QUESTION.search(message) is not None and _DEMAND.search(message) is None
 
 
 def asks_for_money_back(message: str) -> bool:
