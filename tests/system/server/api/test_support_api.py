@@ -343,11 +343,12 @@ def test_asking_for_a_human_escalates_with_a_ticket_and_a_signed_webhook(
         message="I want to talk to a human.",
     )
     assert handed["escalation"]["escalate"] is True
-    assert handed["escalation"]["reason"] == "human_request"
+    assert handed["escalation"]["reason"] == "explicit_request"
     ticket_id = handed["escalation"]["ticket_id"]
     assert ticket_id
     assert handed["mode"] == "human"
     assert handed["answered_by"] == "handover"
+    assert ticket_id in handed["reply"], "the hand-over message names the ticket"
 
     deadline = time.monotonic() + 20
     while len(_Receiver.received) == before and time.monotonic() < deadline:
@@ -369,7 +370,7 @@ def test_asking_for_a_human_escalates_with_a_ticket_and_a_signed_webhook(
     )
     payload = json.loads(delivery["body"])
     assert payload["ticket"]["ticket_id"] == ticket_id
-    assert payload["ticket"]["reason"] == "human_request"
+    assert payload["ticket"]["reason"] == "explicit_request"
     texts = [line["text"] for line in payload["ticket"]["transcript"]]
     assert "Where is the descaler sold?" in texts and "I want to talk to a human." in texts
 
@@ -386,6 +387,7 @@ def test_asking_for_a_human_escalates_with_a_ticket_and_a_signed_webhook(
         message="Hello? Is anyone there?",
     )
     assert waiting["answered_by"] == "human_queue"
+    assert ticket_id in waiting["reply"]
     assert waiting["usage"]["completion_tokens"] == 0
     assert waiting["escalation"]["escalate"] is False
 
@@ -572,3 +574,23 @@ def test_bad_support_input_gets_a_clear_4xx(base_url: str, shop: str) -> None:
         "not_found",
     )
     assert httpx.get(f"{base_url}/readyz", timeout=10).status_code == 200
+
+
+def test_a_safety_report_is_answered_then_handed_over_in_the_customers_language(
+    base_url: str, shop: str
+) -> None:
+    """The model answers a French safety report (the help centre's advice), the French
+    hand-over message with the ticket's id follows, and no product is suggested."""
+    handed = reply(
+        base_url,
+        shop,
+        customer_id="ana",
+        message="Ma bouilloire fait des étincelles et il y a une odeur de brûlé. Que faire ?",
+    )
+    escalation = handed["escalation"]
+    assert escalation["escalate"] is True and escalation["reason"] == "safety"
+    assert escalation["priority"] == "urgent" and "safety" in escalation["reasons"]
+    assert handed["answered_by"] == "model" and handed["usage"]["completion_tokens"] > 0
+    assert escalation["ticket_id"] in handed["reply"]
+    assert "Je transmets cette conversation" in handed["reply"]
+    assert handed["recommendations"] == []

@@ -117,6 +117,7 @@ def test_no_pitch_when_it_would_be_tone_deaf_or_unwanted() -> None:
     "message",
     [
         "Which grinder would suit my new espresso machine?",
+        "Which descaler should I use to keep my kettle free of limescale?",
         "I'd like a kettle for pour-over coffee. What would you suggest?",
         "My Barista Pro is great. Is there anything I should buy to go with it?",
         "Je travaille à la maison et la Fibre 300 est trop lente. Que me conseillez-vous ?",
