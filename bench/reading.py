@@ -55,11 +55,13 @@ from server.pipeline.profile import OrderSummary
 from server.tenants import EscalationPolicy
 
 ESCALATION_SETS = {
-    "tuning": REPO / "datasets" / "escalation" / "conversations.jsonl",
-    "heldout": REPO / "datasets" / "escalation" / "heldout.jsonl",
+    "first": REPO / "datasets" / "escalation" / "conversations.jsonl",
+    "second": REPO / "datasets" / "escalation" / "heldout.jsonl",
+    "blind": REPO / "datasets" / "escalation" / "heldout-2.jsonl",
 }
-"""The conversations the rules were written and tuned against, and the ones written after
-that by someone who never saw the rules and used for nothing but this measurement."""
+"""The rules were written against the first set, measured blind on the second and then
+tuned on it too; the third was written after that, by a writer who saw neither the rules
+nor the other sets, and serves this measurement only (datasets/escalation/GUIDE.md)."""
 SENTIMENT_SET = REPO / "datasets" / "support-sentiment" / "messages.jsonl"
 RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.05, "CNY": 0.13}
 """The rates the escalation set assumes (datasets/escalation/GUIDE.md)."""

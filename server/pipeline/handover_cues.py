@@ -34,7 +34,7 @@ SAFETY = {
         r"\b(?:on fire|caught fire|catch fire|burst into flames|flames?|fire started)\b",
         r"\b(?:burning smell|smell(?:s|ed)? (?:of|like) (?:burning|burnt|smoke|gas)|"
         r"smell of gas|gas (?:smell|leak))\b",
-        r"\b(?:melt(?:ed|ing)|scorch(?:ed|ing))\b",
+        r"\b(?:melt(?:ed|ing)|scorch\w*|overheat\w*)\b",
         r"\b(?:swollen|swelling(?: up)?|bulging|bulges|puffed up|puffing up)\b",
         r"\b(?:explod\w*|blew up)\b",
         r"\b(?:swallowed|chok(?:ed|ing) on|allergic reaction|anaphyla\w*|food poisoning|"
@@ -56,7 +56,8 @@ SAFETY = {
         r"\bbatterie (?:a |est )?(?:gonflée?|gonfle|déformée?)\b|\ba gonflé\b|\best gonflée\b",
         r"\b(?:explos\w*|a explosé)\b",
         r"\b(?:avalé|étouff\w*|réaction allergique|allergie|intoxication)\b",
-        r"\b(?:aux urgences|à l['’]hôpital)\b",
+        r"\b(?:urgences|à l['’]hôpital|(?:grosse |forte )?réaction (?:allergique|cutanée)|"
+        r"fait une (?:grosse |forte )?réaction|gonfl(?:é|ée|és|ées)|plaques rouges)\b",
         r"\b(?:brûlant|surchauffe)\b",
     ),
     "de": (
@@ -73,7 +74,8 @@ SAFETY = {
         r"受伤|烫伤|烧伤|烫到|弄伤|划伤|割伤|流血|触电|漏电|电到|被电|电了一下|火花|打火|冒[白黑青]?烟|"
         r"鼓起|鼓了|"
         r"冒火|起火|着火|燃烧|烧起来|烧焦|焦味|糊味|煤气味|燃气味|漏气|鼓包|膨胀|爆炸|炸了|"
-        r"误吞|吞下|噎住|过敏反应|过敏了|食物中毒|送医|去医院|急诊|烫手|发烫得厉害|熔化|融化了",
+        r"误吞|吞下|噎住|过敏反应|过敏了|食物中毒|送医|去医院|急诊|烫手|发烫得厉害|熔化|融化了|"
+        r"磕破|缝了|缝针|骨折|摔伤|便血|吐血|呕吐|一直吐|从(?:宠物)?医院回来|送(?:去)?(?:宠物)?医院",
     ),
 }
 
@@ -96,12 +98,12 @@ LEGAL = {
     ),
     "fr": (
         r"\b(?:mon|notre|un|une|à un|à mon) avocate?s?\b(?! de)",
-        r"\b(?:saisir|saisirai|saisis) "
+        r"\b(?:saisir|saisirai|saisis|saisi|saisie) "
         r"(?:la justice|le tribunal|un avocat|mon avocat|le médiateur)",
         r"\b(?:tribunal|tribunaux|en justice|procès|poursuites?|poursuivre|mise en demeure|"
         r"action en justice|plainte|porter plainte|huissier)\b",
         r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
-        r"médiateur de la consommation|conciliateur)\b",
+        r"médiateur|conciliateur|signalconso)\b",
     ),
     "de": (
         r"\b(?:mein(?:em)? anwalt|rechtsanwalt|anwältin|klage|verklagen|gericht|"
@@ -110,7 +112,8 @@ LEGAL = {
     "es": (r"\b(?:mi abogad[oa]|demanda(?:ré|r)|tribunal|juzgado|acciones legales|denuncia)\b",),
     "zh": (
         r"(?<!我是)(?<!作为)律师|律师函|起诉|诉讼|告你们|告到|法院|打官司|法律途径|法律手段|仲裁|"
-        r"消协|消费者协会|12315|工商局|市场监管|监管部门|工信部|通管局|银保监|报警(?!器)|维权",
+        r"消协|消费者协会|12315|12345|工商局|市场监管|监管部门|工信部|通管局|银保监|报警(?!器)|维权|"
+        r"(?:向|到|去)[^，。！？,.!?]{0,8}(?:局|部|委|监管|协会)(?:投诉|举报)|(?:投诉|举报)到",
     ),
 }
 
@@ -123,6 +126,8 @@ CHARGEBACK = {
         r"\bcharge ?back (?:with|through|via|from) (?:my|the) (?:bank|card)",
         r"\bdisput(?:e|ing|ed) (?:the |this |that |a |my )?(?:charge|payment|transaction|debit)",
         r"\b(?:charge|payment|transaction|debit) disputed\b",
+        r"\b(?:dispute|claim|chargeback) (?:with|through|via) (?:\w+ ){0,2}(?:bank|card|paypal|"
+        r"amex|visa|mastercard|klarna|issuer)\b",
         r"\b(?:get|have|ask|make) (?:visa|mastercard|amex|paypal|klarna|my bank|the bank|"
         r"my card (?:company|issuer|provider)) (?:to )?(?:pull|take|claw|get|reverse|refund|"
         r"block|cancel|charge|recover)\b",
@@ -150,7 +155,7 @@ CHARGEBACK = {
         r"demand(?:e|er|é|erai|ons)s? à (?:ma|la|mon) (?:banque|conseiller bancaire)",
         r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
         r"\b(?:ouvr\w*|lanc\w*|fai\w*|dépos\w*) un litige\b",
-        r"\b(?:rejeter|annuler|bloquer) le prélèvement\b",
+        r"\b(?:rejeter|annuler|bloquer) le prélèvement\b|\brejet (?:de|du) prélèvement\b",
     ),
     "de": (
         r"\b(?:rückbuchung|zurückbuchen|lastschrift zurück|widerspruch bei (?:meiner|der) bank|"
@@ -166,8 +171,9 @@ CHARGEBACK = {
 
 _DATA_TERMS = {
     "en": r"\b(?:my (?:personal )?(?:data|information|details)|personal (?:data|information|"
-    r"details)|(?:data|information|details|everything) (?:you|that you) (?:hold|have|keep|store)"
-    r"(?: on me| about me)?|information (?:on|about) me|gdpr|dsar|subject access)\b",
+    r"details)|(?:data|info|information|details|everything) (?:you|that you|your \w+) (?:hold|"
+    r"holds|have|has|keep|keeps|store|stores)(?: on me| about me)?|(?:info|information) (?:on|"
+    r"about) me|gdpr|dsar|subject access|article 1[5-7])\b",
     "fr": r"\b(?:mes données|données personnelles|mes informations personnelles|rgpd|"
     r"mes coordonnées|mon rib|mon iban|informations (?:que vous détenez|me concernant))\b",
     "de": r"\b(?:meine daten|personenbezogene(?:n)? daten|dsgvo|auskunft nach)\b",
@@ -175,7 +181,8 @@ _DATA_TERMS = {
     "zh": r"个人信息|个人数据|我的(?:数据|资料|信息)|隐私数据|用户数据|身份证|银行卡(?:信息|号)",
 }
 _DATA_ACTIONS = {
-    "en": r"\b(?:delete|erase|remove|wipe|destroy|get (?:it|them|my \w+) off|copy of|export|"
+    "en": r"\b(?:delete|erase|remove|wipe|destroy|get rid of|get (?:it|them|my \w+) off|copy of|"
+    r"export|"
     r"download|access to|send me|"
     r"give me|hand over|correct|stop (?:using|processing|selling|sharing)|forget me|"
     r"right to be forgotten|(?:want|request|demand|need) (?:a copy|all|every|to see|to know))",
@@ -190,11 +197,13 @@ _DATA_ACTIONS = {
 PRIVACY = {
     "en": (
         r"\b(?:hacked|compromised|hijacked)\b",
+        r"\bsomeone(?:['’]s| has| is)? (?:been )?(?:ordering|buying|using|logging|logged|spending|"
+        r"booking|shopping) (?:on|in|into|with|from) my account\b",
         r"\b(?:someone|somebody|a stranger|another person|strangers?) (?:else )?(?:has )?"
         r"(?:logged|log|got|gotten|broke|signed|accessed|is using|used|changed)\b[^.?!]{0,30}"
         r"\b(?:into|in to|my|account)",
         r"\b(?:unauthori[sz]ed (?:access|login|log-in|sign-in|changes?|purchases?)|"
-        r"identity theft|(?:data|privacy|security) (?:breach|leak)|leaked|someone else['’]s "
+        r"identity theft|(?:data|privacy|security) (?:breach|leak)|leaked|someone ?else['’]?s "
         r"(?:booking|order|details|data|information|account|invoice|name and address))\b",
         r"\b(?:shared|sold|passed on|gave away|disclosed|leaked) my (?:data|details|information|"
         r"email|phone number|number|address)\b",
@@ -210,7 +219,7 @@ PRIVACY = {
         r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
         r"\bquelqu['’]un (?:d['’]autre )?(?:s['’]est connecté|a accédé|a utilisé|a modifié|"
         r"a changé|se connecte|utilise mon compte|commande avec mon compte)",
-        r"\bsans mon (?:consentement|accord|autorisation)\b",
+        r"\b(?:sans mon|jamais donné mon) (?:consentement|accord|autorisation)\b",
         r"\b(?:ce n['’]est pas|c['’]est pas|c['’]était pas|ce n['’]était pas) moi\b",
         r"\b(?:vendu|partagé|transmis|divulgué) mes (?:données|informations|coordonnées)\b",
         r"\bdroit (?:à l['’]oubli|à l['’]effacement|d['’]effacement|d['’]accès)\b|\bcnil\b",
@@ -218,7 +227,9 @@ PRIVACY = {
     "de": (r"\b(?:gehackt|datenleck|datenpanne|ohne meine zustimmung|identitätsdiebstahl)\b",),
     "es": (r"\b(?:hackead[oa]|filtración de datos|sin mi consentimiento)\b",),
     "zh": (
-        r"被盗号|盗号|被盗|被黑|被入侵|不是我本人|密码(?:也)?被(?:人)?改|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
+        r"被盗号|盗号|被盗|被黑|被入侵|不是我本人|密码(?:也)?被(?:人)?改|被(?:别)?人登|别人登录|"
+        r"(?:把|将)?我的(?:个人)?(?:信息|手机号|电话|号码|资料)(?:给|卖|泄露)(?:给)?了?别人|"
+        r"拿到(?:了)?我的?(?:手机号|电话|号码|信息)|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
         r"信息泄露|泄露了?我的|隐私泄露|数据泄露|未经(?:我的?)?(?:同意|允许|授权)|"
         r"卖了?我的(?:信息|数据|资料)|骚扰电话",
     ),
@@ -233,7 +244,17 @@ EXPLICIT_REQUEST = {
         r"please)\b|\bwith a human\b",
         r"\b(?:not|no more|stop) (?:a |the |this )?(?:bot|robot|machine|ai|chatbot)\b|"
         r"\bi (?:want|need) (?:a |an )?(?:human|person|agent|manager|supervisor)\b",
-        r"\b(?:escalate (?:this|my|me)|call me back|have someone call me|can someone call)\b",
+        r"\b(?:escalate (?:this|my|me)|(?:call|ring|phone) me back|have someone call me|"
+        r"can someone call|give me a (?:call|ring))\b",
+        r"\b(?:a|an|some) (?:human|person|real person|actual person|agent|manager|supervisor|"
+        r"specialist|pharmacist|expert|technician|engineer|advisor|adviser) (?:to )?(?:look|check|"
+        r"call|ring|contact|help|review|handle|deal|sort)\b",
+        r"\b(?:put|get) me in touch with\b|\bin touch with (?:someone|somebody|a person|whoever|"
+        r"the person|a manager|your manager)\b|\bwhoever(?:'s| is) in charge\b",
+        r"\b(?:someone|somebody|a \w+|anyone|a person) (?:i|we) (?:could|can) (?:actually )?"
+        r"(?:speak|talk) (?:to|with)\b",
+        r"\b(?:someone|somebody|a person|an agent|a colleague)(?: from (?:your|the) \w+)? to "
+        r"(?:call|ring|phone|contact|email) (?:me|us)\b",
     ),
     "fr": (
         r"\b(?:parler|discuter|échanger|avoir|joindre|passer|mettre en relation)\b[^.?!]{0,30}"
@@ -241,7 +262,7 @@ EXPLICIT_REQUEST = {
         r"quelqu['’]un|manager|superviseur|interlocuteur)\b",
         r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?)\b|"
         r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b",
-        r"\b(?:rappelez-moi|me rappeler)\b",
+        r"\b(?:rappelez-moi|me rappeler|passez-moi|mettez-moi en (?:relation|contact))\b",
     ),
     "de": (
         r"\b(?:mit einem menschen|echten menschen|mitarbeiter sprechen|einen mitarbeiter|"
@@ -251,7 +272,8 @@ EXPLICIT_REQUEST = {
     "zh": (
         r"(?:要|找|转|接|换|叫|给我|帮我|我想(?:和|跟)|让)[^，。！？,.!?]{0,4}(?:人工|真人|活人|"
         r"客服人员|客服专员|工作人员)|转人工|人工服务|不要机器人|不想(?:跟|和)机器人|别用机器人|"
-        r"(?:找|叫|让)(?:你们)?(?:的)?(?:经理|主管|负责人|领导)|(?:给我|帮我)?找(?:个|一个)人来|"
+        r"(?:找|叫|让|请)(?:一下|下)?[^，。！？,.!?]{0,6}(?:经理|主管|负责人|领导|管事的)|"
+        r"(?:给我|帮我)?找(?:个|一个)人来|"
         r"转接|回电|打电话给我",
     ),
 }
@@ -264,7 +286,9 @@ FAILED_ANSWER = {
         r"\b(?:still (?:not|no|doesn'?t|does not|isn'?t|won'?t|broken|the same|nothing|"
         r"happening|getting|fails|failing|crashes|there|showing|shows)|same (?:\w+ )?(?:problem|"
         r"issue|answer|reply|response|thing|error|message|result|page|screen))\b|"
-        r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and) still\b|\bno change\b|"
+        r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and|yet) still\b|\bno change\b|"
+        r"[,;.]\s*still\b|^still\b|\bstill (?:a|an|no|just|stuck|says|shows|blank|black|"
+        r"broken|down|dead|loading|spinning|frozen|can'?t)\b|"
         r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b",
         r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
@@ -288,21 +312,39 @@ FAILED_ANSWER = {
     "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
     "zh": (
         r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|照样|试过了|也试了|"
-        r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|[A-Za-z0-9])|"
+        r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|转圈|卡|[A-Za-z0-9])|还是\w{0,3}不了|"
+        r"也一样|一样的问题|"
         r"已经试过|都试了|没解决|"
         r"没有解决|一样的(?:回答|答复|话)|同样的(?:回答|答复|话)|重复|答非所问|等于没说|"
         r"说了(?:好几遍|很多次)|又是这",
     ),
 }
 
+ADVICE_FOLLOWED = (
+    r"\b(?:tried|did|done|followed|cleared|restarted|reset|reinstalled|rebooted|updated|moved|"
+    r"checked|changed|switched|unplugged)\b[^.?!]{0,50}\b(?:as (?:you )?(?:said|suggested|"
+    r"advised|instructed|told me)|like you (?:said|suggested)|as suggested|you suggested)\b",
+    r"\b(?:comme (?:indiqué|conseillé|demandé|vous (?:me )?l['’]avie?z (?:dit|conseillé)|"
+    r"vous (?:dites|disiez))|selon vos (?:conseils|instructions))\b",
+    r"按(?:照)?你(?:们)?说的|照你(?:们)?说的|按(?:照)?(?:步骤|你们的方法)",
+)
+"""Following a step we gave, reported in a later message: the customer comes back because
+it did not work, unless the message says it did."""
+_WORKED = (
+    r"\b(?:it )?(?:works|worked|working) now\b|\b(?:fixed|sorted|solved) (?:it|now)\b|"
+    r"\bthank|\bça (?:marche|fonctionne)\b|\bc['’]est bon\b|\bmerci\b|好了|可以了|解决了|谢谢"
+)
+
 EARLIER_ADVICE = (
-    r"\b(?:you (?:told|advised|asked) me|as you (?:said|suggested)|(?:your|the) (?:agent|colleague"
+    r"\b(?:you (?:told|advised|asked) me|you(?:'d)? (?:suggested|recommended)|"
+    r"as you (?:said|suggested)|(?:your|the) (?:agent|colleague"
     r"|support)(?:'s)? (?:told|said|advised)|your (?:advice|suggestion|instructions|steps|fix|"
     r"solution|method))\b",
-    r"\b(?:vous m['’]avez (?:dit|conseillé|demandé)|comme vous (?:dites|l['’]avez dit)|votre "
+    r"\b(?:vous m['’]avez (?:dit|conseillé|demandé)|vous me l['’]avie?z (?:dit|conseillé)|"
+    r"comme vous (?:dites|l['’]avez dit)|votre "
     r"(?:conseil|solution|méthode|procédure)|votre collègue m['’]a dit)\b",
     r"\b(?:sie haben mir gesagt|ihr (?:tipp|rat|vorschlag))\b",
-    r"你们(?:给|说|教)的|客服(?:说|给)的|按(?:照)?你们说的|你们让我",
+    r"你们(?:给|说|教)的|你们说|上次(?:你们|客服)?说|客服(?:说|给)的|按(?:照)?你们说的|你们让我",
 )
 """The message refers to advice we gave before: its "did not work" is a verdict on our
 help even in a conversation's first message (the advice came in an earlier one)."""
@@ -352,6 +394,8 @@ _PRIVACY_ACTION = _alternation(list(_DATA_ACTIONS.values()))
 _FAILED = _alternation([p for table in FAILED_ANSWER.values() for p in table])
 _REFUND = _alternation(list(REFUND_WORDS.values()))
 _EARLIER_ADVICE = _alternation(list(EARLIER_ADVICE))
+_ADVICE_FOLLOWED = _alternation(list(ADVICE_FOLLOWED))
+_WORKED_RE = re.compile(_WORKED, _I)
 _POLICY_QUESTION = _alternation(
     [
         r"\b(?:polic(?:y|ies)|terms|rules|how (?:do|does|long)|do you (?:offer|give|do))\b",
@@ -361,10 +405,15 @@ _POLICY_QUESTION = _alternation(
         r"政策|规定|规则|条件|怎么(?:退|算)|如何退",
     ]
 )
+_QUESTION = re.compile(
+    r"[?？]|^\s*(?:what|how|which|do you|does|is|are|can|quel\w*|comment|est-ce)\b|请问|是否|吗",
+    _I,
+)
 _DEMAND = _alternation(
     [
         r"\bi (?:want|need|demand|expect|insist)\b|\b(?:give|send|pay) me\b|\brefund me\b",
-        r"\bje (?:veux|demande|exige)\b|\brembourse[zr]?-moi\b",
+        r"\bje (?:veux|demande|exige|souhaite)\b|\brembourse[zr]?-moi\b|"
+        r"\b(?:merci de|veuillez) (?:me )?rembourser\b|\bplease refund\b",
         r"\bich (?:will|verlange|fordere)\b",
         r"我要|给我退|退给我|必须退",
     ]
@@ -398,8 +447,11 @@ def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None 
 
 
 def says_it_did_not_help(message: str) -> bool:
-    """The customer says an answer or a fix did not help ("still not working", 没用)."""
-    return _FAILED.search(message) is not None
+    """The customer says an answer or a fix did not help ("still not working", 没用), or
+    reports following our step without saying it worked ("restarted it as you said")."""
+    if _FAILED.search(message) is not None:
+        return True
+    return _ADVICE_FOLLOWED.search(message) is not None and _WORKED_RE.search(message) is None
 
 
 def refers_to_earlier_advice(message: str) -> bool:
@@ -408,8 +460,13 @@ def refers_to_earlier_advice(message: str) -> bool:
 
 
 def asks_about_policy(message: str) -> bool:
-    """A question about the rules ("what is your refund policy", 退货政策是什么样的)."""
-    return _POLICY_QUESTION.search(message) is not None and _DEMAND.search(message) is None
+    """A question about the rules ("what is your refund policy?", 退货政策是什么样的？); "as
+    your conditions say, please refund me" is a demand that cites them."""
+    return (
+        _POLICY_QUESTION.search(message) is not None
+        and _QUESTION.search(message) is not None
+        and _DEMAND.search(message) is None
+    )
 
 
 def asks_for_money_back(message: str) -> bool:
@@ -418,4 +475,4 @@ def asks_for_money_back(message: str) -> bool:
     not a request unless it also demands ("I want my 549 EUR back")."""
     if _REFUND.search(message) is None:
         return False
-    return _POLICY_QUESTION.search(message) is None or _DEMAND.search(message) is not None
+    return not asks_about_policy(message)
