@@ -130,6 +130,11 @@ class Classifiers:
         self.manifest = default.manifest
         self._sentiment = default.heads["sentiment"]
         self._intent = default.heads["intent"]
+        self._handover = default.heads.get("handover")
+        handover_meta = default.manifest.get("heads", {}).get("handover", {})
+        self.handover_min_probability = float(
+            handover_meta.get("params", {}).get("min_probability", 1.0)
+        )
         self._refresh_interval_s = refresh_interval_s
         self._tenants: dict[str, _TenantEntry] = {}
         self._lock = threading.Lock()
@@ -214,6 +219,24 @@ class Classifiers:
                 )
             )
         return results
+
+    # ------------------------------------------------------------ hand-over reasons
+
+    def handover_reasons(self, vectors: Vectors) -> list[tuple[str, ...]]:
+        """Per vector, the hand-over reasons the reason head is sure of (``handover_head``):
+        empty where it is not, or where the set has no such head (sets before recipe 7)."""
+        if self._handover is None:
+            return [() for _ in range(len(vectors))]
+        probabilities = self._handover.probabilities(vectors)
+        labels = self._handover.labels
+        return [
+            tuple(
+                label
+                for label, probability in zip(labels, row, strict=True)
+                if label != "none" and probability >= self.handover_min_probability
+            )
+            for row in probabilities
+        ]
 
     # ------------------------------------------------------------ intent
 

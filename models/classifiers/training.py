@@ -40,6 +40,11 @@ from models.classifiers.fitting import (
     macro_f1,
     predict,
 )
+from models.classifiers.handover_head import (
+    fit_handover_head,
+    handover_set_hashes,
+    load_handover_examples,
+)
 from models.classifiers.head_store import (
     MANIFEST,
     ClassifiersUnavailableError,
@@ -71,9 +76,10 @@ from models.classifiers.training_data import (
 from models.embedder import Embedder
 from models.prepare import sha256_file
 
-RECIPE = 6  # bump when training changes in a way that should retrain unchanged data
+RECIPE = 7  # bump when training changes in a way that should retrain unchanged data
 # 5: manifests record the embedder's weights digest, data fingerprints and held-out scores
 # 6: the sentiment head is trained for support messages (support_sentiment.py)
+# 7: a hand-over reason head (handover_head.py)
 EMBED_PURPOSE = "classifier"
 
 Progress = Callable[[str], None]
@@ -85,11 +91,16 @@ DATASETS = {
     "sentiment": "the hand-labelled support messages' train split (datasets/support-sentiment, "
     "English, French, Chinese), 800 Bitext non-complaint requests as neutral, TweetEval "
     "sentiment val (2,000 tweets) (support_sentiment.py)",
+    "handover": "the turns of datasets/escalation conversations.jsonl and heldout.jsonl, "
+    "Bitext's contact_human_agent requests and 600 others of its training split "
+    "(handover_head.py); heldout-2.jsonl is never read",
 }
 HELDOUT = {
     "intent": "Bitext held-out 20% (never trained on)",
     "sentiment": "the support messages' train split, 5-fold out-of-fold; the decision bias is "
     "chosen on the same folds, so slightly optimistic (bench/reading.py scores the test split)",
+    "handover": "the set turns, 5-fold out-of-fold; the threshold is chosen on the same folds "
+    "(bench/reading.py scores the blind heldout-2 set)",
 }
 
 
@@ -186,7 +197,7 @@ def _train_default(
 ) -> TrainingReport:
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    sources = {**source_hashes(source), **support_set_hashes()}
+    sources = {**source_hashes(source), **support_set_hashes(), **handover_set_hashes()}
     identity = embedder_identity(embedder.config.model, data_dir=embedder.config.data_dir)
     if not force:
         manifest = current()
@@ -214,10 +225,26 @@ def _train_default(
         progress=say,
     )
 
-    heads = {"sentiment": sentiment_head, "intent": intent_head}
-    reports = {"sentiment": sentiment_report, "intent": intent_report}
+    say("handover: fitting the reason head on the first two escalation sets' turns")
+    handover_head, handover_report = fit_handover_head(
+        lambda texts: embedder.embed_sync(texts, purpose=EMBED_PURPOSE),
+        load_handover_examples(),
+        intents,
+        intent_vectors,
+    )
+
+    heads = {"sentiment": sentiment_head, "intent": intent_head, "handover": handover_head}
+    reports = {
+        "sentiment": sentiment_report,
+        "intent": intent_report,
+        "handover": handover_report,
+    }
     trained_at = _now()
-    files = {"sentiment": SENTIMENT_SOURCES, "intent": INTENT_SOURCES}
+    files = {
+        "sentiment": (*map(str, SENTIMENT_SOURCES), *support_set_hashes()),
+        "intent": tuple(map(str, INTENT_SOURCES)),
+        "handover": (*map(str, INTENT_SOURCES), *handover_set_hashes()),
+    }
     info = {
         name: {
             **_head_info(report),
@@ -273,6 +300,11 @@ def _heldout_scores(name: str, report: HeadReport) -> dict[str, float]:
         return {
             "accuracy": report.metrics["heldout_accuracy"],
             "macro_f1": report.metrics["heldout_macro_f1"],
+        }
+    if name == "handover":
+        return {
+            "precision": report.metrics["cv_precision"],
+            "recall": report.metrics["cv_recall"],
         }
     return {
         "macro_recall": report.metrics["cv_macro_recall"],

@@ -64,6 +64,10 @@ class Analysis:
     """Money amounts the message writes, read by its language's number format."""
     full_amount: bool = False
     """It asks for "the full amount" back without a figure."""
+    meant_reasons: tuple[str, ...] = ()
+    """Hand-over reasons the reason head reads in the message's meaning (beside the
+    phrases the rules match): ``safety``, ``legal``, ``chargeback``, ``privacy``,
+    ``explicit_request``."""
     kb_vector: npt.NDArray[np.float32] | None = None
     """The message embedded by the model the tenant's KB is built with, where that is not
     the base embedder (a tuned one); None: the KB search uses ``vector``."""
@@ -157,5 +161,6 @@ class Analyzer:
             asks_money_back=asks_money_back(message, intent.label),
             amounts=tuple(find_amounts(message, locale=locale or language.code)),
             full_amount=mentions_full_amount(message),
+            meant_reasons=self._classifiers.handover_reasons(vector)[0],
             kb_vector=kb_vector,
         )

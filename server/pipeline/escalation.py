@@ -161,10 +161,13 @@ def _fires(
     orders: Sequence[OrderSummary],
 ) -> bool:
     extra = policy.keywords.get(reason)
-    if reason == "explicit_request":
-        return analysis.human_requested or handover_cues.says(reason, message, extra)
     if reason in handover_cues.BUILT_IN:
-        return handover_cues.says(reason, message, extra)
+        meant = reason in analysis.meant_reasons and not handover_cues.is_hypothetical(
+            reason, message
+        )
+        if reason == "explicit_request" and analysis.human_requested:
+            return True
+        return meant or handover_cues.says(reason, message, extra)
     if reason == "refund_limit":
         claimed = refund_claim(policy, analysis, message, orders)
         return (

@@ -262,7 +262,11 @@ EXPLICIT_REQUEST = {
         r"quelqu['’]un|manager|superviseur|interlocuteur)\b",
         r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?)\b|"
         r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b",
-        r"\b(?:rappelez-moi|me rappeler|passez-moi|mettez-moi en (?:relation|contact))\b",
+        # "rappeler" is also "remind": "me rappeler le numéro" asks for a number, not a call
+        r"\b(?:rappelez-moi|me rappeler|me recontacter)\b(?! (?:le|la|les|l['’]|mon|ma|mes|"
+        r"son|sa|ses|ce|cet|cette|quel|quelle|quand|comment|pourquoi|si|que|qu['’]|à quelle|"
+        r"combien|de|des|du)\b)",
+        r"\b(?:passez-moi|mettez-moi en (?:relation|contact))\b",
     ),
     "de": (
         r"\b(?:mit einem menschen|echten menschen|mitarbeiter sprechen|einen mitarbeiter|"
@@ -433,11 +437,16 @@ sellers?"): the topic's words are not the customer's own dispute or lawsuit."""
 HYPOTHETICAL_EXEMPT = frozenset({"chargeback", "legal"})
 
 
+def is_hypothetical(reason: str, message: str) -> bool:
+    """A general question about how ``reason``'s topic works, not the customer's own case."""
+    return reason in HYPOTHETICAL_EXEMPT and _HYPOTHETICAL.search(message) is not None
+
+
 def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None = None) -> bool:
     """Whether ``message`` carries ``reason``'s phrases (built-in plus ``extra``, the
     tenant's phrases by language)."""
     frozen = tuple(sorted((extra or {}).items()))
-    if reason in HYPOTHETICAL_EXEMPT and _HYPOTHETICAL.search(message):
+    if is_hypothetical(reason, message):
         return False
     if _compiled(reason, frozen).search(message):
         return True

@@ -30,6 +30,7 @@ _ASKS_FOR_ADVICE = re.compile(
             r"\b(?:which|what) (?:\w+ ){0,3}(?:should|would|could|do) (?:i|you|we) "
             r"(?:buy|get|book|choose|pick|order|suggest|recommend|take|use|try|go for)\b",
             r"\b(?:what(?:'s| is) the best|which is (?:the )?best|which one is better)\b",
+            r"\bwhat (?:could|would|can) (?:i (?:use|buy|get)|keep|help me)\b",
             r"\b(?:which|what) (?:\w+ ){0,3}(?:would|will|might) (?:suit|fit|go with|work with|"
             r"be best|be good)",
             r"\b(?:anything|something) (?:i|we) (?:should|could|can) (?:buy|get|add)\b",

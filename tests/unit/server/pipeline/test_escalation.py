@@ -89,6 +89,7 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "Je suis avocate, pouvez-vous m'envoyer une facture au nom du cabinet ?",
         "我想问一下退货政策是怎样的？",
         "请问你们怎么保护我的个人信息？",
+        "Pouvez-vous me rappeler le numéro de dossier de ma réparation ?",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:

@@ -118,6 +118,7 @@ def test_no_pitch_when_it_would_be_tone_deaf_or_unwanted() -> None:
     [
         "Which grinder would suit my new espresso machine?",
         "Which descaler should I use to keep my kettle free of limescale?",
+        "I'm often away from a socket all day. What could keep my phone charged on the go?",
         "I'd like a kettle for pour-over coffee. What would you suggest?",
         "My Barista Pro is great. Is there anything I should buy to go with it?",
         "Je travaille à la maison et la Fibre 300 est trop lente. Que me conseillez-vous ?",
