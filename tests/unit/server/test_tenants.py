@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError, InvalidRequestError
-from server.tenants import TenantConfigs, parse_tenant_config
+from server.tenants import TenantConfigs, localized, parse_tenant_config
 from tests.servers import REPO
 
 
@@ -28,6 +28,41 @@ def test_bad_files_name_the_problem() -> None:
         parse_tenant_config("[voice]\ncolour = 'red'\n", "x.toml")
     with pytest.raises(InvalidRequestError, match="tenant"):
         TenantConfigs(Path("/tmp")).path_for("../etc")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[escalation]\norder = ['safety', 'weather']\n", r"escalation\.order"),
+        ("[escalation]\norder = ['legal', 'legal']\n", r"escalation\.order"),
+        ("[escalation.priorities]\nsafety = 'asap'\n", r"escalation\.priorities"),
+        ("[escalation.keywords.frustration]\nen = ['grr']\n", r"escalation\.keywords"),
+        ("[escalation.keywords.legal]\nenglish = ['tribunal']\n", r"escalation\.keywords"),
+        ("[escalation]\nrates = { usd = 0.9 }\n", r"escalation\.rates"),
+        ("[escalation]\nrates = { USD = 0 }\n", r"escalation\.rates"),
+        ("[escalation]\ncurrency = 'euro'\n", r"escalation\.currency"),
+        ("[voice]\nhandover_message = 'Ticket {ticket}'\n", r"voice\.handover_message"),
+        ("[voice.human_mode_ack]\nfrench = 'Merci'\n", r"voice\.human_mode_ack"),
+        ("[recommendations]\nmoods = ['grumpy']\n", r"recommendations\.moods"),
+        ("[intents]\nmin_confidence = 1.5\n", r"intents\.min_confidence"),
+    ],
+)
+def test_the_reading_settings_are_validated_with_the_key_named(text: str, key: str) -> None:
+    with pytest.raises(InvalidRequestError, match=key):
+        parse_tenant_config(text, "x.toml")
+
+
+def test_hand_over_texts_per_language_and_the_defaults() -> None:
+    config = parse_tenant_config(
+        "[voice.handover_message]\nen = 'A colleague has ticket {ticket_id}.'\n"
+        "fr = 'Un collègue a le ticket {ticket_id}.'\n",
+        "x.toml",
+    )
+    assert localized(config.voice.handover_message, "fr").startswith("Un collègue")
+    assert localized(config.voice.handover_message, "zh").startswith("A colleague")  # English
+    defaults = parse_tenant_config("", "x.toml").voice
+    for language in ("en", "fr", "de", "es", "zh"):
+        assert "{ticket_id}" in localized(defaults.handover_message, language)
 
 
 def test_edits_apply_without_restart_and_a_broken_edit_keeps_the_last_good(tmp_path: Path) -> None:
