@@ -105,7 +105,9 @@ def test_round_trip_and_manifest(trained: Path, embedder: Embedder) -> None:
     assert set(classifiers.intent_labels()) == set(INTENTS)
     manifest = classifiers.manifest
     assert manifest["embedding_model"] == embedder.model_name
-    assert {"sentiment.npz", "intent.npz"} == set(manifest["files"])
+    assert {"sentiment.npz", "intent.npz", "handover.npz"} == set(manifest["files"])
+    assert "datasets/escalation/conversations.jsonl" in manifest["sources"]
+    assert "cv_precision" in manifest["heads"]["handover"]["metrics"]
     assert str(BITEXT_CSV) in manifest["sources"]
     assert "cv_macro_recall" in manifest["heads"]["sentiment"]["metrics"]
     assert "heldout_accuracy" in manifest["heads"]["intent"]["metrics"]
@@ -262,19 +264,21 @@ def test_shipped_heads_are_small_described_and_serve(
 ) -> None:
     shipped = shipped_heads_dir(identity.name)
     files = {path.name: path.stat().st_size for path in shipped.iterdir()}
-    assert set(files) == {MANIFEST, "sentiment.npz", "intent.npz"}
+    assert set(files) == {MANIFEST, "sentiment.npz", "intent.npz", "handover.npz"}
     assert sum(files.values()) < SHIPPED_MAX_BYTES
     classifiers = Classifiers.load(classifiers_dir(tmp_path), embedder=identity)
     assert classifiers.shipped and classifiers.version_folder == shipped
     manifest = classifiers.manifest
     assert manifest["recipe"] == RECIPE, "training changed: run `make classifier-heads`"
-    for name in ("sentiment", "intent"):
+    for name in ("sentiment", "intent", "handover"):
         head = manifest["heads"][name]
         assert head["embedder"] == identity.as_manifest()
         assert len(head["data"]["fingerprint"]) == 64 and head["data"]["files"]
         assert head["trained_at"] and head["heldout"]["split"]
     assert manifest["heads"]["intent"]["heldout"]["accuracy"] > 0.9
     assert manifest["heads"]["sentiment"]["heldout"]["negative_recall"] > 0.7
+    assert manifest["heads"]["handover"]["heldout"]["precision"] >= 0.9
+    assert 0.5 <= classifiers.handover_min_probability < 1.0
     assert not any("/" in str(v) for v in manifest.values() if isinstance(v, str)), (
         "no machine paths in the shipped manifest"
     )
