@@ -38,7 +38,12 @@ def test_cli_trains_then_reports_up_to_date(source: Path, tmp_path: Path) -> Non
     heads = tmp_path / "heads"
     shipped = concierge("--data", str(source), "--out", str(heads), data_dir=data_dir)
     assert shipped.returncode == 0, shipped.stderr
-    assert {p.name for p in heads.iterdir()} == {MANIFEST, "sentiment.npz", "intent.npz"}
+    assert {p.name for p in heads.iterdir()} == {
+        MANIFEST,
+        "sentiment.npz",
+        "intent.npz",
+        "handover.npz",
+    }
     both = concierge(
         "--tenant", "acme", "--intents", "x.csv", "--out", str(heads), data_dir=data_dir
     )
