@@ -18,9 +18,12 @@ thresholds and extra phrases. The reasons:
                         ``negative_turns`` negative turns in a row
 * ``sensitive_intent``  an intent the tenant always hands over (none by default)
 
-Every reason that fires is reported (``fired``); the first in the tenant's order names the
-ticket. A plain function of its inputs, so it is tested alone and measured by
-``bench/escalation.py`` exactly as the server runs it.
+The first five are read from the customer's words: the phrase tables of
+``handover_cues`` (plus the tenant's own phrases) or the reason head's reading of the
+message's meaning (``Analysis.meant_reasons``). Every reason that fires is reported
+(``fired``); the first in the tenant's order names the ticket. A plain function of its
+inputs, so it is tested alone and measured by ``bench/reading.py`` exactly as the server
+runs it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ children?" is a question the help centre answers; "my lawyer will be in touch" i
 and language (``[escalation.keywords]``); they are matched as words, case-insensitively.
 
 Kept apart from the decision (``escalation.py``) because the tables are long and the
-decision is short, and because ``bench/escalation.py`` measures them on a set of
-conversations their author did not write against.
+decision is short. ``bench/reading.py`` measures them, with the reason head that reads
+the same reasons from a message's meaning (``models/classifiers/handover_head.py``), on
+conversations written blind (``datasets/escalation``).
 """
 
 from __future__ import annotations
