@@ -11,7 +11,7 @@ accuracy and macro-F1 are recorded in the manifest too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,8 @@ from models.classifiers.linear_head import LinearHead
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+Embed = Callable[[list[str]], FloatArray]
+"""Texts in, their sentence embeddings out: the trainer's embedder, passed to a fit."""
 
 CUE_WEIGHT = 0.3  # standardized cues are scaled down so 9 cues do not outweigh 384 dims
 NEGATIVE_RECALL_FLOOR = 0.85
@@ -58,7 +60,7 @@ def fit_intent_head(
     splitter = StratifiedKFold(folds, shuffle=True, random_state=CV_SEED)
     out_of_fold = cross_val_predict(model, vectors, y, cv=splitter)
     model.fit(vectors, y)
-    head = _to_head(model, cues=None)
+    head = to_head(model, cues=None)
     metrics = {
         "cv_accuracy": float(np.mean(out_of_fold == y)),
         "cv_macro_f1": float(f1_score(y, out_of_fold, average="macro")),
@@ -67,11 +69,7 @@ def fit_intent_head(
     return head, HeadReport(name, len(y), len(head.labels), metrics, params)
 
 
-def _recalls(y: IntArray, predicted: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    return np.array([np.mean(predicted[y == k] == k) if np.any(y == k) else 0.0 for k in range(3)])
-
-
-def _to_head(
+def to_head(
     model: Any,
     *,
     cues: tuple[FloatArray, FloatArray] | None,

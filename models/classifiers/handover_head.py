@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.classifiers.fitting import MAX_ITER, FloatArray, HeadReport, _to_head
+from models.classifiers.fitting import MAX_ITER, Embed, FloatArray, HeadReport, to_head
 from models.classifiers.linear_head import LinearHead
-from models.classifiers.support_sentiment import REPO_DATASETS, Embed
-from models.classifiers.training_data import LabelledTexts, TrainingDataError
+from models.classifiers.training_data import REPO_DATASETS, LabelledTexts, TrainingDataError
 from models.prepare import sha256_file
 
 HANDOVER_SETS = (
@@ -117,7 +116,7 @@ def fit_handover_head(
         out_of_fold[held] = model().fit(x[kept], y[kept]).predict_proba(x[held])
     threshold, metrics = _choose_threshold(out_of_fold[from_sets], y[from_sets])
     fitted = model().fit(x, y)
-    head = _to_head(fitted, cues=None, labels=names)
+    head = to_head(fitted, cues=None, labels=names)
     params = {
         "C": C,
         "folds": FOLDS,

@@ -41,20 +41,21 @@ from models.classifiers.fitting import (
     CUE_WEIGHT,
     MAX_ITER,
     NEGATIVE_RECALL_FLOOR,
+    Embed,
     FloatArray,
     HeadReport,
-    _to_head,
+    to_head,
 )
 from models.classifiers.linear_head import LinearHead
 from models.classifiers.text_cues import CUE_FEATURE_NAMES, cue_features
 from models.classifiers.training_data import (
+    REPO_DATASETS,
     SENTIMENT_LABEL_NAMES,
     LabelledTexts,
     TrainingDataError,
 )
 from models.prepare import sha256_file
 
-REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 SUPPORT_SET = REPO_DATASETS / "support-sentiment" / "messages.jsonl"
 
 SUPPORT_WEIGHT = 12.0
@@ -68,8 +69,6 @@ NEUTRAL_AS_NEGATIVE_CEILING = 0.08
 """The share of neutral messages a mood reader may call negative (the acceptance bound of
 "Reading the customer"). A tighter 6% traded a third of the positive recall for one
 message of the 108 neutral ones in cross-validation."""
-
-Embed = Callable[[list[str]], FloatArray]
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ def fit_support_sentiment_head(
         else np.zeros((0, 3), dtype=np.float32)
     )
     bias, metrics = _choose_bias(out_of_fold, y["support"], unseen_log_proba)
-    head = _to_head(
+    head = to_head(
         model,
         cues=(cue_mean.astype(np.float32), cue_divisor.astype(np.float32)),
         labels=names,

@@ -48,6 +48,9 @@ DATA_HINT = (
     "CONCIERGE_TRAINING_DATA_DIR. Serving needs none of it: the default heads ship trained"
 )
 
+REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+"""The project's own hand-written sets (support messages, escalation conversations): they
+ship in the repository, unlike the public data read from ``--data``."""
 HELDOUT_FRACTION = 0.2
 SPLIT_SEED = 20_240_611
 MIN_EXAMPLES_PER_LABEL = 5
