@@ -47,7 +47,9 @@ class EmbedderConfig:
 
     model: str
     device: DeviceChoice = "auto"
-    batch_size: int = 64
+    batch_size: int | None = None
+    """Texts per forward pass; None: ``CPU_BATCH_SIZE`` on a CPU, ``ACCELERATOR_BATCH_SIZE``
+    on a GPU."""
     workers: int = 1  # torch already uses every core for one batch; more threads only contend
     threads: int | None = None
     """torch intra-op threads of this process (None: torch's default, one per core)."""
@@ -57,6 +59,17 @@ class EmbedderConfig:
     """The server's setting: only the executor's thread (the request path) runs a bfloat16
     model on every core; any other thread that embeds (reindex jobs, history writes,
     loading) runs it on one. See ``set_openmp_team`` for why."""
+
+
+CPU_BATCH_SIZE = 8
+"""Why so small: sentence-transformers sorts a call's texts by length and pads each batch
+to its longest, and on a CPU every padded token costs as much as a real one (attention
+more). Measured on two cores, a full reindex of the demo and telco KBs took EmbeddingGemma
+96.2 s in batches of 64 and 24.4 s in batches of 8 (3.95x), MiniLM 15.6 and 6.2 s (2.49x);
+437 short support messages took the same time at every size, and every suite found the
+same articles (``bench/embedding_batch.py``, docs/benchmarks.md)."""
+ACCELERATOR_BATCH_SIZE = 64
+"""A GPU runs a batch's padded tokens in parallel; its throughput wants wide batches."""
 
 
 class Embedder:
@@ -98,6 +111,13 @@ class Embedder:
         """The bounded executor embedding runs in; stages that embed and then do more
         CPU work with the vectors (the reply analysis) run there as one task."""
         return self._executor
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per forward pass: the configured size, else the device's default."""
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        return CPU_BATCH_SIZE if self.device == "cpu" else ACCELERATOR_BATCH_SIZE
 
     @property
     def loaded(self) -> bool:
@@ -179,7 +199,7 @@ class Embedder:
         vectors = model.encode(
             list(texts),
             prompt_name=side if side in self._prompts else None,
-            batch_size=self.config.batch_size,
+            batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

@@ -182,7 +182,12 @@ class Settings(BaseSettings):
 
     # embeddings and retrieval
     embedding_device: Literal["auto", "cpu", "cuda"] = "auto"
-    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedding_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="texts per embedding forward pass; none: 8 on a CPU, 64 on a GPU",
+    )
     embedding_threads: int | None = Field(
         None,
         ge=1,

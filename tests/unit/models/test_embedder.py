@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.embedder import Embedder, EmbedderConfig, set_openmp_team
+from models.embedder import (
+    ACCELERATOR_BATCH_SIZE,
+    CPU_BATCH_SIZE,
+    Embedder,
+    EmbedderConfig,
+    set_openmp_team,
+)
 from models.registry import ModelRegistry, ModelTask
 
 PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
@@ -56,3 +62,18 @@ def test_a_threads_openmp_team_is_its_own() -> None:
     assert torch.get_num_threads() == before
     with ThreadPoolExecutor(1) as pool:  # a new thread starts from the process default
         assert pool.submit(torch.get_num_threads).result() == before
+
+
+def test_a_cpu_embeds_in_narrow_batches_unless_told_and_the_vectors_do_not_depend_on_it(
+    embedder: Embedder,
+) -> None:
+    """On a CPU a wide batch pads every text to its longest (docs/benchmarks.md,
+    "Embedding batch size"); the batch changes the time, never the vectors."""
+    assert embedder.device == "cpu" and embedder.batch_size == CPU_BATCH_SIZE
+    assert Embedder(EmbedderConfig("all-minilm-l6-v2", batch_size=3)).batch_size == 3
+    on_gpu = Embedder(EmbedderConfig("all-minilm-l6-v2"))
+    on_gpu.device = "cuda"  # what warm_up sets where CUDA serves; nothing is loaded here
+    assert on_gpu.batch_size == ACCELERATOR_BATCH_SIZE
+    texts = [("word " * n).strip() for n in (1, 200, 3, 90, 12, 40, 7, 150, 2, 60, 30)]
+    wide = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu", batch_size=64))
+    assert np.allclose(wide.embed_sync(texts), embedder.embed_sync(texts), atol=1e-5)
