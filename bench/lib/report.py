@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -53,17 +54,23 @@ def write_json(path: Path, raw: dict[str, Any]) -> Path:
 
 def replace_section(text: str, section: str, marks: tuple[str, str]) -> str:
     """``text`` with the block between ``marks`` replaced by ``section`` (which carries the
-    marks itself); without the marks, ``section`` goes before the first ``## `` heading, or
-    at the end where there is none."""
+    marks itself); without the marks, ``section`` goes before the first ``## `` heading or
+    other benchmark's section (whichever comes first: never inside another's marks), or at
+    the end where there is none."""
     begin, end = marks
     if begin in text and end in text:
         before = text[: text.index(begin)]
         after = text[text.index(end) + len(end) :]
         return before + section + after
-    if "\n## " in text:
-        at = text.index("\n## ") + 1
+    starts = [m.start() + 1 for m in _SECTION_START.finditer(text)]
+    if starts:
+        at = min(starts)
         return text[:at] + section + "\n\n" + text[at:]
     return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+_SECTION_START = re.compile(r"\n(?:## |<!-- [\w-]+:begin -->)")
+"""Where a heading or another benchmark's marked section starts (at a line's start)."""
 
 
 def update_doc(path: Path, section: str, marks: tuple[str, str]) -> None:

@@ -26,6 +26,15 @@ def test_a_first_run_goes_before_the_first_heading() -> None:
     assert replaced == f"# Benchmarks\n\nintro\n\n{section('new')}\n\n## Retrieval\n\nfigures\n"
 
 
+def test_a_first_run_never_lands_inside_another_benchmarks_section() -> None:
+    text = "# Benchmarks\n\nintro\n\n<!-- y:begin -->\n## Other\n\nfigures\n<!-- y:end -->\n"
+    replaced = replace_section(text, section("new"), MARKS)
+    assert replaced == (
+        f"# Benchmarks\n\nintro\n\n{section('new')}\n\n"
+        "<!-- y:begin -->\n## Other\n\nfigures\n<!-- y:end -->\n"
+    )
+
+
 def test_without_a_heading_it_is_appended() -> None:
     assert replace_section("# Benchmarks\n\n", section("s"), MARKS) == (
         f"# Benchmarks\n\n{section('s')}\n"
