@@ -8,12 +8,12 @@ prepared by ``make test`` (``concierge models prepare embeddinggemma-300m``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bench.lib.suite_retrieval import POOL, articles, measure_suite, suite_knowledge
+from bench.lib.suite_retrieval import SuiteIndex, index_suite, multilingual_score
 from bench.lib.suites import SUITES_DIR, load_suite
 from models.embedder import Embedder, EmbedderConfig
 from server.config import MULTILINGUAL_EMBEDDING_MODEL
@@ -29,22 +29,34 @@ def multilingual(prepared_dir: Path) -> Iterator[Embedder]:
     model.shutdown()
 
 
+@pytest.fixture(scope="module")
+def indexed(
+    multilingual: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], SuiteIndex]:
+    """Each suite's KB indexed once for the module (a reindex with EmbeddingGemma is the
+    costly step on a CPU); the tests only search it."""
+    built: dict[str, SuiteIndex] = {}
+
+    def index(suite_name: str) -> SuiteIndex:
+        if suite_name not in built:
+            folder = tmp_path_factory.mktemp(f"{suite_name}-data")
+            suite = load_suite(SUITES_DIR / suite_name)
+            built[suite_name] = index_suite(suite, folder, embedder=multilingual)
+        return built[suite_name]
+
+    return index
+
+
 @pytest.mark.parametrize("suite_name", ["demo", "telco"])
 def test_french_and_chinese_questions_find_their_english_article_in_the_top_three(
-    multilingual: Embedder, suite_name: str, tmp_path: Path
+    indexed: Callable[[str], SuiteIndex], suite_name: str
 ) -> None:
-    result = measure_suite(load_suite(SUITES_DIR / suite_name), tmp_path, True, multilingual)
-    found = result["multilingual"]
+    found = multilingual_score(indexed(suite_name))
     assert found.total >= 24
     assert found.hits3 / found.total >= 0.9, found.misses
 
 
 def test_the_kettle_return_question_finds_the_returns_policy_first(
-    multilingual: Embedder, tmp_path: Path
+    indexed: Callable[[str], SuiteIndex],
 ) -> None:
-    suite = load_suite(SUITES_DIR / "demo")
-    knowledge, _ = suite_knowledge(suite, tmp_path, multilingual)
-    knowledge.reindex(suite.tenant)
-    question = "How long do I have to return a kettle?"
-    vector = multilingual.embed_sync([question])[0]
-    assert articles(knowledge.search(suite.tenant, question, vector, POOL))[0] == "returns.md"
+    assert indexed("demo").search("How long do I have to return a kettle?")[0] == "returns.md"
