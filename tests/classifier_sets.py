@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 from models.classifiers import SHIPPED_HEADS_DIR, Classifiers, EmbedderIdentity
+from models.classifiers.handover_head import HANDOVER_SETS
 from models.classifiers.head_store import MANIFEST, StoredHeads, default_root
 from models.classifiers.linear_head import LinearHead
-from models.classifiers.training_data import BITEXT_CSV
+from models.classifiers.support_sentiment import SUPPORT_SET
+from models.classifiers.training_data import BITEXT_CSV, REPO_DATASETS
 from tests.servers import REPO
 
 SHARED_DATA = Path(
@@ -35,6 +37,11 @@ NO_DATA = (
 INTENTS = ("track_order", "cancel_order", "get_refund", "contact_human_agent", "complaint")
 BITEXT_ROWS_PER_INTENT = 12
 TWEETS_PER_LABEL = 80
+HANDOVER_STRIDE = 3
+"""The small copy of the escalation sets keeps every third conversation: each hand-over
+reason still has enough turns for 5-fold cross-validation. The support messages are kept
+whole: with a third of them the mood head's bias, chosen for negative recall, read "Thanks
+so much, that worked perfectly" as negative."""
 
 
 def build_source(folder: Path) -> Path:
@@ -70,6 +77,17 @@ def build_source(folder: Path) -> Path:
                 kept.append((text, label))
         (target / f"{split}_text.txt").write_text("\n".join(t for t, _ in kept) + "\n", "utf-8")
         (target / f"{split}_labels.txt").write_text("\n".join(lb for _, lb in kept) + "\n")
+    return folder
+
+
+def build_datasets(folder: Path) -> Path:
+    """A small copy of the repository's ``datasets/``: the support messages, and every
+    ``HANDOVER_STRIDE``-th conversation of the two escalation sets the heads are fitted on."""
+    for relative, stride in ((SUPPORT_SET, 1), *((s, HANDOVER_STRIDE) for s in HANDOVER_SETS)):
+        lines = (REPO_DATASETS / relative).read_text(encoding="utf-8").splitlines()
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines[::stride]) + "\n", encoding="utf-8")
     return folder
 
 

@@ -35,10 +35,9 @@ from models.classifiers.linear_head import LinearHead
 from models.classifiers.training_data import REPO_DATASETS, LabelledTexts, TrainingDataError
 from models.prepare import sha256_file
 
-HANDOVER_SETS = (
-    REPO_DATASETS / "escalation" / "conversations.jsonl",
-    REPO_DATASETS / "escalation" / "heldout.jsonl",
-)
+HANDOVER_SETS = (Path("escalation/conversations.jsonl"), Path("escalation/heldout.jsonl"))
+"""The first two escalation sets, inside a datasets folder (the repository's ``datasets/``);
+the third (``heldout-2.jsonl``) is only measured on."""
 HANDOVER_LABELS = ("none", "safety", "legal", "chargeback", "privacy", "explicit_request")
 WORD_REASONS = HANDOVER_LABELS[1:]
 DEFAULT_ORDER = ("safety", "legal", "chargeback", "privacy", "explicit_request")
@@ -50,19 +49,27 @@ PRECISION_TARGET = 0.95
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.5, 0.96, 0.05))
 
 
-def handover_set_hashes() -> dict[str, dict[str, object]]:
-    """The sets' SHA-256 and size by repository path, recorded with the other sources."""
+def handover_set_paths(datasets: Path = REPO_DATASETS) -> tuple[Path, ...]:
+    """Where the sets the head is fitted on lie in ``datasets``."""
+    return tuple(datasets / relative for relative in HANDOVER_SETS)
+
+
+def handover_set_hashes(datasets: Path = REPO_DATASETS) -> dict[str, dict[str, object]]:
+    """The sets' SHA-256 and size by repository path (``datasets/...``, wherever the folder
+    lies), recorded with the other sources."""
     hashes: dict[str, dict[str, object]] = {}
-    for path in HANDOVER_SETS:
+    for relative, path in zip(HANDOVER_SETS, handover_set_paths(datasets), strict=True):
         if not path.is_file():
             raise TrainingDataError(f"the escalation set {path} is missing (datasets/ in the repo)")
-        key = str(path.relative_to(REPO_DATASETS.parent))
+        key = f"datasets/{relative.as_posix()}"
         hashes[key] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     return hashes
 
 
-def load_handover_examples(paths: tuple[Path, ...] = HANDOVER_SETS) -> LabelledTexts:
-    """One example per turn of the sets, labelled as the module doc says."""
+def load_handover_examples(paths: tuple[Path, ...] | None = None) -> LabelledTexts:
+    """One example per turn of the sets (default: the repository's), labelled as the
+    module doc says."""
+    paths = handover_set_paths() if paths is None else paths
     texts: list[str] = []
     labels: list[str] = []
     for path in paths:

@@ -56,7 +56,8 @@ from models.classifiers.training_data import (
 )
 from models.prepare import sha256_file
 
-SUPPORT_SET = REPO_DATASETS / "support-sentiment" / "messages.jsonl"
+SUPPORT_SET = Path("support-sentiment/messages.jsonl")
+"""The hand-labelled messages, inside a datasets folder (the repository's ``datasets/``)."""
 
 SUPPORT_WEIGHT = 12.0
 """Chosen by cross-validation on the training split (4, 8, 12): the support messages are
@@ -82,7 +83,7 @@ class SupportSet:
         return LabelledTexts([r["text"] for r in chosen], [r["label"] for r in chosen])
 
 
-def load_support_set(path: Path = SUPPORT_SET) -> SupportSet:
+def load_support_set(path: Path = REPO_DATASETS / SUPPORT_SET) -> SupportSet:
     """The hand-labelled set, validated: every line a message with a known label."""
     if not path.is_file():
         raise TrainingDataError(
@@ -106,13 +107,15 @@ def load_support_set(path: Path = SUPPORT_SET) -> SupportSet:
     return SupportSet(rows)
 
 
-def support_set_hashes(path: Path = SUPPORT_SET) -> dict[str, dict[str, object]]:
+def support_set_hashes(datasets: Path = REPO_DATASETS) -> dict[str, dict[str, object]]:
     """The support set's SHA-256 and size, recorded with the other sources' by its
-    repository path, so a changed set retrains and a manifest names what trained it."""
+    repository path (``datasets/...``, wherever the folder lies), so a changed set
+    retrains and a manifest names what trained it."""
+    path = datasets / SUPPORT_SET
     if not path.is_file():
         load_support_set(path)  # raises the error that says where it should be
     return {
-        "datasets/support-sentiment/messages.jsonl": {
+        f"datasets/{SUPPORT_SET.as_posix()}": {
             "sha256": sha256_file(path),
             "bytes": path.stat().st_size,
         }

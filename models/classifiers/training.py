@@ -43,6 +43,7 @@ from models.classifiers.fitting import (
 from models.classifiers.handover_head import (
     fit_handover_head,
     handover_set_hashes,
+    handover_set_paths,
     load_handover_examples,
 )
 from models.classifiers.head_store import (
@@ -59,12 +60,14 @@ from models.classifiers.head_store import (
     write_version,
 )
 from models.classifiers.support_sentiment import (
+    SUPPORT_SET,
     fit_support_sentiment_head,
     load_support_set,
     support_set_hashes,
 )
 from models.classifiers.training_data import (
     INTENT_SOURCES,
+    REPO_DATASETS,
     SENTIMENT_SOURCES,
     LabelledTexts,
     bitext_split,
@@ -128,11 +131,13 @@ def train_classifiers(
     source: Path,
     out_dir: Path,
     *,
+    datasets: Path = REPO_DATASETS,
     force: bool = False,
     progress: Progress | None = None,
 ) -> TrainingReport:
-    """Train the default sentiment and intent heads from ``source`` and publish them as a
-    new local version under ``out_dir`` (``classifiers_dir(data_dir)``)."""
+    """Train the default heads from ``source`` (the public data) and ``datasets`` (the
+    project's hand-labelled sets, default the repository's ``datasets/``) and publish them
+    as a new local version under ``out_dir`` (``classifiers_dir(data_dir)``)."""
     root = default_root(out_dir)
     return _train_default(
         embedder,
@@ -145,6 +150,7 @@ def train_classifiers(
                 heads.heads, heads.head_info, {**heads.extra, "source_dir": str(source.resolve())}
             ),
         ),
+        datasets=datasets,
         force=force,
         progress=progress,
     )
@@ -155,6 +161,7 @@ def train_shipped_heads(
     source: Path,
     folder: Path | None = None,
     *,
+    datasets: Path = REPO_DATASETS,
     force: bool = False,
     progress: Progress | None = None,
 ) -> TrainingReport:
@@ -180,6 +187,7 @@ def train_shipped_heads(
         folder,
         current=current,
         publish=lambda heads: write_flat(folder, heads),
+        datasets=datasets,
         force=force,
         progress=progress,
     )
@@ -192,12 +200,17 @@ def _train_default(
     *,
     current: Callable[[], dict[str, Any] | None],
     publish: Callable[[HeadSet], Path],
+    datasets: Path,
     force: bool,
     progress: Progress | None,
 ) -> TrainingReport:
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    sources = {**source_hashes(source), **support_set_hashes(), **handover_set_hashes()}
+    sources = {
+        **source_hashes(source),
+        **support_set_hashes(datasets),
+        **handover_set_hashes(datasets),
+    }
     identity = embedder_identity(embedder.config.model, data_dir=embedder.config.data_dir)
     if not force:
         manifest = current()
@@ -216,7 +229,7 @@ def _train_default(
     intent_report.metrics["heldout_accuracy"] = accuracy(heldout.labels, predicted)
     intent_report.metrics["heldout_macro_f1"] = macro_f1(heldout.labels, predicted)
 
-    support = load_support_set()
+    support = load_support_set(datasets / SUPPORT_SET)
     sentiment_head, sentiment_report = fit_support_sentiment_head(
         lambda texts: embedder.embed_sync(texts, purpose=EMBED_PURPOSE),
         support,
@@ -228,7 +241,7 @@ def _train_default(
     say("handover: fitting the reason head on the first two escalation sets' turns")
     handover_head, handover_report = fit_handover_head(
         lambda texts: embedder.embed_sync(texts, purpose=EMBED_PURPOSE),
-        load_handover_examples(),
+        load_handover_examples(handover_set_paths(datasets)),
         intents,
         intent_vectors,
     )
@@ -241,9 +254,9 @@ def _train_default(
     }
     trained_at = _now()
     files = {
-        "sentiment": (*map(str, SENTIMENT_SOURCES), *support_set_hashes()),
+        "sentiment": (*map(str, SENTIMENT_SOURCES), *support_set_hashes(datasets)),
         "intent": tuple(map(str, INTENT_SOURCES)),
-        "handover": (*map(str, INTENT_SOURCES), *handover_set_hashes()),
+        "handover": (*map(str, INTENT_SOURCES), *handover_set_hashes(datasets)),
     }
     info = {
         name: {

@@ -33,6 +33,12 @@ def add_models_commands(commands: Any) -> None:
         "default: CONCIERGE_TRAINING_DATA_DIR)",
     )
     train.add_argument(
+        "--datasets",
+        type=Path,
+        help="the project's hand-labelled sets (support-sentiment/, escalation/; default: "
+        "the checkout's datasets/ folder)",
+    )
+    train.add_argument(
         "--out",
         type=Path,
         help="write the heads into this folder in the shipped layout (e.g. "
@@ -125,6 +131,7 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
         train_shipped_heads,
         train_tenant_intents,
     )
+    from models.classifiers.training_data import REPO_DATASETS
     from models.embedder import Embedder, EmbedderConfig
 
     def say(line: str) -> None:
@@ -147,14 +154,15 @@ def _models_train_classifiers(args: argparse.Namespace, settings: Settings) -> i
             report = train_tenant_intents(embedder, args.intents, out_dir, args.tenant)
         else:
             source = Path(args.source or settings.training_data_dir)
-            say(f"training classifiers from {source}")
+            datasets = args.datasets or REPO_DATASETS
+            say(f"training classifiers from {source} and {datasets}")
             if args.out is not None:
                 report = train_shipped_heads(
-                    embedder, source, args.out, force=args.force, progress=say
+                    embedder, source, args.out, datasets=datasets, force=args.force, progress=say
                 )
             else:
                 report = train_classifiers(
-                    embedder, source, out_dir, force=args.force, progress=say
+                    embedder, source, out_dir, datasets=datasets, force=args.force, progress=say
                 )
     finally:
         embedder.shutdown()

@@ -10,7 +10,7 @@ import pytest
 
 from models.classifiers.head_store import MANIFEST
 from models.prepare import MANIFEST_NAME
-from tests.classifier_sets import build_source
+from tests.classifier_sets import build_datasets, build_source
 from tests.cli import invoke, run_cli
 
 
@@ -19,24 +19,32 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_source(tmp_path_factory.mktemp("shared-data"))
 
 
-def test_cli_trains_then_reports_up_to_date(source: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_datasets(tmp_path_factory.mktemp("datasets"))
+
+
+def test_cli_trains_then_reports_up_to_date(source: Path, datasets: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    first = concierge("--source", str(source), data_dir=data_dir)
+    sets = ("--datasets", str(datasets))
+    first = concierge("--source", str(source), *sets, data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     assert "sentiment:" in first.stdout and "cv_macro_recall" in first.stdout
     assert str(data_dir / "classifiers") in first.stdout
-    second = concierge("--source", str(source), data_dir=data_dir)
+    second = concierge("--source", str(source), *sets, data_dir=data_dir)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
 
     missing = concierge("--data", str(tmp_path / "absent"), data_dir=data_dir)
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+    no_sets = concierge("--source", str(source), "--datasets", str(tmp_path), data_dir=data_dir)
+    assert no_sets.returncode == 2 and "support messages are missing" in no_sets.stderr
     alone = concierge("--tenant", "acme", data_dir=data_dir)
     assert alone.returncode == 2 and "go together" in alone.stderr
 
     heads = tmp_path / "heads"
-    shipped = concierge("--data", str(source), "--out", str(heads), data_dir=data_dir)
+    shipped = concierge("--data", str(source), *sets, "--out", str(heads), data_dir=data_dir)
     assert shipped.returncode == 0, shipped.stderr
     assert {p.name for p in heads.iterdir()} == {
         MANIFEST,

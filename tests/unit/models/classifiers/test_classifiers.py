@@ -3,7 +3,8 @@ real subsets in tmp folders.
 
 The shipped heads (``models/classifiers/default_heads``) need no data. The training tests
 build source folders that mimic ``../shared/data`` with a few hundred rows of the real
-files, so training takes seconds; they skip where that data is absent (a fresh clone).
+files, and a third of the repository's escalation sets, so training takes seconds;
+they skip where that data is absent (a fresh clone).
 The figures on the full data are ``bench/quality.py``'s job.
 """
 
@@ -39,7 +40,7 @@ from models.classifiers.text_cues import frustration_cues
 from models.classifiers.training import RECIPE
 from models.classifiers.training_data import BITEXT_CSV
 from models.embedder import Embedder
-from tests.classifier_sets import INTENTS, build_source, local_set
+from tests.classifier_sets import INTENTS, build_datasets, build_source, local_set
 from tests.servers import REPO
 
 SHIPPED_MAX_BYTES = 200_000
@@ -51,10 +52,17 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, source: Path) -> Path:
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_datasets(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, source: Path, datasets: Path
+) -> Path:
     """A classifiers folder trained once for the module; tests copy it before changing it."""
     out = classifiers_dir(tmp_path_factory.mktemp("data"))
-    report = train_classifiers(embedder, source, out)
+    report = train_classifiers(embedder, source, out, datasets=datasets)
     assert not report.up_to_date
     return out
 
@@ -144,18 +152,18 @@ def test_frustration_cues() -> None:
 
 
 def test_unchanged_data_is_up_to_date_and_force_retrains(
-    trained: Path, tmp_path: Path, embedder: Embedder, source: Path
+    trained: Path, tmp_path: Path, embedder: Embedder, source: Path, datasets: Path
 ) -> None:
     out = copy_of(trained, tmp_path)
     before = newest_version_folder(default_root(out))
-    report = train_classifiers(embedder, source, out)
+    report = train_classifiers(embedder, source, out, datasets=datasets)
     assert report.up_to_date and "up to date" in report.lines()[0]
     assert newest_version_folder(default_root(out)) == before
     changed = tmp_path / "changed"
     shutil.copytree(source, changed)
     with (changed / BITEXT_CSV).open("a", encoding="utf-8") as handle:
         handle.write(',,"where is my parcel, track it please",track_order,,,,,ORDER,B,ok\n')
-    assert not train_classifiers(embedder, changed, out).up_to_date
+    assert not train_classifiers(embedder, changed, out, datasets=datasets).up_to_date
     assert newest_version_folder(default_root(out)) != before
 
 
@@ -328,12 +336,16 @@ def test_which_default_set_wins(tmp_path: Path, identity: EmbedderIdentity) -> N
 
 
 def test_train_shipped_heads_writes_the_shipped_layout(
-    tmp_path: Path, embedder: Embedder, source: Path, identity: EmbedderIdentity
+    tmp_path: Path,
+    embedder: Embedder,
+    source: Path,
+    datasets: Path,
+    identity: EmbedderIdentity,
 ) -> None:
     heads = tmp_path / "default_heads"
-    report = train_shipped_heads(embedder, source, heads)
+    report = train_shipped_heads(embedder, source, heads, datasets=datasets)
     assert not report.up_to_date
-    assert train_shipped_heads(embedder, source, heads).up_to_date
+    assert train_shipped_heads(embedder, source, heads, datasets=datasets).up_to_date
     loaded = Classifiers.load(tmp_path / "data", embedder=identity, shipped=heads)
     assert loaded.shipped and set(loaded.intent_labels()) == set(INTENTS)
     assert "source_dir" not in loaded.manifest
