@@ -77,7 +77,7 @@ def local_engine_env(data_dir: Path) -> dict[str, str]:
         "CONCIERGE_ENFORCE_EAGER": "true",
         "CONCIERGE_MAX_MODEL_LEN": "2048",
         "CONCIERGE_KV_CACHE_MEMORY_GIB": "1",
-        "CONCIERGE_REPLY_MAX_TOKENS": "48",  # support replies: enough text to check, fast
+        "CONCIERGE_REPLY_MAX_TOKENS": "32",  # support replies: enough text to check, fast
     }
 
 
