@@ -82,7 +82,7 @@ def build_source(folder: Path) -> Path:
 
 def build_datasets(folder: Path) -> Path:
     """A small copy of the repository's ``datasets/``: the support messages, and every
-    ``HANDOVER_STRIDE``-th conversation of the two escalation sets the heads are fitted on."""
+    ``HANDOVER_STRIDE``-th conversation of the escalation sets the heads are fitted on."""
     for relative, stride in ((SUPPORT_SET, 1), *((s, HANDOVER_STRIDE) for s in HANDOVER_SETS)):
         lines = (REPO_DATASETS / relative).read_text(encoding="utf-8").splitlines()
         target = folder / relative

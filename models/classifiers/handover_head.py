@@ -8,13 +8,14 @@ message's sentence embedding (the one the pipeline computes anyway) with the lab
 ``none`` and the reasons a single message can carry: ``safety``, ``legal``,
 ``chargeback``, ``privacy``, ``explicit_request``.
 
-Trained on the turns of the project's first two escalation sets
-(``datasets/escalation/conversations.jsonl`` and ``heldout.jsonl``): the turn at which a
+Trained on the turns of the project's first three escalation sets
+(``datasets/escalation/conversations.jsonl``, ``heldout.jsonl`` and ``heldout-2.jsonl``,
+each added once the one before it had been measured blind): the turn at which a
 person became due is an example of each of its word-borne reasons; every turn of a
 control conversation, every turn before the due one and the due turns of the other
 reasons (refunds, repeated failure, frustration) are ``none``. Bitext's requests add
 English breadth: ``contact_human_agent`` as ``explicit_request``, a sample of the other
-intents as ``none``. The third set (``heldout-2.jsonl``) is never read here.
+intents as ``none``. The fourth set (``heldout-3.jsonl``) is never read here.
 
 The probability a reason must reach (``HANDOVER_MIN_PROBABILITY``, stored in the manifest)
 is chosen by cross-validation for precision: false hand-overs cost a person's time and
@@ -35,9 +36,13 @@ from models.classifiers.linear_head import LinearHead
 from models.classifiers.training_data import REPO_DATASETS, LabelledTexts, TrainingDataError
 from models.prepare import sha256_file
 
-HANDOVER_SETS = (Path("escalation/conversations.jsonl"), Path("escalation/heldout.jsonl"))
-"""The first two escalation sets, inside a datasets folder (the repository's ``datasets/``);
-the third (``heldout-2.jsonl``) is only measured on."""
+HANDOVER_SETS = (
+    Path("escalation/conversations.jsonl"),
+    Path("escalation/heldout.jsonl"),
+    Path("escalation/heldout-2.jsonl"),
+)
+"""The first three escalation sets, inside a datasets folder (the repository's
+``datasets/``); the fourth (``heldout-3.jsonl``) is only measured on."""
 HANDOVER_LABELS = ("none", "safety", "legal", "chargeback", "privacy", "explicit_request")
 WORD_REASONS = HANDOVER_LABELS[1:]
 DEFAULT_ORDER = ("safety", "legal", "chargeback", "privacy", "explicit_request")

@@ -33,6 +33,7 @@ CUE_FEATURE_NAMES = (
     "punctuation_runs",
     "caps_share",
     "frustration_phrases",
+    "sarcasm_markers",
 )
 
 FRUSTRATION_PHRASES = (
@@ -48,17 +49,20 @@ FRUSTRATION_PHRASES = (
     r"\bnobody (cares|helps|answers)\b",
     r"\bno one (cares|helps|answers)\b",
     r"\b(so|very|extremely|really) (frustrated|annoyed|angry|disappointed)\b",
-    r"\b(frustrat\w*|furious|outraged|infuriat\w*|livid)\b",
+    r"\b(frustrat\w*|furious|outraged|infuriat\w*|livid|fuming|seething)\b",
+    r"\b(taking the (piss|mick|mickey)|having a laugh|beyond a joke)\b",
     # French
     r"\b(inadmissible|inacceptable|scandaleu\w*|honteu\w*|lamentable|nul|"
     r"n'importe quoi|ras[- ]le[- ]bol|j'en ai (marre|assez)|marre|furieu\w*|"
-    r"exaspér\w*|énerv\w*|agac\w*|une blague|foutez|se moque\w*|arnaque\w*)\b",
+    r"exaspér\w*|énerv\w*|agac\w*|une blague|foutez|se moque\w*|arnaque\w*|"
+    r"abusé|foutage de gueule|se fout\w*)\b",
     r"\b(deuxième|troisième|énième) fois\b",
     # German
     r"\b(unverschämt|frechheit|unmöglich|katastrophe|sauer|wütend|reicht mir)\b",
     # Chinese (no word boundaries)
     r"太差|垃圾|气死|受够|无语|忍无可忍|骗子|坑人|什么破|太过分|过分了|愤怒|恶心|离谱|烦死|"
-    r"差评|欺负|耍我|玩我|服了|敷衍|糊弄|搞什么|怎么回事啊|第[二三四五几]次|每次都",
+    r"差评|欺负|耍我|玩我|服了|敷衍|糊弄|搞什么|怎么回事啊|第[二三四五几]次|每次都|"
+    r"气炸|火大|恼火|坑爹",
 )
 _FRUSTRATION = re.compile("|".join(f"(?:{p})" for p in FRUSTRATION_PHRASES), re.IGNORECASE)
 _SOFTENED = re.compile(
@@ -81,6 +85,28 @@ def _strong_phrases(text: str) -> set[str]:
         found.add(match.group(0).lower())
     return found
 
+
+SARCASM_MARKERS = (
+    # English: praise that opens a complaint, thanks for the failure
+    r"^\W*(?:oh |well |just )?(?:great|brilliant|fantastic|perfect|wonderful|lovely|awesome|"
+    r"marvellous|superb|nice one|cheers)\b\W",
+    r"\b(?:thanks|thank you) (?:so much |a lot |very much )?(?:for nothing|again|guys)\b",
+    r"\b(?:money well spent|so glad|love how|love that|yeah right|what a surprise|as usual|"
+    r"like clockwork|how wonderful|just what i needed)\b",
+    # French
+    r"^\W*(?:super|génial|bravo|parfait|formidable|magnifique|top)\b\W",
+    r"\b(?:merci pour (?:rien|la fidélité|les? \d)|j['’]adore (?:votre|vos|quand|comment)|"
+    r"comme d['’]hab\w*|quelle surprise|vraiment top|trop bien)\b",
+    r"\bvraiment\W*$",
+    # Chinese (no word boundaries)
+    r"呵呵|好家伙|厉害厉害|可真会|真会|谢谢你们啊|真行|真棒啊|太棒了吧|666|服气",
+    # the upside-down face, eye-roll and unamused emoji
+    r"[🙃🙄😒]",
+)
+_SARCASM = re.compile("|".join(f"(?:{p})" for p in SARCASM_MARKERS), re.IGNORECASE | re.MULTILINE)
+"""Written from the support set's train split and common usage: praise or thanks wrapped
+around a failure ("great, another week without my order", 好家伙，又把我登出了). The head
+learns how much a marker weighs against the rest of the message."""
 
 _PUNCTUATION_RUN = re.compile(r"[!?！？]{2,}")
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -138,5 +164,6 @@ def cue_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
             math.log1p(len(_PUNCTUATION_RUN.findall(text))),
             caps / len(words) if words else 0.0,
             math.log1p(len(_strong_phrases(text))),
+            math.log1p(len(_SARCASM.findall(text))),
         )
     return rows

@@ -44,6 +44,10 @@ SAFETY = {
         r"\b(?:(?:too|really|very|extremely) hot to touch|"
         r"plug (?:gets|got|is) (?:really |very )?hot)\b",
         r"\b(?:ended up in|taken to|went to) (?:the )?(?:hospital|a&e|emergency|er)\b",
+        r"\b(?:(?:is|are|i'm|we're|he's|she's|they're|now|still) (?:in|at) (?:the )?(?:hospital|"
+        r"a&e|er|emergency room|urgent care))\b",
+        r"\bbroken (?:arm|leg|wrist|ankle|foot|toe|finger|hand|nose|ribs?|bones?)\b|"
+        r"\b(?:fractur\w*|concussion|stitches)\b",
     ),
     "fr": (
         r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|coupé|électrocuté|ébouillanté)",
@@ -146,12 +150,18 @@ CHARGEBACK = {
         r"\b(?:open|opened|opening|filed|raised|started) a (?:dispute|claim) "
         r"(?:with|on|at) (?:paypal|my bank|klarna|the bank)",
         r"\bsection 75\b",
+        r"\b(?:amex|american express|visa|mastercard|paypal|klarna|my bank|the bank|"
+        r"my card (?:company|issuer|provider)|card issuer|credit card company)\b[^.?!]{0,40}"
+        r"\b(?:revers\w*|claw\w* (?:it |the money |that )?back|pull\w* (?:it|the (?:payment|"
+        r"charge|money)) back|disput\w*|charg\w* ?back)\b",
     ),
     "fr": (
         r"\b(?:rétrofacturation|chargeback)\b",
         r"\bcontest(?:er|erai|e|é) (?:le|la|ce|cette|mon|ma|les) (?:prélèvement|paiement|débit|"
         r"transaction|achat|opération|charge)",
-        r"\b(?:faire|mettre|faire une) opposition\b",
+        r"\b(?:faire|fait|fais|ferai|mettre|mis|former|formé) (?:une )?opposition\b",
+        r"\b(?:rejeter|refuser|annuler|bloquer|contester|rembourser) (?:le|ce|cette|la) "
+        r"(?:débit|prélèvement|paiement|transaction|opération)\b",
         r"\b(?:ma|la) banque (?:pour|de|d['’]) ?(?:annuler|rembourser|bloquer|récupérer|contester)|"
         r"demand(?:e|er|é|erai|ons)s? à (?:ma|la|mon) (?:banque|conseiller bancaire)",
         r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
@@ -167,6 +177,8 @@ CHARGEBACK = {
         r"(?:我|申请|要|去|会|已经|准备)[^，。！？,.!?]{0,6}拒付|退单申请|(?:提出|发起|申请|提起)争议|撤销(?:这笔)?(?:付款|支付|交易|扣款)|冻结(?:这笔)?(?:付款|支付|交易)|"
         r"(?:银行|信用卡|发卡行|支付宝|微信支付|PayPal)(?:[^，。！？]{0,8})(?:争议|申诉|追回|撤回|拒付|止付|投诉)|"
         r"(?:让|找|通过|联系)(?:我的)?(?:银行|发卡行|信用卡中心)(?:[^，。！？]{0,10})(?:退回|追回|撤销|拿回|退款)",
+        r"(?:银行|招行|工行|建行|农行|中行|交行|信用卡中心|发卡行|花呗|信用卡)[^。！？]{0,20}"
+        r"(?:追回|拒付|撤销|止付|冻结|退回|拦截)",
     ),
 }
 
@@ -206,8 +218,10 @@ PRIVACY = {
         r"\b(?:unauthori[sz]ed (?:access|login|log-in|sign-in|changes?|purchases?)|"
         r"identity theft|(?:data|privacy|security) (?:breach|leak)|leaked|someone ?else['’]?s "
         r"(?:booking|order|details|data|information|account|invoice|name and address))\b",
-        r"\b(?:shared|sold|passed on|gave away|disclosed|leaked) my (?:data|details|information|"
-        r"email|phone number|number|address)\b",
+        r"\b(?:shared|sold|passed on|gave away|disclosed|leaked|handed over) my (?:\w+ ){0,2}"
+        r"(?:data|details|info|information|email|phone number|number|address|name)\b",
+        r"\bonly (?:place|company|shop|site|website|people|ones?) (?:i|we)(?:'ve| have)? "
+        r"(?:ever )?(?:given|gave|told|shared|used)\b",
         r"\bwithout my (?:consent|permission|knowledge)\b",
         r"\b(?:wasn'?t|was not|it'?s not|not) me\b[^.?!]{0,40}\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|"
         r"changed|order(?:ed)?|password)|\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|changed|password)"
@@ -218,8 +232,11 @@ PRIVACY = {
     ),
     "fr": (
         r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
-        r"\bquelqu['’]un (?:d['’]autre )?(?:s['’]est connecté|a accédé|a utilisé|a modifié|"
-        r"a changé|se connecte|utilise mon compte|commande avec mon compte)",
+        r"\b(?:quelqu['’]un|qqn|qqun|une autre personne|un inconnu) (?:d['’]autre )?"
+        r"(?:s['’]est connecté|a accédé|a utilisé|a modifié|a changé|se connecte|utilise mon "
+        r"compte|commande avec mon compte)",
+        r"\bmon (?:numéro|num|mot de passe|mdp|e-?mail|adresse)(?: de (?:tel|tél|téléphone))?"
+        r"[^.?!]{0,20}\b(?:a|ont) été (?:changée?s?|modifiée?s?)\b",
         r"\b(?:sans mon|jamais donné mon) (?:consentement|accord|autorisation)\b",
         r"\b(?:ce n['’]est pas|c['’]est pas|c['’]était pas|ce n['’]était pas) moi\b",
         r"\b(?:vendu|partagé|transmis|divulgué) mes (?:données|informations|coordonnées)\b",
@@ -232,7 +249,9 @@ PRIVACY = {
         r"(?:把|将)?我的(?:个人)?(?:信息|手机号|电话|号码|资料)(?:给|卖|泄露)(?:给)?了?别人|"
         r"拿到(?:了)?我的?(?:手机号|电话|号码|信息)|有人(?:登录|登陆|进入|盗用|使用|用)了?我的?(?:账号|账户|帐号|帐户)|"
         r"信息泄露|泄露了?我的|隐私泄露|数据泄露|未经(?:我的?)?(?:同意|允许|授权)|"
-        r"卖了?我的(?:信息|数据|资料)|骚扰电话",
+        r"卖了?我的(?:信息|数据|资料)|骚扰电话|"
+        r"(?:把|将)我的?(?:个人)?(?:信息|资料|数据|电话|手机号)(?:给)?(?:卖|泄露|泄漏)|"
+        r"(?:信息|资料|数据)(?:被)?(?:卖|泄漏)了",
     ),
 }
 
@@ -242,7 +261,9 @@ EXPLICIT_REQUEST = {
         r"[^.?!]{0,30}\b(?:human|person|agent|representative|operator|manager|supervisor|"
         r"someone|somebody|staff member|team member|advisor|adviser)\b",
         r"\b(?:real|live|actual|proper) (?:human|person|agent|people)\b|\bhuman (?:being|agent|"
-        r"please)\b|\bwith a human\b",
+        r"please|pls|plz)\b|\bwith a human\b|^\W*(?:a )?(?:human|agent|operator|person)\W*"
+        r"(?:please|pls|plz)?\W*$",
+        r"\b(?:get|have) (?:the|your|a) \w+ on the (?:phone|line)\b",
         r"\b(?:not|no more|stop) (?:a |the |this )?(?:bot|robot|machine|ai|chatbot)\b|"
         r"\bi (?:want|need) (?:a |an )?(?:human|person|agent|manager|supervisor)\b",
         r"\b(?:escalate (?:this|my|me)|(?:call|ring|phone) me back|have someone call me|"
@@ -268,6 +289,9 @@ EXPLICIT_REQUEST = {
         r"son|sa|ses|ce|cet|cette|quel|quelle|quand|comment|pourquoi|si|que|qu['’]|à quelle|"
         r"combien|de|des|du)\b)",
         r"\b(?:passez-moi|mettez-moi en (?:relation|contact))\b",
+        r"\b(?:avoir|joindre|parler à)\b[^.?!]{0,40}\b(?:au|par) (?:téléphone|tél|bout du fil)\b",
+        r"\b(?:parler|avoir)\b[^.?!]{0,20}\b(?:coordinat(?:eur|rice)|gérante?|directeur|"
+        r"directrice|technicien(?:ne)?|spécialiste)\b",
     ),
     "de": (
         r"\b(?:mit einem menschen|echten menschen|mitarbeiter sprechen|einen mitarbeiter|"
@@ -294,7 +318,8 @@ FAILED_ANSWER = {
         r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and|yet) still\b|\bno change\b|"
         r"[,;.]\s*still\b|^still\b|\bstill (?:a|an|no|just|stuck|says|shows|blank|black|"
         r"broken|down|dead|loading|spinning|frozen|can'?t)\b|"
-        r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b",
+        r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b|"
+        r"\b(?:no|made no|didn'?t make (?:a|any)|did not make (?:a|any)) difference\b",
         r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
         r"i did that)\b",
@@ -310,7 +335,8 @@ FAILED_ANSWER = {
         r"fonctionne) (?:toujours )?pas)\b",
         r"\b(?:déjà (?:essayé|fait|testé)|même réponse|vous (?:me )?répétez|"
         r"ne m['’]aide pas|aucune aide|tourne en rond|inutile|rien à faire|rien n['’]y fait|"
-        r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran))\b",
+        r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran)|"
+        r"pareil|idem|même chose)\b",
         r"\btoujours\b(?! client| fidèle)",
     ),
     "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
@@ -356,7 +382,7 @@ help even in a conversation's first message (the advice came in an earlier one).
 
 REFUND_WORDS = {
     "en": r"\b(?:refund\w*|money back|reimburs\w*|pay (?:me )?back|compensat\w*|"
-    r"(?:want|get|need|give me|have) (?:my |the |all |back )?[^.?!]{0,30}\bback\b)",
+    r"(?:want|get|need|give me|have|like) (?:my |the |all |back )?[^.?!]{0,30}\bback\b)",
     "fr": r"\b(?:rembours\w*|récupérer (?:mon|mes|l['’])argent|mon argent)",
     "de": r"\b(?:erstatt\w*|zurückzahl\w*|geld zurück)",
     "es": r"\b(?:reembols\w*|devolución del dinero|devuélvanme)",
@@ -437,22 +463,63 @@ _HYPOTHETICAL = _alternation(
 sellers?"): the topic's words are not the customer's own dispute or lawsuit."""
 HYPOTHETICAL_EXEMPT = frozenset({"chargeback", "legal"})
 
+_GENERAL_QUESTION = {
+    "safety": _alternation(
+        [
+            r"\bis (?:it|this|that|the \w+|they) (?:safe|dangerous)\b|\bsafe (?:for|to|with)\b"
+            r"[^.!]*\?|\b(?:could|can|would) (?:it|this|they) (?:catch fire|burn|explode|hurt)\b",
+            r"\b(?:est-ce|c['’]est) (?:que c['’]est )?(?:dangereux|sans danger)\b|"
+            r"\b(?:sans danger|risque)\b[^.!]*\?",
+            r"会不会|是否安全|安全吗|有没有危险|危险吗|认证吗",
+        ]
+    ),
+    "privacy": _alternation(
+        [
+            r"\b(?:do|will|would|can|how do) you (?:share|sell|pass on|store|keep|use|give|"
+            r"protect|handle)\b",
+            r"\b(?:partagez|vendez|transmettez|conservez|stockez|utilisez)-vous\b",
+            r"你们(?:会|是否|会不会)[^。！？]{0,20}(?:共享|分享|卖|提供|给|保存|存储|使用)",
+        ]
+    ),
+}
+"""A question whether a product is safe or how personal data is handled ("is the heater
+safe for a nursery?", 你们会把我的个人信息共享给第三方吗？): a help-centre question, unless
+the same message also reports the event ("it burned my hand, is it safe to keep?")."""
+
+_QUOTED_NAME = re.compile(
+    r"「[^」]{1,20}」|『[^』]{1,20}』|“[^”]{1,30}”|\"[^\"]{1,30}\"|«[^»]{1,30}»"
+)
+"""A short quoted span names a product, a film or a game's item: 「律师」技能, « Explosion
+de saveurs », "Lawyer's Choice": its words are not the customer's own event."""
+
+
+def _without_names(message: str) -> str:
+    return _QUOTED_NAME.sub(" ", message)
+
 
 def is_hypothetical(reason: str, message: str) -> bool:
-    """A general question about how ``reason``'s topic works, not the customer's own case."""
-    return reason in HYPOTHETICAL_EXEMPT and _HYPOTHETICAL.search(message) is not None
+    """A general question about ``reason``'s topic, not the customer's own case: how
+    chargebacks or lawsuits work, whether a product is safe, how data is handled (the
+    last two only when the message reports no such event)."""
+    if reason in HYPOTHETICAL_EXEMPT:
+        return _HYPOTHETICAL.search(message) is not None
+    question = _GENERAL_QUESTION.get(reason)
+    if question is None or question.search(message) is None:
+        return False
+    return _compiled(reason, ()).search(_without_names(message)) is None
 
 
 def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None = None) -> bool:
     """Whether ``message`` carries ``reason``'s phrases (built-in plus ``extra``, the
-    tenant's phrases by language)."""
+    tenant's phrases by language); quoted names do not count."""
     frozen = tuple(sorted((extra or {}).items()))
     if is_hypothetical(reason, message):
         return False
-    if _compiled(reason, frozen).search(message):
+    text = _without_names(message)
+    if _compiled(reason, frozen).search(text):
         return True
     if reason == "privacy":  # a demand about one's data: a data term and an action on it
-        return bool(_PRIVACY_DATA.search(message) and _PRIVACY_ACTION.search(message))
+        return bool(_PRIVACY_DATA.search(text) and _PRIVACY_ACTION.search(text))
     return False
 
 

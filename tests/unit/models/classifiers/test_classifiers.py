@@ -36,7 +36,7 @@ from models.classifiers.head_store import (
     newest_version_folder,
     shipped_heads_dir,
 )
-from models.classifiers.text_cues import frustration_cues
+from models.classifiers.text_cues import CUE_FEATURE_NAMES, cue_features, frustration_cues
 from models.classifiers.training import RECIPE
 from models.classifiers.training_data import BITEXT_CSV
 from models.embedder import Embedder
@@ -149,6 +149,20 @@ def test_frustration_cues() -> None:
     assert frustration_cues("WHY IS THIS SO SLOW") == 1  # shouted words
     assert frustration_cues("Thanks, that worked perfectly") == 0
     assert frustration_cues("I am sad my order is late") == 0
+    assert frustration_cues("honestly fuming, you lot are taking the piss") == 2
+
+
+def test_sarcasm_markers_are_a_cue_of_their_own() -> None:
+    """Praise or thanks wrapped around a failure; plain requests and thanks carry none."""
+    sarcasm = CUE_FEATURE_NAMES.index("sarcasm_markers")
+    ironic = [
+        "Oh brilliant, the update logged me out again. Thanks so much.",
+        "Bravo, encore une semaine sans ma commande. Merci pour rien.",
+        "好家伙，又把我登出了，谢谢你们啊",
+    ]
+    plain = ["Where is my order?", "Merci de livrer au point relais.", "谢谢，问题解决了"]
+    assert all(row[sarcasm] > 0 for row in cue_features(ironic))
+    assert not any(row[sarcasm] for row in cue_features(plain))
 
 
 def test_unchanged_data_is_up_to_date_and_force_retrains(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from server.pipeline import handover_cues
 from server.pipeline.escalation import (
     ConversationSignals,
     EscalationReason,
@@ -90,11 +91,41 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "我想问一下退货政策是怎样的？",
         "请问你们怎么保护我的个人信息？",
         "Pouvez-vous me rappeler le numéro de dossier de ma réparation ?",
+        # quoted names are products, films and game items, not events
+        'Is the "Firestarter" chili sauce back in stock?',
+        "游戏里「律师」这个角色怎么解锁？",
+        "你们那款「辣到报警」的辣酱还卖吗？",
+        # questions about data handling in general
+        "Do you share my email address with other companies?",
+        "你们会把我的手机号提供给合作商家吗？",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
     decision = decide_escalation(POLICY, message, analysis(message), CALM)
     assert not decision.escalate, decision
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        (
+            EscalationReason.SAFETY,
+            "The ladder gave way and my husband is in A&E with a broken wrist.",
+        ),
+        (EscalationReason.SAFETY, "The heater burned my son's arm. Is it safe to keep using it?"),
+        (EscalationReason.CHARGEBACK, "I rang Visa this morning and they are clawing it back."),
+        (EscalationReason.CHARGEBACK, "J'ai fait opposition au paiement, votre débit était faux."),
+        (EscalationReason.CHARGEBACK, "我已经打给建行，让他们把这笔钱拦截下来追回。"),
+        (EscalationReason.PRIVACY, "You sold my phone number to a loan company, didn't you?"),
+        (EscalationReason.PRIVACY, "Qqn a utilisé mon compte et mon mot de passe a été changé."),
+        (EscalationReason.PRIVACY, "是不是你们把我的电话卖了？天天有人打来推销。"),
+        (EscalationReason.EXPLICIT_REQUEST, "agent pls"),
+        (EscalationReason.EXPLICIT_REQUEST, "Je voudrais avoir le gérant au téléphone."),
+    ],
+)
+def test_events_and_demands_said_in_other_words(reason: EscalationReason, message: str) -> None:
+    decision = decide_escalation(POLICY, message, analysis(message), CALM)
+    assert reason in decision.fired, (message, decision)
 
 
 def test_the_tenant_order_names_the_reason_and_drops_unlisted_ones() -> None:
@@ -239,3 +270,22 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
     assert policy.refund_limit == 100.0 and policy.currency == "EUR"
     message = "Can I speak to a human?"
     assert not decide_escalation(policy, message, analysis(message), CALM).escalate
+
+
+@pytest.mark.parametrize(
+    ("message", "did_not_help"),
+    [
+        ("Reinstalled the app too, no difference.", True),
+        ("Réinitialisé aussi, pareil : écran noir.", True),
+        ("J'ai vidé le cache comme indiqué, ça plante toujours.", True),
+        ("Restarted it as you suggested and it works now, thanks!", False),
+        ("It made a real difference, thank you.", False),
+    ],
+)
+def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) -> None:
+    assert handover_cues.says_it_did_not_help(message) is did_not_help
+
+
+def test_asking_to_have_money_back_in_other_words() -> None:
+    assert handover_cues.asks_for_money_back("renewed without asking, $219. id like that back pls")
+    assert not handover_cues.asks_for_money_back("I'd like that blue one, please.")
