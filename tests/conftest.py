@@ -28,16 +28,18 @@ ENGINE_START_TIMEOUT_S = 420.0
 
 # The embedder's default (``auto``) depends on the hardware; the suite's servers and CLI
 # runs pin MiniLM so their retrieval expectations hold on every CI machine. The default
-# on this hardware is tested on its own (tests/system/retrieval/test_multilingual.py).
+# on this hardware is tested on its own (tests/soak/test_multilingual_embedder.py).
 os.environ["CONCIERGE_EMBEDDING_MODEL"] = "all-minilm-l6-v2"
 
 
 @pytest.fixture(scope="session")
 def embedder() -> Iterator[Embedder]:
-    """The shipped all-MiniLM-L6-v2, loaded once (retrieval and classifier tests share it)."""
+    """The shipped all-MiniLM-L6-v2, loaded once (retrieval and classifier tests share it),
+    on one torch thread: the unit tests run while the session engine boots on both cores,
+    and two OpenMP teams on two cores wait at each other's barriers (docs/architecture.md)."""
     from models.embedder import Embedder, EmbedderConfig
 
-    model = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu"))
+    model = Embedder(EmbedderConfig("all-minilm-l6-v2", device="cpu", threads=1))
     model.warm_up()
     yield model
     model.shutdown()

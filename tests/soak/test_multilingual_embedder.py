@@ -3,7 +3,9 @@ on the answer suites' KBs as the reply pipeline searches them: French and Chines
 find their English article, and the demo shop's kettle question finds the returns policy.
 
 The rest of the suite pins MiniLM (tests/conftest.py); these tests load EmbeddingGemma,
-prepared by ``make test`` (``concierge models prepare embeddinggemma-300m``).
+prepared by ``make test`` (``concierge models prepare embeddinggemma-300m``). A second,
+larger model that reindexes two KBs (about 25 s of both cores) is an extra engine, so the
+tests live with the soak tests (``make test``), not in ``make test-fast``.
 """
 
 from __future__ import annotations
