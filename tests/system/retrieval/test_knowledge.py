@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from retrieval.documents import Document, DocumentFormat, DocumentStore
 from retrieval.index import published_versions
 from retrieval.knowledge import KnowledgeBase, ReindexMode, SearchMode
 from server.store.schema import create_schema
-from tests.servers import CONCIERGE, REPO
+from tests.forked_processes import shared_launcher
 from tests.system.retrieval.conftest import KnowledgeFactory
 
 TENANT = "acme"
@@ -261,23 +260,23 @@ def test_killing_the_process_mid_reindex_leaves_the_previous_version_loadable(
     }
     kb.put_documents(TENANT, _documents(bulk))
 
-    process = subprocess.Popen(
-        [str(CONCIERGE), "kb", "reindex", "--tenant", TENANT],
-        env={**os.environ, "CONCIERGE_DATA_DIR": str(data_dir)},
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    # forked from the warm launcher: the CLI's own code, a process of its own to kill
+    progress = tmp_path / "reindex.log"
+    process = shared_launcher().spawn(
+        ["kb", "reindex", "--tenant", TENANT],
+        {**os.environ, "CONCIERGE_DATA_DIR": str(data_dir)},
+        progress,
     )
-    assert process.stderr is not None
     seen = ""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until it is embedding, then kill it hard
-        seen += process.stderr.read(1)
+        if progress.exists():  # the child opens its output file once it runs
+            seen = progress.read_text(encoding="utf-8", errors="replace")
         if any(int(done) > 0 for done in re.findall(r"\|\s*(\d+)/400", seen)):
             break
         if process.poll() is not None:
             break
+        time.sleep(0.02)
     assert process.poll() is None, f"reindex ended before it could be killed:\n{seen[-2000:]}"
     process.send_signal(signal.SIGKILL)
     process.wait(10)
