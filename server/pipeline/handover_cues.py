@@ -44,10 +44,8 @@ SAFETY = {
         r"\b(?:(?:too|really|very|extremely) hot to touch|"
         r"plug (?:gets|got|is) (?:really |very )?hot)\b",
         r"\b(?:ended up in|taken to|went to) (?:the )?(?:hospital|a&e|emergency|er)\b",
-        r"\b(?:(?:is|are|i'm|we're|he's|she's|they're|now|still) (?:in|at) (?:the )?(?:hospital|"
-        r"a&e|er|emergency room|urgent care))\b",
-        r"\bbroken (?:arm|leg|wrist|ankle|foot|toe|finger|hand|nose|ribs?|bones?)\b|"
-        r"\b(?:fractur\w*|concussion|stitches)\b",
+        r"\b(?:broken|fractured) (?:arm|leg|wrist|ankle|foot|toe|finger|hand|nose|ribs?|"
+        r"bones?|hip|collarbone)\b|\bconcussion\b|\b(?:needed|got|had|needs) (?:\w+ )?stitches\b",
     ),
     "fr": (
         r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|coupé|électrocuté|ébouillanté)",

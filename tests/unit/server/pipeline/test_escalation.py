@@ -95,6 +95,8 @@ def test_each_reason_read_from_words_fires_in_each_language(
         'Is the "Firestarter" chili sauce back in stock?',
         "游戏里「律师」这个角色怎么解锁？",
         "你们那款「辣到报警」的辣酱还卖吗？",
+        # a life event that no product caused
+        "My mum is in hospital so I can't collect the parcel; can my neighbour pick it up?",
         # questions about data handling in general
         "Do you share my email address with other companies?",
         "你们会把我的手机号提供给合作商家吗？",
