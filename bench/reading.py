@@ -58,11 +58,12 @@ ESCALATION_SETS = {
     "first": REPO / "datasets" / "escalation" / "conversations.jsonl",
     "second": REPO / "datasets" / "escalation" / "heldout.jsonl",
     "third": REPO / "datasets" / "escalation" / "heldout-2.jsonl",
-    "blind": REPO / "datasets" / "escalation" / "heldout-3.jsonl",
+    "fourth": REPO / "datasets" / "escalation" / "heldout-3.jsonl",
+    "blind": REPO / "datasets" / "escalation" / "heldout-4.jsonl",
 }
 """The rules were written against the first set, then each later set was measured blind
-and tuned on in turn (the second, then the third); the fourth was written after that, by a
-writer who saw neither the rules nor the other sets, and serves this measurement only
+and tuned on in turn (the second, third and fourth); the fifth was written after that, by
+a writer who saw neither the rules nor the other sets, and serves this measurement only
 (datasets/escalation/GUIDE.md)."""
 SENTIMENT_SET = REPO / "datasets" / "support-sentiment" / "messages.jsonl"
 RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.05, "CNY": 0.13}

@@ -433,7 +433,7 @@ _FULL_AMOUNT = re.compile(
             r"\b(?:la\s+totalité|l['’]intégralité)\s+(?:de\s+la\s+somme|du\s+montant"
             r"|de\s+mon\s+argent|de\s+mon\s+achat|de\s+ma\s+commande)",
             r"\btout\s+mon\s+argent\b",
-            r"\brembours\w*\s+(?:tout|l['’]ensemble)\b|\btout\s+(?:me\s+)?rembourser\b",
+            r"\brembours\w*(?:[-\s]moi)?\s+(?:tout|l['’]ensemble)\b|\btout\s+(?:me\s+)?rembourser\b",
             r"\brembours\w*\s+(?:de|à)\s+(?:la\s+totalité|l['’]intégralité|100\s?%)",
             # German
             r"\b(?:den|die)\s+(?:vollen|volle|gesamten|gesamte|ganzen|ganze)\s+"

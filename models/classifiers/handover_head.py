@@ -8,14 +8,14 @@ message's sentence embedding (the one the pipeline computes anyway) with the lab
 ``none`` and the reasons a single message can carry: ``safety``, ``legal``,
 ``chargeback``, ``privacy``, ``explicit_request``.
 
-Trained on the turns of the project's first three escalation sets
-(``datasets/escalation/conversations.jsonl``, ``heldout.jsonl`` and ``heldout-2.jsonl``,
-each added once the one before it had been measured blind): the turn at which a
+Trained on the turns of the project's first four escalation sets
+(``datasets/escalation/conversations.jsonl``, ``heldout.jsonl``, ``heldout-2.jsonl`` and
+``heldout-3.jsonl``, each added once it had been measured blind): the turn at which a
 person became due is an example of each of its word-borne reasons; every turn of a
 control conversation, every turn before the due one and the due turns of the other
 reasons (refunds, repeated failure, frustration) are ``none``. Bitext's requests add
 English breadth: ``contact_human_agent`` as ``explicit_request``, a sample of the other
-intents as ``none``. The fourth set (``heldout-3.jsonl``) is never read here.
+intents as ``none``. The fifth set (``heldout-4.jsonl``) is never read here.
 
 The probability a reason must reach (``HANDOVER_MIN_PROBABILITY``, stored in the manifest)
 is chosen by cross-validation for precision: false hand-overs cost a person's time and
@@ -40,9 +40,10 @@ HANDOVER_SETS = (
     Path("escalation/conversations.jsonl"),
     Path("escalation/heldout.jsonl"),
     Path("escalation/heldout-2.jsonl"),
+    Path("escalation/heldout-3.jsonl"),
 )
-"""The first three escalation sets, inside a datasets folder (the repository's
-``datasets/``); the fourth (``heldout-3.jsonl``) is only measured on."""
+"""The first four escalation sets, inside a datasets folder (the repository's
+``datasets/``); the fifth (``heldout-4.jsonl``) is only measured on."""
 HANDOVER_LABELS = ("none", "safety", "legal", "chargeback", "privacy", "explicit_request")
 WORD_REASONS = HANDOVER_LABELS[1:]
 DEFAULT_ORDER = ("safety", "legal", "chargeback", "privacy", "explicit_request")

@@ -50,12 +50,14 @@ FRUSTRATION_PHRASES = (
     r"\bno one (cares|helps|answers)\b",
     r"\b(so|very|extremely|really) (frustrated|annoyed|angry|disappointed)\b",
     r"\b(frustrat\w*|furious|outraged|infuriat\w*|livid|fuming|seething)\b",
-    r"\b(taking the (piss|mick|mickey)|having a laugh|beyond a joke)\b",
+    r"\b(taking the (piss|mick|mickey)|having a laugh|beyond a joke|clowns|cowboys|"
+    r"the lot of you|bunch of (idiots|amateurs|clowns|crooks))\b",
     # French
     r"\b(inadmissible|inacceptable|scandaleu\w*|honteu\w*|lamentable|nul|"
     r"n'importe quoi|ras[- ]le[- ]bol|j'en ai (marre|assez)|marre|furieu\w*|"
     r"exaspér\w*|énerv\w*|agac\w*|une blague|foutez|se moque\w*|arnaque\w*|"
-    r"abusé|foutage de gueule|se fout\w*)\b",
+    r"abusé|foutage de gueule|se fout\w*|de la marde|en beau (maudit|fusil)|tanné|"
+    r"écœuré|ça n'a pas de bon sens)\b",
     r"\b(deuxième|troisième|énième) fois\b",
     # German
     r"\b(unverschämt|frechheit|unmöglich|katastrophe|sauer|wütend|reicht mir)\b",
@@ -88,13 +90,16 @@ def _strong_phrases(text: str) -> set[str]:
 
 SARCASM_MARKERS = (
     # English: praise that opens a complaint, thanks for the failure
-    r"^\W*(?:oh |well |just )?(?:great|brilliant|fantastic|perfect|wonderful|lovely|awesome|"
-    r"marvellous|superb|nice one|cheers)\b\W",
+    r"^\W*(?:oh |well |just |yeah )(?:great|brilliant|fantastic|perfect|wonderful|lovely|"
+    r"awesome|marvellous|superb)\b",
+    r"^\W*(?:great|brilliant|fantastic|perfect|wonderful|lovely|awesome|marvellous|superb|"
+    r"nice one)\W+(?:\w+ )?(?:another|again|more|once more)\b",
     r"\b(?:thanks|thank you) (?:so much |a lot |very much )?(?:for nothing|again|guys)\b",
     r"\b(?:money well spent|so glad|love how|love that|yeah right|what a surprise|as usual|"
     r"like clockwork|how wonderful|just what i needed)\b",
     # French
-    r"^\W*(?:super|génial|bravo|parfait|formidable|magnifique|top)\b\W",
+    r"^\W*(?:super|génial|bravo|parfait|formidable|magnifique|top)\W+(?:\w+ )?(?:encore|"
+    r"une fois de plus|à nouveau|de nouveau)\b",
     r"\b(?:merci pour (?:rien|la fidélité|les? \d)|j['’]adore (?:votre|vos|quand|comment)|"
     r"comme d['’]hab\w*|quelle surprise|vraiment top|trop bien)\b",
     r"\bvraiment\W*$",

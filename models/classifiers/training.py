@@ -94,16 +94,16 @@ DATASETS = {
     "sentiment": "the hand-labelled support messages' train split (datasets/support-sentiment, "
     "English, French, Chinese), 800 Bitext non-complaint requests as neutral, TweetEval "
     "sentiment val (2,000 tweets) (support_sentiment.py)",
-    "handover": "the turns of datasets/escalation conversations.jsonl, heldout.jsonl and "
-    "heldout-2.jsonl, Bitext's contact_human_agent requests and 600 others of its training "
-    "split (handover_head.py); heldout-3.jsonl is never read",
+    "handover": "the turns of datasets/escalation conversations.jsonl, heldout.jsonl, "
+    "heldout-2.jsonl and heldout-3.jsonl, Bitext's contact_human_agent requests and 600 "
+    "others of its training split (handover_head.py); heldout-4.jsonl is never read",
 }
 HELDOUT = {
     "intent": "Bitext held-out 20% (never trained on)",
     "sentiment": "the support messages' train split, 5-fold out-of-fold; the decision bias is "
     "chosen on the same folds, so slightly optimistic (bench/reading.py scores the test split)",
     "handover": "the set turns, 5-fold out-of-fold; the threshold is chosen on the same folds "
-    "(bench/reading.py scores the blind heldout-3 set)",
+    "(bench/reading.py scores the blind heldout-4 set)",
 }
 
 
@@ -238,7 +238,7 @@ def _train_default(
         progress=say,
     )
 
-    say("handover: fitting the reason head on the first three escalation sets' turns")
+    say("handover: fitting the reason head on the first four escalation sets' turns")
     handover_head, handover_report = fit_handover_head(
         lambda texts: embedder.embed_sync(texts, purpose=EMBED_PURPOSE),
         load_handover_examples(handover_set_paths(datasets)),

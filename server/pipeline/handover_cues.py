@@ -62,6 +62,7 @@ SAFETY = {
         r"\b(?:urgences|à l['’]hôpital|(?:grosse |forte )?réaction (?:allergique|cutanée)|"
         r"fait une (?:grosse |forte )?réaction|gonfl(?:é|ée|és|ées)|plaques rouges)\b",
         r"\b(?:brûlant|surchauffe)\b",
+        r"\b(?:saign(?:e|ait|é|ement)|hémorragie|évanoui\w*|perdu connaissance)\b",
     ),
     "de": (
         r"\b(?:verletzt|verbrannt|verbrüht|stromschlag|schlag bekommen|funken|raucht|rauch|"
@@ -106,7 +107,8 @@ LEGAL = {
         r"\b(?:tribunal|tribunaux|en justice|procès|poursuites?|poursuivre|mise en demeure|"
         r"action en justice|plainte|porter plainte|huissier)\b",
         r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
-        r"médiateur|conciliateur|signalconso)\b",
+        r"médiateur|conciliateur|signalconso|test-achats)\b",
+        r"\b(?:fédération|association|union|office|protection)\b[^.?!]{0,20}\bconsommat\w*",
     ),
     "de": (
         r"\b(?:mein(?:em)? anwalt|rechtsanwalt|anwältin|klage|verklagen|gericht|"
@@ -148,6 +150,8 @@ CHARGEBACK = {
         r"\b(?:open|opened|opening|filed|raised|started) a (?:dispute|claim) "
         r"(?:with|on|at) (?:paypal|my bank|klarna|the bank)",
         r"\bsection 75\b",
+        r"\b(?:rung|rang|called|phoned|contacted|been on to|spoken to|spoke to)\b[^.?!]{0,40}"
+        r"\b(?:claw\w*|revers\w*|pull\w* (?:\w+ ){0,2}back|charg\w* (?:\w+ ){0,2}back)\b",
         r"\b(?:amex|american express|visa|mastercard|paypal|klarna|my bank|the bank|"
         r"my card (?:company|issuer|provider)|card issuer|credit card company)\b[^.?!]{0,40}"
         r"\b(?:revers\w*|claw\w* (?:it |the money |that )?back|pull\w* (?:it|the (?:payment|"
@@ -219,7 +223,7 @@ PRIVACY = {
         r"\b(?:shared|sold|passed on|gave away|disclosed|leaked|handed over) my (?:\w+ ){0,2}"
         r"(?:data|details|info|information|email|phone number|number|address|name)\b",
         r"\bonly (?:place|company|shop|site|website|people|ones?) (?:i|we)(?:'ve| have)? "
-        r"(?:ever )?(?:given|gave|told|shared|used)\b",
+        r"(?:ever )?(?:given|gave|told|shared|used|written|wrote|put|entered|mentioned)\b",
         r"\bwithout my (?:consent|permission|knowledge)\b",
         r"\b(?:wasn'?t|was not|it'?s not|not) me\b[^.?!]{0,40}\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|"
         r"changed|order(?:ed)?|password)|\b(?:log(?:ged)? ?in|sign(?:ed)? ?in|changed|password)"
@@ -262,6 +266,10 @@ EXPLICIT_REQUEST = {
         r"please|pls|plz)\b|\bwith a human\b|^\W*(?:a )?(?:human|agent|operator|person)\W*"
         r"(?:please|pls|plz)?\W*$",
         r"\b(?:get|have) (?:the|your|a) \w+ on the (?:phone|line)\b",
+        r"\b(?:can|could|cn|would|will) (?:someone|somebody|anyone|a person|one of you|you guys) "
+        r"(?:\w+ )?(?:call|ring|phone|contact|email) (?:me|us)\b",
+        r"\b(?:member of|someone from|somebody from|one of) (?:your|the) [^.?!]{0,30}\b(?:contact|"
+        r"call|ring|phone) (?:me|us)\b|\bcontact me by (?:phone|telephone)\b",
         r"\b(?:not|no more|stop) (?:a |the |this )?(?:bot|robot|machine|ai|chatbot)\b|"
         r"\bi (?:want|need) (?:a |an )?(?:human|person|agent|manager|supervisor)\b",
         r"\b(?:escalate (?:this|my|me)|(?:call|ring|phone) me back|have someone call me|"
@@ -288,6 +296,7 @@ EXPLICIT_REQUEST = {
         r"combien|de|des|du)\b)",
         r"\b(?:passez-moi|mettez-moi en (?:relation|contact))\b",
         r"\b(?:avoir|joindre|parler à)\b[^.?!]{0,40}\b(?:au|par) (?:téléphone|tél|bout du fil)\b",
+        r"\bme faire rappeler\b|\bque quelqu['’]un (?:me |nous )?(?:rappelle|contacte|appelle)\b",
         r"\b(?:parler|avoir)\b[^.?!]{0,20}\b(?:coordinat(?:eur|rice)|gérante?|directeur|"
         r"directrice|technicien(?:ne)?|spécialiste)\b",
     ),
@@ -301,7 +310,9 @@ EXPLICIT_REQUEST = {
         r"客服人员|客服专员|工作人员)|转人工|人工服务|不要机器人|不想(?:跟|和)机器人|别用机器人|"
         r"(?:找|叫|让|请)(?:一下|下)?[^，。！？,.!?]{0,6}(?:经理|主管|负责人|领导|管事的)|"
         r"(?:给我|帮我)?找(?:个|一个)人来|"
-        r"转接|回电|打电话给我",
+        r"转接|回电|打电话给我|"
+        r"(?:有没有|能不能|可不可以|可以)[^，。！？]{0,12}(?:老师|专员|负责人|工作人员|客服|人)"
+        r"[^，。！？]{0,6}(?:对接|联系我|打给我|回个电话|打个电话|加(?:个)?微信)",
     ),
 }
 
@@ -384,7 +395,7 @@ REFUND_WORDS = {
     "fr": r"\b(?:rembours\w*|récupérer (?:mon|mes|l['’])argent|mon argent)",
     "de": r"\b(?:erstatt\w*|zurückzahl\w*|geld zurück)",
     "es": r"\b(?:reembols\w*|devolución del dinero|devuélvanme)",
-    "zh": r"退款|退钱|退还|退给我|退我|返还|赔偿|把钱",
+    "zh": r"退款|退钱|退还|退给我|退我|返还|赔偿|把钱|原路退回|退回(?:给我|来|到)",
 }
 
 BUILT_IN = {
@@ -452,9 +463,12 @@ _DEMAND = _alternation(
 _HYPOTHETICAL = _alternation(
     [
         r"\bhow (?:do|does|would|will) [^.?!]{0,40}\bwork\b|\bwhat happens (?:if|when)\b",
+        r"\b(?:just curious|out of curiosity|hypothetically)\b|\bif (?:someone|somebody|a "
+        r"customer|anyone) (?:\w+ ){0,3}(?:disputed|disputes|sued|sues|charged back|reversed)\b",
+        r"\b(?:par curiosité|simple curiosité|hypothétiquement)\b",
         r"\bcomment (?:fonctionne|marche|se passe)|\bque se passe-t-il (?:si|quand|en cas)\b",
         r"\bwie funktioniert\b|\bwas passiert,? wenn\b",
-        r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么",
+        r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么|好奇问一下|如果有人",
     ]
 )
 """A question about how something works in general ("how do chargebacks work for
@@ -476,7 +490,9 @@ _GENERAL_QUESTION = {
             r"\b(?:do|will|would|can|how do) you (?:share|sell|pass on|store|keep|use|give|"
             r"protect|handle)\b",
             r"\b(?:partagez|vendez|transmettez|conservez|stockez|utilisez)-vous\b",
-            r"你们(?:会|是否|会不会)[^。！？]{0,20}(?:共享|分享|卖|提供|给|保存|存储|使用)",
+            r"你们(?:会|是否|会不会)[^。！？]{0,20}(?:共享|分享|卖|提供|给|保存|存储|使用)|"
+            r"(?:怎么|如何)(?:保存|存储|保护|使用|处理)[^。！？]{0,10}(?:信息|数据|资料)|"
+            r"会不会(?:提供|共享|卖|泄露)给",
         ]
     ),
 }
@@ -495,12 +511,25 @@ def _without_names(message: str) -> str:
     return _QUOTED_NAME.sub(" ", message)
 
 
+_CONDITIONAL_HARM = _alternation(
+    [
+        r"\bif (?:a|an|the|my|your|it|this|one) [^.?!]{0,40}\bever\b",
+        r"\bsi jamais\b",
+        r"万一",
+    ]
+)
+"""Harm put as a condition ("if an e-scooter battery ever overheated, is that covered?"):
+the event's words describe what might happen, not what did."""
+
+
 def is_hypothetical(reason: str, message: str) -> bool:
     """A general question about ``reason``'s topic, not the customer's own case: how
-    chargebacks or lawsuits work, whether a product is safe, how data is handled (the
-    last two only when the message reports no such event)."""
+    chargebacks or lawsuits work, harm put as a condition, whether a product is safe or
+    how data is handled (the last two only when the message reports no such event)."""
     if reason in HYPOTHETICAL_EXEMPT:
         return _HYPOTHETICAL.search(message) is not None
+    if reason == "safety" and _CONDITIONAL_HARM.search(message):
+        return True
     question = _GENERAL_QUESTION.get(reason)
     if question is None or question.search(message) is None:
         return False

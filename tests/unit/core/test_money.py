@@ -468,6 +468,7 @@ def test_long_inputs_take_linear_time(name: str) -> None:
         "Je veux un remboursement intégral",
         "Merci de me rembourser la totalité de ma commande",
         "remboursez-moi intégralement",
+        "Remboursez-moi tout, livraison comprise.",
         "je veux récupérer tout mon argent",
         "Ich möchte den vollen Betrag zurück",
         "Bitte erstatten Sie den gesamten Betrag",

@@ -95,6 +95,9 @@ def test_each_reason_read_from_words_fires_in_each_language(
         'Is the "Firestarter" chili sauce back in stock?',
         "游戏里「律师」这个角色怎么解锁？",
         "你们那款「辣到报警」的辣酱还卖吗？",
+        # curiosity and harm put as a condition
+        "Just curious: if a customer disputed a payment, would the account be closed?",
+        "If my heater ever overheated, would the warranty cover it?",
         # a life event that no product caused
         "My mum is in hospital so I can't collect the parcel; can my neighbour pick it up?",
         # questions about data handling in general
@@ -122,6 +125,12 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.PRIVACY, "Qqn a utilisé mon compte et mon mot de passe a été changé."),
         (EscalationReason.PRIVACY, "是不是你们把我的电话卖了？天天有人打来推销。"),
         (EscalationReason.EXPLICIT_REQUEST, "agent pls"),
+        (EscalationReason.EXPLICIT_REQUEST, "could someone call me tomorrow morning?"),
+        (EscalationReason.EXPLICIT_REQUEST, "Pouvez-vous me faire rappeler par un technicien ?"),
+        (EscalationReason.EXPLICIT_REQUEST, "有没有专员可以加个微信对接一下？"),
+        (EscalationReason.CHARGEBACK, "I phoned HSBC and they are reversing it as we speak."),
+        (EscalationReason.LEGAL, "La fédération des consommateurs suit mon dossier."),
+        (EscalationReason.SAFETY, "Mon fils saigne du nez depuis qu'il a pris ce sirop."),
         (EscalationReason.EXPLICIT_REQUEST, "Je voudrais avoir le gérant au téléphone."),
     ],
 )
@@ -290,4 +299,5 @@ def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) 
 
 def test_asking_to_have_money_back_in_other_words() -> None:
     assert handover_cues.asks_for_money_back("renewed without asking, $219. id like that back pls")
+    assert handover_cues.asks_for_money_back("押金800元麻烦原路退回")
     assert not handover_cues.asks_for_money_back("I'd like that blue one, please.")
