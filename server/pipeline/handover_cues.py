@@ -472,7 +472,8 @@ _HYPOTHETICAL = _alternation(
     ]
 )
 """A question about how something works in general ("how do chargebacks work for
-sellers?"): the topic's words are not the customer's own dispute or lawsuit."""
+sellers?", "just curious: if a customer disputed a payment..."): the topic's words are not
+the customer's own dispute or lawsuit."""
 HYPOTHETICAL_EXEMPT = frozenset({"chargeback", "legal"})
 
 _GENERAL_QUESTION = {
