@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrieval.catalog import ProductCatalog
-from server.pipeline.record import RecordFact, record_facts, select_facts
+from server.pipeline.record import RecordFact, record_facts
+from server.pipeline.record_ranking import select_facts
 from server.store.conversations import ConversationStore
 from server.store.customers import Customer, CustomerEvent, CustomerStore, EventKind
 

@@ -7,14 +7,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from server.pipeline.profile import build_profile
-from server.pipeline.record import (
-    attribute_line,
-    dated,
-    format_date,
-    record_facts,
-    relevance,
-    select_facts,
-)
+from server.pipeline.record import attribute_line, dated, format_date, record_facts
+from server.pipeline.record_ranking import relevance, select_facts
 from server.store.customers import Customer, CustomerEvent, EventKind
 
 BERLIN = ZoneInfo("Europe/Berlin")
