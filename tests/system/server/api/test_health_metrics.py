@@ -99,7 +99,10 @@ def test_generations_leave_the_in_flight_gauge_and_record_inter_token_gaps(
     assert httpx.post(f"{base_url}/v1/chat/completions", json=completed, timeout=60).is_success
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
     assert prometheus_value(text, "concierge_generation_requests_in_flight") == 0
-    assert itl_count() - before >= 2 * 7 - 2  # about one gap per token after the first
+    # one gap per output after the first, and at most one per token: under load vLLM hands
+    # over several tokens in one output (a CI run saw 10 gaps for these 16 tokens)
+    gaps = itl_count() - before
+    assert 2 <= gaps <= 2 * 7, gaps
 
 
 def test_unmatched_paths_share_one_metric_label(base_url: str) -> None:
