@@ -123,7 +123,8 @@ GENERATION_SHED = Counter(
 )
 GENERATION_INTER_TOKEN_LATENCY = Histogram(
     "concierge_generation_inter_token_latency_seconds",
-    "Time between consecutive output chunks of one generation, as the gateway sees it.",
+    "Time per output token after the first output of one generation, as the gateway sees "
+    "it (an output of several tokens counts its gap once per token).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0),
 )
 
