@@ -206,11 +206,8 @@ def _train_default(
 ) -> TrainingReport:
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    sources = {
-        **source_hashes(source),
-        **support_set_hashes(datasets),
-        **handover_set_hashes(datasets),
-    }
+    support_hashes, handover_hashes = support_set_hashes(datasets), handover_set_hashes(datasets)
+    sources = {**source_hashes(source), **support_hashes, **handover_hashes}
     identity = embedder_identity(embedder.config.model, data_dir=embedder.config.data_dir)
     if not force:
         manifest = current()
@@ -254,9 +251,9 @@ def _train_default(
     }
     trained_at = _now()
     files = {
-        "sentiment": (*map(str, SENTIMENT_SOURCES), *support_set_hashes(datasets)),
+        "sentiment": (*map(str, SENTIMENT_SOURCES), *support_hashes),
         "intent": tuple(map(str, INTENT_SOURCES)),
-        "handover": (*map(str, INTENT_SOURCES), *handover_set_hashes(datasets)),
+        "handover": (*map(str, INTENT_SOURCES), *handover_hashes),
     }
     info = {
         name: {
