@@ -29,6 +29,8 @@ Rules, in the order they apply:
   one of them, when the first is smaller than the second. A marker between two numbers
   belongs to the number before it ("5 € 10 items" is 5 EUR).
 * "¥" is CNY for a Chinese locale, JPY for any other.
+* A number in words ("one thousand one hundred dollars", "deux mille euros", "三千八百块",
+  "$2 thousand") is an amount by the same marker rule (`core.number_words` reads it).
 
 Every pattern here matches in time linear in the text: no nested quantifiers, and the
 search for a valid part of a long run of digits only looks at a few groups at its ends.
@@ -43,6 +45,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+from core.number_words import find_spelled_numbers
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,20 @@ class _Scanner:
             return _MULTIPLIERS[text[end]], 1
         return 1, 0
 
+    def read_spelled(self) -> list[_Reading]:
+        """Numbers in words with a currency marker next to them ("two thousand euros",
+        "三千八百块", "$2 thousand"); a number in words without one is no amount."""
+        readings = []
+        for number in find_spelled_numbers(self.text):
+            prefix = self.marker_before(number.start)
+            suffix = None if prefix else self.marker_after(number.end)
+            marker = prefix or suffix
+            if marker is not None:
+                start = prefix.start if prefix else number.start
+                end = suffix.end if suffix else number.end
+                readings.append(_Reading(start, end, number.value, marker.currency))
+        return readings
+
     def read_run(self, start: int, end: int) -> list[_Reading]:
         """The amounts in one run of digits and separators."""
         prefix = self.marker_before(start)
@@ -385,9 +403,13 @@ def find_amounts(text: str, locale: str = "en") -> list[Money]:
     Negative amounts are read as their size: the customer means the money either way.
     """
     scanner = _Scanner(text, locale)
-    readings: list[_Reading] = []
+    spelled = scanner.read_spelled()
+    covered = {index for reading in spelled for index in range(reading.start, reading.end)}
+    readings = list(spelled)
     for run in _RUN.finditer(text):
-        readings.extend(scanner.read_run(run.start(), run.end()))
+        if run.start() not in covered:  # the "2" of "€2 thousand" is read with its word
+            readings.extend(scanner.read_run(run.start(), run.end()))
+    readings.sort(key=lambda reading: reading.start)
     _spread_over_ranges(text, readings)
     return [
         Money(reading.amount, reading.currency, text[reading.start : reading.end])
