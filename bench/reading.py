@@ -59,12 +59,14 @@ ESCALATION_SETS = {
     "second": REPO / "datasets" / "escalation" / "heldout.jsonl",
     "third": REPO / "datasets" / "escalation" / "heldout-2.jsonl",
     "fourth": REPO / "datasets" / "escalation" / "heldout-3.jsonl",
-    "blind": REPO / "datasets" / "escalation" / "heldout-4.jsonl",
+    "fifth": REPO / "datasets" / "escalation" / "heldout-4.jsonl",
+    "blind": REPO / "datasets" / "escalation" / "heldout-5.jsonl",
 }
 """The rules were written against the first set, then each later set was measured blind
-and tuned on in turn (the second, third and fourth); the fifth was written after that, by
-a writer who saw neither the rules nor the other sets, and serves this measurement only
-(datasets/escalation/GUIDE.md)."""
+and tuned on in turn (the second to the fifth); the sixth was written after that, by a
+writer who saw neither the rules nor the other sets, and serves this measurement only
+(datasets/escalation/GUIDE.md). ``training-extra.jsonl`` trains the reason head and is
+never measured on."""
 SENTIMENT_SET = REPO / "datasets" / "support-sentiment" / "messages.jsonl"
 RATES = {"USD": 0.92, "GBP": 1.17, "CHF": 1.05, "CNY": 0.13}
 """The rates the escalation set assumes (datasets/escalation/GUIDE.md)."""
@@ -215,8 +217,10 @@ def play(reader: Reader, policy: EscalationPolicy, conversation: dict[str, Any])
     """The conversation's turns through the server's rules until the first hand-over."""
     orders = []
     if conversation.get("order_total"):
+        # Order totals are kept in the tenant's currency (EUR here): convert the set's.
         total = conversation["order_total"]
-        orders.append(OrderSummary("ORDER-1", 0.0, float(total["amount"]), "delivered", []))
+        in_euros = float(total["amount"]) * RATES.get(total["currency"], 1.0)
+        orders.append(OrderSummary("ORDER-1", 0.0, in_euros, "delivered", []))
     signals = ConversationSignals()
     for seq, message in enumerate(conversation["turns"], start=1):
         analysis = reader.analyze(message, conversation.get("locale"))

@@ -87,6 +87,9 @@ _EITHER_SIDE: dict[str, str] = {
     "usd": "USD",
     "gbp": "GBP",
     "chf": "CHF",
+    "fr.": "CHF",  # Swiss: "Fr. 196.-", "20 fr."
+    "sfr.": "CHF",
+    "sfr": "CHF",
     "cny": "CNY",
     "rmb": "CNY",
     "jpy": "JPY",
@@ -151,9 +154,10 @@ def _alternation(words: Sequence[str]) -> str:
 _MARKERS = list(_EITHER_SIDE) + list(_AFTER_ONLY) + list(_YEN_SIGNS)
 _LETTERED = [m for m in _MARKERS if m[0].isascii() and m[0].isalpha()]
 _OTHERS = [m for m in _MARKERS if m not in _LETTERED]
-# Lettered markers must not be parts of words ("europe", "BUS$"); the rest need no edge.
+# Lettered markers must not be parts of words or names ("europe", "BUS$", "site.fr. 20");
+# the rest need no edge.
 _MARKER = re.compile(
-    rf"(?<![A-Za-z])(?:{_alternation(_LETTERED)})(?![A-Za-z])"
+    rf"(?<![A-Za-z.])(?:{_alternation(_LETTERED)})(?![A-Za-z])"
     rf"|(?<![A-Za-z])(?-i:{_alternation(_UPPERCASE_CODES)})(?![A-Za-z])"
     rf"|{_alternation(_OTHERS)}",
     re.IGNORECASE,

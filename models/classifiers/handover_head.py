@@ -6,16 +6,19 @@ in words nobody listed ("I'll get my card company to claw it back", "someone's b
 ordering on my account"). This head is a multinomial logistic regression over the
 message's sentence embedding (the one the pipeline computes anyway) with the labels
 ``none`` and the reasons a single message can carry: ``safety``, ``legal``,
-``chargeback``, ``privacy``, ``explicit_request``.
+``chargeback``, ``privacy``, ``explicit_request``, plus ``money_back``: a request for money
+back ("the deposit comes back in full, can you push it through"), which the refund rule
+still compares with the tenant's limit through the amount the message writes.
 
-Trained on the turns of the project's first four escalation sets
-(``datasets/escalation/conversations.jsonl``, ``heldout.jsonl``, ``heldout-2.jsonl`` and
-``heldout-3.jsonl``, each added once it had been measured blind): the turn at which a
-person became due is an example of each of its word-borne reasons; every turn of a
-control conversation, every turn before the due one and the due turns of the other
-reasons (refunds, repeated failure, frustration) are ``none``. Bitext's requests add
-English breadth: ``contact_human_agent`` as ``explicit_request``, a sample of the other
-intents as ``none``. The fifth set (``heldout-4.jsonl``) is never read here.
+Trained on the turns of the project's escalation sets (``datasets/escalation/``: the
+first five, each added once it had been measured blind, and ``training-extra.jsonl``,
+written for training only): the turn at which a person became due is an example of its
+first word-borne reason, or of ``money_back`` when its only such reason is a refund above
+the limit; the turns of a ``below_limit`` control that write an amount (or ask for "the full
+amount") are ``money_back`` too; every other turn of a control, every turn before the due
+one and the due turns of repeated failure and frustration are ``none``. Bitext's requests
+add English breadth: ``contact_human_agent`` as ``explicit_request``, a sample of the other
+intents as ``none``. The sixth set (``heldout-5.jsonl``) is never read here.
 
 The probability a reason must reach (``HANDOVER_MIN_PROBABILITY``, stored in the manifest)
 is chosen by cross-validation for precision: false hand-overs cost a person's time and
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.money import find_amounts, mentions_full_amount
 from models.classifiers.fitting import MAX_ITER, Embed, FloatArray, HeadReport, to_head
 from models.classifiers.linear_head import LinearHead
 from models.classifiers.training_data import REPO_DATASETS, LabelledTexts, TrainingDataError
@@ -41,18 +45,23 @@ HANDOVER_SETS = (
     Path("escalation/heldout.jsonl"),
     Path("escalation/heldout-2.jsonl"),
     Path("escalation/heldout-3.jsonl"),
+    Path("escalation/heldout-4.jsonl"),
+    Path("escalation/training-extra.jsonl"),
 )
-"""The first four escalation sets, inside a datasets folder (the repository's
-``datasets/``); the fifth (``heldout-4.jsonl``) is only measured on."""
-HANDOVER_LABELS = ("none", "safety", "legal", "chargeback", "privacy", "explicit_request")
-WORD_REASONS = HANDOVER_LABELS[1:]
+"""The escalation sets the head learns from, inside a datasets folder (the repository's
+``datasets/``); the sixth (``heldout-5.jsonl``) is only measured on."""
+WORD_REASONS = ("safety", "legal", "chargeback", "privacy", "explicit_request")
+MONEY_BACK = "money_back"
+HANDOVER_LABELS = ("none", *WORD_REASONS, MONEY_BACK)
 DEFAULT_ORDER = ("safety", "legal", "chargeback", "privacy", "explicit_request")
 BITEXT_OTHERS = 600
 C = 2.0
 FOLDS = 5
 SEED = 0
 PRECISION_TARGET = 0.95
-THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.5, 0.96, 0.05))
+THRESHOLD_GRID = (*(round(x, 2) for x in np.arange(0.5, 0.96, 0.05)), 0.97, 0.99)
+"""Coarse steps where a good embedder lands; the last two let a weak one (MiniLM, which
+cannot read French or Chinese) still reach the precision target by saying less."""
 
 
 def handover_set_paths(datasets: Path = REPO_DATASETS) -> tuple[Path, ...]:
@@ -89,15 +98,26 @@ def load_handover_examples(paths: tuple[Path, ...] | None = None) -> LabelledTex
                 turns = list(conversation["turns"])
                 due = conversation.get("trigger_turn")
                 reasons = [r for r in DEFAULT_ORDER if r in conversation.get("triggers", ())]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                refund = "refund_limit" in conversation.get("triggers", ())
+                below_limit = conversation.get("control") == "below_limit"
+                locale = str(conversation.get("locale") or conversation.get("language") or "en")
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise TrainingDataError(f"{path}:{number}: not a conversation: {exc}") from exc
             for seq, text in enumerate(turns, start=1):
                 if due is not None and seq > due:
                     break  # after the hand-over the conversation is a person's
-                label = reasons[0] if (seq == due and reasons) else "none"
+                label = "none"
+                if seq == due:
+                    label = reasons[0] if reasons else MONEY_BACK if refund else "none"
+                elif below_limit and _writes_an_amount(str(text), locale):
+                    label = MONEY_BACK
                 texts.append(str(text))
                 labels.append(label)
     return LabelledTexts(texts, labels)
+
+
+def _writes_an_amount(text: str, locale: str) -> bool:
+    return bool(find_amounts(text, locale)) or mentions_full_amount(text)
 
 
 def fit_handover_head(

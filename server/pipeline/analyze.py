@@ -106,12 +106,14 @@ def requests_a_person(message: str, intent: IntentResult) -> bool:
     )
 
 
-def asks_money_back(message: str, intent: str) -> bool:
-    """A refund request: by the words, or by the ``get_refund`` intent unless the message
-    asks about the refund policy ("what is your refund policy over 500 euros?")."""
+def asks_money_back(message: str, intent: str, meant_reasons: tuple[str, ...] = ()) -> bool:
+    """A refund request: by the words, or by the ``get_refund`` intent or the reason head's
+    ``money_back`` unless the message asks about the refund policy ("what is your refund
+    policy over 500 euros?")."""
     if handover_cues.asks_for_money_back(message):
         return True
-    return intent in MONEY_BACK_INTENTS and not handover_cues.asks_about_policy(message)
+    meant = intent in MONEY_BACK_INTENTS or "money_back" in meant_reasons
+    return meant and not handover_cues.asks_about_policy(message)
 
 
 class Analyzer:
@@ -152,15 +154,16 @@ class Analyzer:
         sentiment = self._classifiers.sentiment([message], vector)[0]
         intent = self._classifiers.intent(vector, tenant, min_confidence=min_intent_confidence)[0]
         language = detect_language(message)
+        meant_reasons = self._classifiers.handover_reasons(vector)[0]
         return Analysis(
             language=language,
             sentiment=sentiment,
             intent=intent,
             vector=vector[0],
             human_requested=requests_a_person(message, intent),
-            asks_money_back=asks_money_back(message, intent.label),
+            asks_money_back=asks_money_back(message, intent.label, meant_reasons),
             amounts=tuple(find_amounts(message, locale=locale or language.code)),
             full_amount=mentions_full_amount(message),
-            meant_reasons=self._classifiers.handover_reasons(vector)[0],
+            meant_reasons=meant_reasons,
             kb_vector=kb_vector,
         )

@@ -83,11 +83,14 @@ LEGAL = {
         r"(?:police|authorities|regulator|ombudsman|ftc|consumer|ico|information commissioner|"
         r"data protection authority|trading standards|cma)",
         r"\b(?:police report|called the police|contacted the police|(?:gone|went) to the police)\b",
+        r"\b(?:lawyer|attorney|solicitor)\b[^.?!]{0,40}\b(?:drafting|drafts|writing|sending|send)"
+        r" (?:a |the |you )?(?:formal )?(?:letter|notice|claim)",
+        r"\bdata protection (?:regulator|authority|commissioner|watchdog)\b",
     ),
     "fr": (
         r"\b(?:mon|notre|un|une|à un|à mon) avocate?s?\b(?! de)",
-        r"\b(?:saisir|saisirai|saisis|saisi|saisie) "
-        r"(?:la justice|le tribunal|un avocat|mon avocat|le médiateur)",
+        r"\b(?:saisir|saisirai|saisis|saisi|saisie) (?:ce jour |aujourd['’]hui |dès maintenant )?"
+        r"(?:la justice|le tribunal|un avocat|mon avocat|le médiateur|la médiation)",
         r"\b(?:tribunal|tribunaux|en justice|procès|poursuites?|poursuivre|mise en demeure|"
         r"action en justice|plainte|porter plainte|huissier)\b",
         r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
@@ -174,7 +177,8 @@ DATA_TERMS = {
     r"holds|have|has|keep|keeps|store|stores)(?: on me| about me)?|(?:info|information) (?:on|"
     r"about) me|gdpr|dsar|subject access|article 1[5-7])\b",
     "fr": r"\b(?:mes données|données personnelles|mes informations personnelles|rgpd|"
-    r"mes coordonnées|mon rib|mon iban|informations (?:que vous détenez|me concernant))\b",
+    r"mes coordonnées|mon rib|mon iban|informations (?:que vous détenez|me concernant)|"
+    r"(?:enregistré|détenez|conservé|conservez|stocké|gardé)e?s? sur (?:moi|mon|ma|mes|nous))\b",
     "de": r"\b(?:meine daten|personenbezogene(?:n)? daten|dsgvo|auskunft nach)\b",
     "es": r"\b(?:mis datos|datos personales|rgpd)\b",
     "zh": r"个人信息|个人数据|我的(?:数据|资料|信息)|隐私数据|用户数据|身份证|银行卡(?:信息|号)",
@@ -215,6 +219,10 @@ PRIVACY = {
         r"\bright to be forgotten\b|\b(?:subject access request|dsar)\b",
         r"\b(?:ex|someone|somebody|a stranger|another person) (?:still )?(?:has|knows|uses|got) "
         r"(?:my |the |our )?(?:login|password|account|access)\b",
+        r"\b(?:log ?in|logged in|sign[- ]?in|signed in|accessed)\b[^.?!]{0,50}\bfrom an? "
+        r"(?:(?:unknown|strange|unfamiliar) (?:device|phone|computer|laptop|location)|"
+        r"(?:device|phone|computer|laptop|location) (?:I|we) (?:don'?t|do not|didn'?t) "
+        r"(?:know|recogni[sz]e|own))\b",
     ),
     "fr": (
         r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
@@ -227,6 +235,8 @@ PRIVACY = {
         r"\b(?:ce n['’]est pas|c['’]est pas|c['’]était pas|ce n['’]était pas) moi\b",
         r"\b(?:vendu|partagé|transmis|divulgué) mes (?:données|informations|coordonnées)\b",
         r"\bdroit (?:à l['’]oubli|à l['’]effacement|d['’]effacement|d['’]accès)\b|\bcnil\b",
+        r"\b(?:connexion|connecté|accès|accédé)\b[^.?!]{0,60}\b(?:appareil|téléphone|ordinateur|"
+        r"adresse ip)s? (?:que je ne connais pas|inconnu|que je ne reconnais pas)",
     ),
     "de": (r"\b(?:gehackt|datenleck|datenpanne|ohne meine zustimmung|identitätsdiebstahl)\b",),
     "es": (r"\b(?:hackead[oa]|filtración de datos|sin mi consentimiento)\b",),
@@ -237,7 +247,9 @@ PRIVACY = {
         r"信息泄露|泄露了?我的|隐私泄露|数据泄露|未经(?:我的?)?(?:同意|允许|授权)|"
         r"卖了?我的(?:信息|数据|资料)|骚扰电话|"
         r"(?:把|将)我的?(?:个人)?(?:信息|资料|数据|电话|手机号)(?:给)?(?:卖|泄露|泄漏)|"
-        r"(?:信息|资料|数据)(?:被)?(?:卖|泄漏)了",
+        r"(?:信息|资料|数据)(?:被)?(?:卖|泄漏)了|"
+        r"(?:多了|出现了?|冒出)[^，。！？]{0,6}(?:陌生人|陌生(?:的)?设备|不认识的(?:人|设备|手机))|"
+        r"(?:陌生|不认识的)(?:设备|手机)(?:登录|登陆|上线)",
     ),
 }
 
@@ -245,7 +257,7 @@ EXPLICIT_REQUEST = {
     "en": (
         r"\b(?:talk|speak|chat|connect|transfer|put|get) (?:me )?(?:through )?(?:to |with )?"
         r"[^.?!]{0,30}\b(?:human|person|agent|representative|operator|manager|supervisor|"
-        r"someone|somebody|staff member|team member|advisor|adviser)\b",
+        r"someone|somebody|whoever|staff member|team member|advisor|adviser)\b",
         r"\b(?:real|live|actual|proper) (?:human|person|agent|people)\b|\bhuman (?:being|agent|"
         r"please|pls|plz)\b|\bwith a human\b|^\W*(?:a )?(?:human|agent|operator|person)\W*"
         r"(?:please|pls|plz)?\W*$",
@@ -294,8 +306,9 @@ EXPLICIT_REQUEST = {
         r"客服人员|客服专员|工作人员)|转人工|人工服务|不要机器人|不想(?:跟|和)机器人|别用机器人|"
         r"(?:找|叫|让|请)(?:一下|下)?[^，。！？,.!?]{0,6}(?:经理|主管|负责人|领导|管事的)|"
         r"(?:给我|帮我)?找(?:个|一个)人来|"
-        r"转接|回电|打电话给我|"
-        r"(?:有没有|能不能|可不可以|可以)[^，。！？]{0,12}(?:老师|专员|负责人|工作人员|客服|人)"
+        r"转接|回电|打(?:个|一个)?电话给我|给我打(?:个|一个)?电话|回(?:个|一个)?电话给我|"
+        r"(?:有没有|能不能|可不可以|可以)[^，。！？]{0,12}(?:老师|专员|负责人|工作人员|客服|工程师|"
+        r"技术人员|技术员|师傅|经理|人)"
         r"[^，。！？]{0,6}(?:对接|联系我|打给我|回个电话|打个电话|加(?:个)?微信)",
     ),
 }
@@ -331,6 +344,7 @@ FAILED_ANSWER = {
         r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran)|"
         r"pareil|idem|même chose)\b",
         r"\btoujours\b(?! client| fidèle)",
+        r"\breste (?:muet|éteint|bloqué|figé|noir|hors ligne|en panne|inchangé)\w*",
     ),
     "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
     "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
@@ -375,9 +389,12 @@ help even in a conversation's first message (the advice came in an earlier one).
 
 REFUND_WORDS = {
     "en": r"\b(?:refund\w*|money back|reimburs\w*|pay (?:me )?back|compensat\w*|"
+    r"(?:deposit|money|payment|balance) (?:comes?|coming|to come|goes|going|to go) back|"
+    r"return (?:my|the|our) (?:deposit|money|payment)|"
     r"(?:want|get|need|give me|have|like) (?:my |the |all |back )?[^.?!]{0,30}\bback\b)",
     "fr": r"\b(?:rembours\w*|récupérer (?:mon|mes|l['’])argent|mon argent)",
     "de": r"\b(?:erstatt\w*|zurückzahl\w*|geld zurück)",
     "es": r"\b(?:reembols\w*|devolución del dinero|devuélvanme)",
-    "zh": r"退款|退钱|退还|退给我|退我|返还|赔偿|把钱|原路退回|退回(?:给我|来|到)",
+    "zh": r"退款|退钱|退还|退给我|退我|返还|赔偿|把钱|原路退回|退回(?:给我|来|到)|"
+    r"(?:定金|订金|押金|预付款|余款|尾款|钱|款)[^，。！？]{0,8}(?:退|返)",
 }

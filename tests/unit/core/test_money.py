@@ -170,6 +170,9 @@ def test_an_invalid_grouping_reads_the_valid_part_next_to_the_marker(
         ("5 franc", "fr", "CHF"),
         ("5 francs", "fr", "CHF"),
         ("5 Franken", "de", "CHF"),
+        ("Fr. 5.\u2013", "fr", "CHF"),  # Swiss, with an en dash
+        ("5 fr.", "fr", "CHF"),
+        ("SFr 5", "de", "CHF"),
         ("5 yen", "en", "JPY"),
         ("5欧元", "zh", "EUR"),
         ("5 美元", "zh", "USD"),
@@ -202,6 +205,7 @@ def test_currency_markers(text: str, locale: str, currency: str) -> None:
         "5 europe trips",
         "euros 5",  # words only after the number
         "5 kg",
+        "see www.example.fr. 5 stars",  # the end of a name, not Swiss francs
         "",
     ],
 )

@@ -49,6 +49,39 @@ def test_the_due_turn_carries_its_first_word_reason_and_later_turns_are_left_out
     assert examples.labels == ["none", "legal", "none", "none", "none"]
 
 
+def test_refund_requests_are_money_back_whether_or_not_above_the_limit(tmp_path: Path) -> None:
+    path = write_set(
+        tmp_path / "set.jsonl",
+        [
+            {
+                "turns": ["The trip was cancelled.", "Send the 900 EUR deposit back."],
+                "triggers": ["refund_limit"],
+                "trigger_turn": 2,
+                "control": None,
+            },
+            {
+                "turns": ["The lid cracked.", "Could I get the 30 EUR back?"],
+                "triggers": [],
+                "trigger_turn": None,
+                "control": "below_limit",
+            },
+            {
+                "turns": ["I paid 900 EUR, when will it arrive?"],
+                "triggers": [],
+                "trigger_turn": None,
+                "control": "amount_not_refund",
+            },
+        ],
+    )
+    assert load_handover_examples((path,)).labels == [
+        "none",
+        "money_back",
+        "none",
+        "money_back",
+        "none",  # an amount that asks for nothing back
+    ]
+
+
 def test_a_broken_set_is_a_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text("{not json\n", encoding="utf-8")

@@ -18,6 +18,7 @@ def analysis(
     intent: str = "track_order",
     intent_confidence: float = 0.9,
     language: str = "en",
+    meant_reasons: tuple[str, ...] = (),
 ) -> Analysis:
     """An analysis with the text-derived signals computed exactly as the analyzer does."""
     return Analysis(
@@ -26,7 +27,8 @@ def analysis(
         intent=IntentResult(intent, intent_confidence),
         vector=np.zeros(384, dtype=np.float32),
         human_requested=requests_a_person(message, IntentResult(intent, intent_confidence)),
-        asks_money_back=asks_money_back(message, intent),
+        asks_money_back=asks_money_back(message, intent, meant_reasons),
         amounts=tuple(find_amounts(message, locale=language)),
         full_amount=mentions_full_amount(message),
+        meant_reasons=meant_reasons,
     )

@@ -210,6 +210,22 @@ def test_the_full_amount_is_the_order_the_message_names_or_the_latest() -> None:
     assert refund_claim(POLICY, analysis(chinese, language="zh"), chinese, orders) == 2349
 
 
+def test_a_refund_the_reason_head_reads_is_held_to_the_limit_like_one_in_words() -> None:
+    """"The deposit should be back by now, it's $1,480" names no refund word the tables
+    know; the head's ``money_back`` makes it a request, and the amount still decides."""
+    above = "The charter was called off, the $1,480 deposit should be with me by now."
+    below = "The charter was called off, the $80 deposit should be with me by now."
+    meant = ("money_back",)
+    assert not decide_escalation(POLICY, above, analysis(above), CALM).escalate
+    decision = decide_escalation(POLICY, above, analysis(above, meant_reasons=meant), CALM)
+    assert decision.escalate and decision.reason is EscalationReason.REFUND_LIMIT
+    assert not decide_escalation(POLICY, below, analysis(below, meant_reasons=meant), CALM).escalate
+    policy_question = "What is your refund policy for deposits over $1,000?"
+    assert not decide_escalation(
+        POLICY, policy_question, analysis(policy_question, meant_reasons=meant), CALM
+    ).escalate
+
+
 def test_repeated_failure_needs_two_verdicts_after_an_answer() -> None:
     fine = analysis("it doesn't work")
     first = next_signals(CALM, fine, "My router doesn't work.", seq=1, grounded=True)
