@@ -59,7 +59,11 @@ C = 2.0
 FOLDS = 5
 SEED = 0
 PRECISION_TARGET = 0.95
-THRESHOLD_GRID = (*(round(x, 2) for x in np.arange(0.5, 0.96, 0.05)), 0.97, 0.99)
+THRESHOLD_GRID: tuple[float, ...] = (
+    *(round(float(x), 2) for x in np.arange(0.5, 0.96, 0.05)),
+    0.97,
+    0.99,
+)
 """Coarse steps where a good embedder lands; the last two let a weak one (MiniLM, which
 cannot read French or Chinese) still reach the precision target by saying less."""
 

@@ -211,7 +211,7 @@ def test_the_full_amount_is_the_order_the_message_names_or_the_latest() -> None:
 
 
 def test_a_refund_the_reason_head_reads_is_held_to_the_limit_like_one_in_words() -> None:
-    """"The deposit should be back by now, it's $1,480" names no refund word the tables
+    """ "The deposit should be back by now, it's $1,480" names no refund word the tables
     know; the head's ``money_back`` makes it a request, and the amount still decides."""
     above = "The charter was called off, the $1,480 deposit should be with me by now."
     below = "The charter was called off, the $80 deposit should be with me by now."
