@@ -451,6 +451,8 @@ _FULL_AMOUNT = re.compile(
             r"\ball\s+(?:of\s+)?my\s+money\b",
             r"\beverything\s+I\s+(?:paid|spent)\b",
             r"\b(?:refund|pay\s+back|reimburse)\s+(?:me\s+)?(?:everything|the\s+lot|all\s+of\s+it)\b",
+            r"\b(?:refund|reimburse)\s+(?:me\s+)?(?:for\s+)?(?:the|my)\s+(?:whole|entire|full)\s+"
+            r"(?:order|booking|purchase|amount|bill|thing|lot)\b",
             r"\bevery\s+(?:single\s+)?(?:penny|cent)\b",
             # French
             r"\bremboursement\s+(?:intégral|complet|total)",

@@ -57,7 +57,8 @@ FRUSTRATION_PHRASES = (
     r"n'importe quoi|ras[- ]le[- ]bol|j'en ai (marre|assez)|marre|furieu\w*|"
     r"exaspér\w*|énerv\w*|agac\w*|une blague|foutez|se moque\w*|arnaque\w*|"
     r"abusé|foutage de gueule|se fout\w*|de la marde|en beau (maudit|fusil)|tanné|"
-    r"écœuré|ça n'a pas de bon sens)\b",
+    r"écœuré|ça n'a pas de bon sens|ridicule|cirque|mécontente?|pas contente?|"
+    r"pas satisfaite?)\b",
     r"\b(deuxième|troisième|énième) fois\b",
     # German
     r"\b(unverschämt|frechheit|unmöglich|katastrophe|sauer|wütend|reicht mir)\b",

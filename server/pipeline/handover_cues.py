@@ -105,6 +105,9 @@ _HYPOTHETICAL = _alternation(
         r"\bhow (?:do|does|would|will) [^.?!]{0,40}\bwork\b|\bwhat happens (?:if|when)\b",
         r"\b(?:just curious|out of curiosity|hypothetically)\b|\bif (?:someone|somebody|a "
         r"customer|anyone) (?:\w+ ){0,3}(?:disputed|disputes|sued|sues|charged back|reversed)\b",
+        r"\bif (?:a|an|the|my) (?:buyer|customer|client|guest|seller|member|user) (?:ever )?"
+        r"(?:files|filed|opens|opened|raises|raised|starts|started|makes|made|does|did|"
+        r"issues|issued) (?:a |an )?(?:chargeback|dispute|claim|complaint|lawsuit)",
         r"\b(?:par curiosité|simple curiosité|hypothétiquement)\b",
         r"\bcomment (?:fonctionne|marche|se passe)|\bque se passe-t-il (?:si|quand|en cas)\b",
         r"\bwie funktioniert\b|\bwas passiert,? wenn\b",

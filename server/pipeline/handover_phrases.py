@@ -190,6 +190,7 @@ DATA_ACTIONS = {
     r"give me|hand over|correct|stop (?:using|processing|selling|sharing)|forget me|"
     r"right to be forgotten|(?:want|request|demand|need) (?:a copy|all|every|to see|to know))",
     "fr": r"\b(?:supprim\w*|suppression|effac\w*|retir\w*|copie|exporter|récupérer|"
+    r"dites-moi|me dire|savoir (?:précisément )?ce que|"
     r"m['’]envoyer|accès à|garde\w*|conserv\w*|"
     r"droit (?:d['’]accès|à l['’]oubli|d['’]opposition)|rectifi\w*|arrêtez d['’]utiliser)",
     "de": r"\b(?:löschen|löschung|auskunft|kopie|herausgabe|berichtigen)",
@@ -276,15 +277,20 @@ EXPLICIT_REQUEST = {
         r"\b(?:put|get) me in touch with\b|\bin touch with (?:someone|somebody|a person|whoever|"
         r"the person|a manager|your manager)\b|\bwhoever(?:'s| is) in charge\b",
         r"\b(?:someone|somebody|a \w+|anyone|a person) (?:i|we) (?:could|can) (?:actually )?"
-        r"(?:speak|talk) (?:to|with)\b",
+        r"(?:speak|talk|chat) (?:to|with)\b",
+        r"\b(?:rather not|don'?t want to|do not want to|not|no more) (?:go through|deal with|"
+        r"talk to|speak to|chat with|chat to|use) (?:a |the |this |your )?(?:bot|robot|chatbot|"
+        r"machine|ai|automated)\b",
         r"\b(?:someone|somebody|a person|an agent|a colleague)(?: from (?:your|the) \w+)? to "
         r"(?:call|ring|phone|contact|email) (?:me|us)\b",
     ),
     "fr": (
-        r"\b(?:parler|discuter|échanger|avoir|joindre|passer|mettre en relation)\b[^.?!]{0,30}"
+        r"\b(?:parler|discuter|jaser|échanger|avoir|joindre|passer|mettre en relation)\b"
+        r"[^.?!]{0,30}"
         r"\b(?:conseill[eè]re?|humain|agent|personne|opérat(?:eur|rice)|responsable|"
         r"quelqu['’]un|manager|superviseur|interlocuteur)\b",
-        r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?)\b|"
+        r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?|agent|"
+        r"employée?|préposée?|être humain)\b|"
         r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b",
         # "rappeler" is also "remind": "me rappeler le numéro" asks for a number, not a call
         r"\b(?:rappelez-moi|me rappeler|me recontacter)\b(?! (?:le|la|les|l['’]|mon|ma|mes|"
@@ -306,7 +312,8 @@ EXPLICIT_REQUEST = {
         r"客服人员|客服专员|工作人员)|转人工|人工服务|不要机器人|不想(?:跟|和)机器人|别用机器人|"
         r"(?:找|叫|让|请)(?:一下|下)?[^，。！？,.!?]{0,6}(?:经理|主管|负责人|领导|管事的)|"
         r"(?:给我|帮我)?找(?:个|一个)人来|"
-        r"转接|回电|打(?:个|一个)?电话给我|给我打(?:个|一个)?电话|回(?:个|一个)?电话给我|"
+        r"转接|回电|打(?:个|一个)?电话给我|给我(?:打|回)(?:个|一个)?电话|回(?:个|一个)?电话给我|"
+        r"(?:让|请|叫|安排)[^，。！？]{0,8}(?:给我|跟我|和我)(?:打|回|联系|通)|"
         r"(?:有没有|能不能|可不可以|可以)[^，。！？]{0,12}(?:老师|专员|负责人|工作人员|客服|工程师|"
         r"技术人员|技术员|师傅|经理|人)"
         r"[^，。！？]{0,6}(?:对接|联系我|打给我|回个电话|打个电话|加(?:个)?微信)",

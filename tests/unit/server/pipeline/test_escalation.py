@@ -103,6 +103,8 @@ def test_each_reason_read_from_words_fires_in_each_language(
         # questions about data handling in general
         "Do you share my email address with other companies?",
         "你们会把我的手机号提供给合作商家吗？",
+        "If a buyer files a chargeback on a ticket I resold, who covers the loss?",
+        "Can I log in from a new phone without losing my points?",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -132,6 +134,16 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.LEGAL, "La fédération des consommateurs suit mon dossier."),
         (EscalationReason.SAFETY, "Mon fils saigne du nez depuis qu'il a pris ce sirop."),
         (EscalationReason.EXPLICIT_REQUEST, "Je voudrais avoir le gérant au téléphone."),
+        (EscalationReason.EXPLICIT_REQUEST, "Is there a human I can chat to? Not the bot."),
+        (EscalationReason.EXPLICIT_REQUEST, "I'd rather not go through the chatbot for this."),
+        (EscalationReason.EXPLICIT_REQUEST, "Est-ce que je peux jaser avec un vrai agent?"),
+        (EscalationReason.EXPLICIT_REQUEST, "麻烦让售后专员给我回个电话"),
+        (EscalationReason.EXPLICIT_REQUEST, "你们能不能直接打个电话给我"),
+        (EscalationReason.LEGAL, "My sister-in-law, a solicitor, is drafting a letter to you."),
+        (EscalationReason.LEGAL, "Je saisis ce jour la médiation de l'assurance."),
+        (EscalationReason.PRIVACY, "Someone logged in from a device I don't recognise."),
+        (EscalationReason.PRIVACY, "Dites-moi ce que vous avez enregistré sur mon fils."),
+        (EscalationReason.PRIVACY, "常用联系人里多了两个陌生人"),
     ],
 )
 def test_events_and_demands_said_in_other_words(reason: EscalationReason, message: str) -> None:
@@ -307,6 +319,7 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("J'ai vidé le cache comme indiqué, ça plante toujours.", True),
         ("Restarted it as you suggested and it works now, thanks!", False),
         ("It made a real difference, thank you.", False),
+        ("Piles changées aussi, la sirène reste muette.", True),
     ],
 )
 def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) -> None:
@@ -316,4 +329,6 @@ def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) 
 def test_asking_to_have_money_back_in_other_words() -> None:
     assert handover_cues.asks_for_money_back("renewed without asking, $219. id like that back pls")
     assert handover_cues.asks_for_money_back("押金800元麻烦原路退回")
+    assert handover_cues.asks_for_money_back("you said the deposit comes back in full, $1,480")
+    assert handover_cues.asks_for_money_back("2300元的定金什么时候退？")
     assert not handover_cues.asks_for_money_back("I'd like that blue one, please.")
