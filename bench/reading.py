@@ -61,10 +61,11 @@ ESCALATION_SETS = {
     "fourth": REPO / "datasets" / "escalation" / "heldout-3.jsonl",
     "fifth": REPO / "datasets" / "escalation" / "heldout-4.jsonl",
     "sixth": REPO / "datasets" / "escalation" / "heldout-5.jsonl",
-    "blind": REPO / "datasets" / "escalation" / "heldout-6.jsonl",
+    "seventh": REPO / "datasets" / "escalation" / "heldout-6.jsonl",
+    "blind": REPO / "datasets" / "escalation" / "heldout-7.jsonl",
 }
 """The rules were written against the first set, then each later set was measured blind
-and tuned on in turn (the second to the sixth); the seventh was written after that, by a
+and tuned on in turn (the second to the seventh); the eighth was written after that, by a
 writer who saw neither the rules nor the other sets, and serves this measurement only
 (datasets/escalation/GUIDE.md). ``training-extra.jsonl`` and ``training-extra-2.jsonl``
 train the reason head and are never measured on."""

@@ -165,8 +165,10 @@ def _fires(
 ) -> bool:
     extra = policy.keywords.get(reason)
     if reason in handover_cues.BUILT_IN:
-        meant = reason in analysis.meant_reasons and not handover_cues.is_hypothetical(
-            reason, message
+        meant = (
+            reason in analysis.meant_reasons
+            and not handover_cues.is_hypothetical(reason, message)
+            and not handover_cues.denies(reason, message)
         )
         if reason == "explicit_request" and analysis.human_requested:
             return True

@@ -110,6 +110,8 @@ _HYPOTHETICAL = _alternation(
         r"issues|issued) (?:a |an )?(?:chargeback|dispute|claim|complaint|lawsuit)",
         r"\b(?:par curiosité|simple curiosité|hypothétiquement)\b",
         r"\bcomment (?:fonctionne|marche|se passe)|\bque se passe-t-il (?:si|quand|en cas)\b",
+        r"\bquels sont (?:les|mes) recours\b|\bavant (?:d['’]acheter|d['’]acquérir|de (?:signer|"
+        r"souscrire|commander|réserver))\b|\bbefore (?:I|we) (?:buy|sign|book|order|subscribe)\b",
         r"\bwie funktioniert\b|\bwas passiert,? wenn\b",
         r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么|好奇问一下|如果有人",
     ]
@@ -180,14 +182,46 @@ def is_hypothetical(reason: str, message: str) -> bool:
     return _compiled(reason, ()).search(_without_names(message)) is None
 
 
+_NEGATED = re.compile(
+    r"(?:\b(?:no|not|never|without|nor|neither|nobody|no one|no-one|pas|sans|ni|aucune?|"
+    r"jamais|personne)\b(?:\s+(?:de|d['’]))?\s*(?:[\w'’-]+\s+)?"
+    r"|(?:也|并|还|都)?(?:没有?|无|未|不是)(?:人|任何)?)$",
+    _I,
+)
+"""A negation just before a phrase, at most one word away: "no smoke", "pas de fumée ni
+d'odeur", "no one's hurt", "也没人受伤"."""
+_HARM_DENIED = frozenset({"safety"})
+"""The reasons whose phrases a negation cancels: "no smoke or smell, just no connection"
+reports no danger. A negated threat or demand ("I don't want to sue, just a refund") is
+left to the other rules: it is rarer and the safe side is a person."""
+
+
+def _matches(reason: str, text: str, frozen: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+    """A phrase of ``reason`` in ``text`` that no negation cancels."""
+    for match in _compiled(reason, frozen).finditer(text):
+        before = text[max(0, match.start() - 40) : match.start()]
+        if reason not in _HARM_DENIED or _NEGATED.search(before) is None:
+            return True
+    return False
+
+
+def denies(reason: str, message: str) -> bool:
+    """The message names ``reason``'s harm only to deny it ("no smoke, no smell", 也没人受伤):
+    the reason head's reading of the topic must not hand it over either."""
+    if reason not in _HARM_DENIED:
+        return False
+    text = _without_names(message)
+    return _compiled(reason, ()).search(text) is not None and not _matches(reason, text, ())
+
+
 def says(reason: str, message: str, extra: Mapping[str, tuple[str, ...]] | None = None) -> bool:
     """Whether ``message`` carries ``reason``'s phrases (built-in plus ``extra``, the
-    tenant's phrases by language); quoted names do not count."""
+    tenant's phrases by language); quoted names do not count, nor harm the message denies."""
     frozen = tuple(sorted((extra or {}).items()))
     if is_hypothetical(reason, message):
         return False
     text = _without_names(message)
-    if _compiled(reason, frozen).search(text):
+    if _matches(reason, text, frozen):
         return True
     if reason == "privacy":  # a demand about one's data: a data term and an action on it
         return bool(_PRIVACY_DATA.search(text) and _PRIVACY_ACTION.search(text))

@@ -28,6 +28,9 @@ SAFETY = {
         r"\b(?:(?:too|really|very|extremely) hot to touch|"
         r"plug (?:gets|got|is) (?:really |very )?hot)\b",
         r"\b(?:ended up in|taken to|went to) (?:the )?(?:hospital|a&e|emergency|er)\b",
+        r"\b(?:fell|falling|came down|collapsed|came loose|broke off|gave way)\b[^.?!]{0,60}"
+        r"\b(?:hit|struck|landed on|fell on)\b (?:a |an |the |my |our |me\b|him\b|her\b|us\b|"
+        r"someone|somebody)",
         r"\b(?:broken|fractured) (?:arm|leg|wrist|ankle|foot|toe|finger|hand|nose|ribs?|"
         r"bones?|hip|collarbone)\b|\bconcussion\b|\b(?:needed|got|had|needs) (?:\w+ )?stitches\b",
     ),
@@ -137,6 +140,10 @@ CHARGEBACK = {
         r"\b(?:open|opened|opening|filed|raised|started) a (?:dispute|claim) "
         r"(?:with|on|at) (?:paypal|my bank|klarna|the bank)",
         r"\bsection 75\b",
+        r"\b(?:told|telling|tell|informed|notified|reported (?:it |this )?to)\b (?:amex|american "
+        r"express|visa|mastercard|paypal|klarna|my bank|the bank|my card (?:company|issuer|"
+        r"provider)|card issuer|credit card company)\b[^.?!]{0,40}\b(?:don'?t|do not|didn'?t|"
+        r"did not|never) (?:recogni[sz]e|authori[sz]e|agree)",
         r"\b(?:rung|rang|called|phoned|contacted|been on to|spoken to|spoke to)\b[^.?!]{0,40}"
         r"\b(?:claw\w*|revers\w*|pull\w* (?:\w+ ){0,2}back|charg\w* (?:\w+ ){0,2}back)\b",
         r"\b(?:amex|american express|visa|mastercard|paypal|klarna|my bank|the bank|"
@@ -334,6 +341,8 @@ FAILED_ANSWER = {
         r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b|"
         r"\b(?:no|made no|didn'?t make (?:a|any)|did not make (?:a|any)) difference\b",
         r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
+        r"\b(?:came|comes|is|was|keeps coming) back (?:after|within|straight away|again|"
+        r"immediately|the next|as soon as)|\breappear\w*|\bre-appear\w*|\bback again\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
         r"i did that)\b",
         r"\b(?:not helpful|unhelpful|no help|useless (?:answer|reply|advice)|"

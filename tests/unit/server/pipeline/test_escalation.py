@@ -105,6 +105,10 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "你们会把我的手机号提供给合作商家吗？",
         "If a buyer files a chargeback on a ticket I resold, who covers the loss?",
         "Can I log in from a new phone without losing my points?",
+        # harm named only to deny it
+        "Pas de fumée ni d'odeur, juste plus de connexion. Vous pouvez envoyer quelqu'un ?",
+        "弹簧有点凸出来了，也没人受伤，能安排人上门看看吗？",
+        "Avant d'acheter : en cas de vice caché, faut-il passer par un avocat ou un médiateur ?",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -144,6 +148,12 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.PRIVACY, "Someone logged in from a device I don't recognise."),
         (EscalationReason.PRIVACY, "Dites-moi ce que vous avez enregistré sur mon fils."),
         (EscalationReason.PRIVACY, "常用联系人里多了两个陌生人"),
+        (EscalationReason.CHARGEBACK, "I've told Amex I don't recognise the renewal."),
+        (EscalationReason.SAFETY, "A ceiling panel came down and hit a man on the shoulder."),
+        (
+            EscalationReason.REFUND_LIMIT,
+            "Please refund the fee of two hundred and forty-nine US dollars.",
+        ),
     ],
 )
 def test_events_and_demands_said_in_other_words(reason: EscalationReason, message: str) -> None:
@@ -320,6 +330,8 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("Restarted it as you suggested and it works now, thanks!", False),
         ("It made a real difference, thank you.", False),
         ("Piles changées aussi, la sirène reste muette.", True),
+        ("Descaling done, E07 came back after ten minutes.", True),
+        ("The engineer came back yesterday and it works now, thanks.", False),
     ],
 )
 def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) -> None:
