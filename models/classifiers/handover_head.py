@@ -11,15 +11,15 @@ back ("the deposit comes back in full, can you push it through"), which the refu
 still compares with the tenant's limit through the amount the message writes.
 
 Trained on the turns of the project's escalation sets (``datasets/escalation/``: the
-first seven, each added once it had been measured blind, and ``training-extra.jsonl`` and
+first nine, each added once it had been measured blind, and ``training-extra.jsonl`` and
 ``training-extra-2.jsonl``, written for training only): the turn at which a person became
 due is an example of its first word-borne reason, or of ``money_back`` when its only such
 reason is a refund above the limit; the turns of a ``below_limit`` control that write an
 amount (or ask for "the full amount") are ``money_back`` too; every other turn of a
 control, every turn before the due one and the due turns of repeated failure and
 frustration are ``none``. Bitext's requests add English breadth: ``contact_human_agent``
-as ``explicit_request``, a sample of the other intents as ``none``. The eighth set
-(``heldout-7.jsonl``) is never read here.
+as ``explicit_request``, a sample of the other intents as ``none``. A new blind set is
+measured (bench/reading.py) before it joins them.
 
 The probability a reason must reach (``HANDOVER_MIN_PROBABILITY``, stored in the manifest)
 is chosen by cross-validation for precision: false hand-overs cost a person's time and
@@ -49,11 +49,14 @@ HANDOVER_SETS = (
     Path("escalation/heldout-4.jsonl"),
     Path("escalation/heldout-5.jsonl"),
     Path("escalation/heldout-6.jsonl"),
+    Path("escalation/heldout-7.jsonl"),
+    Path("escalation/heldout-8.jsonl"),
     Path("escalation/training-extra.jsonl"),
     Path("escalation/training-extra-2.jsonl"),
 )
 """The escalation sets the head learns from, inside a datasets folder (the repository's
-``datasets/``); the eighth (``heldout-7.jsonl``) is only measured on."""
+``datasets/``). Each held-out set was measured blind before it was added; the next one
+must be too."""
 WORD_REASONS = ("safety", "legal", "chargeback", "privacy", "explicit_request")
 MONEY_BACK = "money_back"
 HANDOVER_LABELS = ("none", *WORD_REASONS, MONEY_BACK)

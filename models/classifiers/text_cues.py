@@ -65,7 +65,7 @@ FRUSTRATION_PHRASES = (
     # Chinese (no word boundaries)
     r"太差|垃圾|气死|受够|无语|忍无可忍|骗子|坑人|什么破|太过分|过分了|愤怒|恶心|离谱|烦死|"
     r"差评|欺负|耍我|玩我|服了|敷衍|糊弄|搞什么|怎么回事啊|第[二三四五几]次|每次都|"
-    r"气炸|火大|恼火|坑爹|烂透|烂死|太烂|真烂|烂到家",
+    r"气炸|火大|恼火|坑爹|烂透|烂死|太烂|真烂|烂到家|(?:极其|非常|十分|强烈|极度)不满|欺骗",
 )
 _FRUSTRATION = re.compile("|".join(f"(?:{p})" for p in FRUSTRATION_PHRASES), re.IGNORECASE)
 _SOFTENED = re.compile(

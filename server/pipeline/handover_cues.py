@@ -190,25 +190,38 @@ _NEGATED = re.compile(
 )
 """A negation just before a phrase, at most one word away: "no smoke", "pas de fumée ni
 d'odeur", "no one's hurt", "也没人受伤"."""
+_DISAVOWED = re.compile(
+    r"(?:\b(?:don'?t|do not|doesn'?t|not|never) (?:want|wish|intend|plan|mean|going|trying) to"
+    r"|\bne (?:veux|voulons|souhaite|compte|vais|cherche) (?:pas|nullement)(?: à)?)"
+    r"\s*(?:[\w'’-]+\s+)?$|(?:不是要|不想|并不打算|没打算|不打算)[\u4e00-\u9fff]{0,6}$",
+    _I,
+)
+"""A threat disowned just before its words: "I don't want to sue", "je ne veux pas porter
+plainte", 我不是要投诉. "I will not hesitate to take legal action" is no such thing."""
 _HARM_DENIED = frozenset({"safety"})
-"""The reasons whose phrases a negation cancels: "no smoke or smell, just no connection"
-reports no danger. A negated threat or demand ("I don't want to sue, just a refund") is
-left to the other rules: it is rarer and the safe side is a person."""
+"""The reasons whose phrases a plain negation cancels: "no smoke or smell, just no
+connection" reports no danger."""
+_THREAT_DISOWNED = frozenset({"legal", "chargeback"})
+"""The reasons whose phrases only a disowning cancels ("I don't want to file a
+chargeback"): "not" alone is too often part of the threat ("not hesitate to sue")."""
 
 
 def _matches(reason: str, text: str, frozen: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
     """A phrase of ``reason`` in ``text`` that no negation cancels."""
     for match in _compiled(reason, frozen).finditer(text):
         before = text[max(0, match.start() - 40) : match.start()]
-        if reason not in _HARM_DENIED or _NEGATED.search(before) is None:
-            return True
+        if reason in _HARM_DENIED and _NEGATED.search(before):
+            continue
+        if reason in _THREAT_DISOWNED and _DISAVOWED.search(before):
+            continue
+        return True
     return False
 
 
 def denies(reason: str, message: str) -> bool:
     """The message names ``reason``'s harm only to deny it ("no smoke, no smell", 也没人受伤):
     the reason head's reading of the topic must not hand it over either."""
-    if reason not in _HARM_DENIED:
+    if reason not in _HARM_DENIED | _THREAT_DISOWNED:
         return False
     text = _without_names(message)
     return _compiled(reason, ()).search(text) is not None and not _matches(reason, text, ())

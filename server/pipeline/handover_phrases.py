@@ -63,6 +63,7 @@ SAFETY = {
     ),
     "zh": (
         r"受伤|烫伤|烧伤|烫到|弄伤|划伤|割伤|流血|触电|漏电|电到|被电|电了一下|火花|打火|冒[白黑青]?烟|"
+        r"刹车(?:失灵|变软|踩不住|不灵|没反应)|差点(?:追尾|撞|出事|出车祸)|"
         r"鼓起|鼓了|"
         r"冒火|起火|着火|燃烧|烧起来|烧焦|焦味|糊味|煤气味|燃气味|漏气|鼓包|膨胀|爆炸|炸了|"
         r"误吞|吞下|噎住|过敏反应|过敏了|食物中毒|送医|去医院|急诊|烫手|发烫得厉害|熔化|融化了|"
@@ -86,6 +87,7 @@ LEGAL = {
         r"(?:police|authorities|regulator|ombudsman|ftc|consumer|ico|information commissioner|"
         r"data protection authority|trading standards|cma)",
         r"\b(?:police report|called the police|contacted the police|(?:gone|went) to the police)\b",
+        r"\b(?:money claim|county court claim|claim in the county court)\b",
         r"\b(?:lawyer|attorney|solicitor)\b[^.?!]{0,40}\b(?:drafting|drafts|writing|sending|send)"
         r" (?:a |the |you )?(?:formal )?(?:letter|notice|claim)",
         r"\bdata protection (?:regulator|authority|commissioner|watchdog)\b",
@@ -290,6 +292,10 @@ EXPLICIT_REQUEST = {
         r"machine|ai|automated)\b",
         r"\b(?:someone|somebody|a person|an agent|a colleague)(?: from (?:your|the) \w+)? to "
         r"(?:call|ring|phone|contact|email) (?:me|us)\b",
+        r"\bpass (?:this|it|the|my)(?: \w+)? (?:on )?to (?:a|an|your|the|one of your) (?:member of "
+        r"(?:your |the )?staff|staff member|person|manager|supervisor|colleague|human|team member)",
+        r"\b(?:discuss|deal with|go through|sort) (?:it |this |the matter )?with (?:a|an|a real) "
+        r"(?:person|human|member of staff|staff member)\b",
     ),
     "fr": (
         r"\b(?:parler|discuter|jaser|échanger|avoir|joindre|passer|mettre en relation)\b"
@@ -333,14 +339,17 @@ FAILED_ANSWER = {
         r"did not|does not|has not|have not|will not|is not|not) (?:help|helping|work|working|"
         r"worked|fix|fixed|solve|solved|change|changed|make any difference|answer)",
         r"\b(?:still (?:not|no|doesn'?t|does not|isn'?t|won'?t|broken|the same|nothing|"
-        r"happening|getting|fails|failing|crashes|there|showing|shows)|same (?:\w+ )?(?:problem|"
-        r"issue|answer|reply|response|thing|error|message|result|page|screen))\b|"
+        r"happening|getting|fails|failing|crashes|there|showing|shows|greyed|grayed|grey|gray)|"
+        r"same (?:\w+ )?(?:problem|issue|answer|reply|response|thing|error|message|result|page|"
+        r"screen|code|light|display|symptom|outcome|story))\b|"
         r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and|yet) still\b|\bno change\b|"
         r"[,;.]\s*still\b|^still\b|\bstill (?:a|an|no|just|stuck|says|shows|blank|black|"
         r"broken|down|dead|loading|spinning|frozen|can'?t)\b|"
         r"\bnothing (?:changed|happens|happened)\b|\bno (?:luck|joy|dice)\b|"
         r"\b(?:no|made no|didn'?t make (?:a|any)|did not make (?:a|any)) difference\b",
         r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
+        r"\b(?:dropped|crashed|failed|froze|stopped|cut out|died|disconnected|happened|broke|"
+        r"went off|went down|popped up|showed up|appeared|cut off|logged me out) again\b",
         r"\b(?:came|comes|is|was|keeps coming) back (?:after|within|straight away|again|"
         r"immediately|the next|as soon as)|\breappear\w*|\bre-appear\w*|\bback again\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"
@@ -360,7 +369,8 @@ FAILED_ANSWER = {
         r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran)|"
         r"pareil|idem|même chose)\b",
         r"\btoujours\b(?! client| fidèle)",
-        r"\breste (?:muet|éteint|bloqué|figé|noir|hors ligne|en panne|inchangé)\w*",
+        r"\breste (?:muet|éteint|bloqué|figé|noir|hors ligne|en panne|inchangé|vide|gris|rouge|"
+        r"allumé|fixe)\w*|\brien ne (?:change|bouge|se passe)\b",
     ),
     "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
     "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
@@ -407,7 +417,9 @@ REFUND_WORDS = {
     "en": r"\b(?:refund\w*|money back|reimburs\w*|pay (?:me )?back|compensat\w*|"
     r"(?:deposit|money|payment|balance) (?:comes?|coming|to come|goes|going|to go) back|"
     r"return (?:my|the|our) (?:deposit|money|payment)|"
-    r"(?:want|get|need|give me|have|like) (?:my |the |all |back )?[^.?!]{0,30}\bback\b)",
+    r"(?:want|get|need|give me|have|like) (?:my |the |all |back )?(?:[^.?!]|\.\d){0,30}\bback\b|"
+    r"(?:returned|refunded|credited|put back|paid back) (?:to|on|onto|into) my (?:card|account|"
+    r"bank))",
     "fr": r"\b(?:rembours\w*|récupérer (?:mon|mes|l['’])argent|mon argent)",
     "de": r"\b(?:erstatt\w*|zurückzahl\w*|geld zurück)",
     "es": r"\b(?:reembols\w*|devolución del dinero|devuélvanme)",

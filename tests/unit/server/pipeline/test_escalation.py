@@ -109,6 +109,10 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "Pas de fumée ni d'odeur, juste plus de connexion. Vous pouvez envoyer quelqu'un ?",
         "弹簧有点凸出来了，也没人受伤，能安排人上门看看吗？",
         "Avant d'acheter : en cas de vice caché, faut-il passer par un avocat ou un médiateur ?",
+        # a threat disowned
+        "Je ne veux pas porter plainte, je voudrais juste comprendre ce délai.",
+        "I don't want to file a chargeback, I just want the parcel.",
+        "我不是要投诉到12315，就想问问什么时候发货",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -149,6 +153,14 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.PRIVACY, "Dites-moi ce que vous avez enregistré sur mon fils."),
         (EscalationReason.PRIVACY, "常用联系人里多了两个陌生人"),
         (EscalationReason.CHARGEBACK, "I've told Amex I don't recognise the renewal."),
+        (EscalationReason.LEGAL, "I will not hesitate to take legal action."),
+        (EscalationReason.LEGAL, "I've started a money claim against your boutique."),
+        (EscalationReason.SAFETY, "开着你们的车，刹车突然变软踩不住，差点追尾"),
+        (EscalationReason.LEGAL, "Je n'hésiterai pas à saisir le tribunal."),
+        (
+            EscalationReason.EXPLICIT_REQUEST,
+            "Please pass this matter to a member of your staff; I'd prefer a person.",
+        ),
         (EscalationReason.SAFETY, "A ceiling panel came down and hit a man on the shoulder."),
         (
             EscalationReason.REFUND_LIMIT,
@@ -331,6 +343,9 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("It made a real difference, thank you.", False),
         ("Piles changées aussi, la sirène reste muette.", True),
         ("Descaling done, E07 came back after ten minutes.", True),
+        ("updated the app, dropped again at the same point", True),
+        ("Re-paired it with the app as well. Same code.", True),
+        ("J'ai aussi fait la réinitialisation, rien ne change.", True),
         ("The engineer came back yesterday and it works now, thanks.", False),
     ],
 )
@@ -343,4 +358,6 @@ def test_asking_to_have_money_back_in_other_words() -> None:
     assert handover_cues.asks_for_money_back("押金800元麻烦原路退回")
     assert handover_cues.asks_for_money_back("you said the deposit comes back in full, $1,480")
     assert handover_cues.asks_for_money_back("2300元的定金什么时候退？")
+    assert handover_cues.asks_for_money_back("no replacement, need the $1,129.99 back pls")
+    assert handover_cues.asks_for_money_back("I'd like everything I paid returned to my card.")
     assert not handover_cues.asks_for_money_back("I'd like that blue one, please.")
