@@ -44,8 +44,12 @@ class PiiMatch:
 _EMAIL = re.compile(
     r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 )
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){12,18}(?![\d-])")  # after "+": a phone
+# Any case ("de46 9351 ..." typed in lower case), spaces, dots or dashes between groups;
+# the mod-97 check, tried on the longest prefix first (``_iban_in``), keeps words out.
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ .-]?[A-Za-z0-9]){11,30}\b")
+# Digits grouped by spaces, dashes, dots or slashes ("4082.4628.1948.2196"); after "+": a
+# phone number.
+_CARD = re.compile(r"(?<![\d+./-])\d(?:[ ./-]?\d){12,18}(?![\d-]|[./]\d)")
 _NATIONAL_ID = re.compile(
     r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"  # US social security number
     r"|\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"  # UK national insurance number
@@ -82,13 +86,48 @@ def luhn_valid(digits: str) -> bool:
 
 
 def iban_valid(candidate: str) -> bool:
-    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1."""
-    compact = candidate.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
+    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1.
+
+    Case and the separators people type (spaces, dots, dashes) do not matter."""
+    compact = re.sub(r"[ .-]", "", candidate).upper()
+    if not 15 <= len(compact) <= 34 or not compact.isalnum() or not compact.isascii():
         return False
     rearranged = compact[4:] + compact[:4]
     numeric = "".join(str(int(char, 36)) for char in rearranged)
     return int(numeric) % 97 == 1
+
+
+_IBAN_LENGTHS = {
+    country: int(length)
+    for country, length in re.findall(
+        r"([A-Z]{2}):(\d+)",
+        "AD:24 AE:23 AL:28 AT:20 AZ:28 BA:20 BE:16 BG:22 BH:22 BR:29 BY:28 CH:21 CR:22 "
+        "CY:28 CZ:24 DE:22 DK:18 DO:28 EE:20 EG:29 ES:24 FI:18 FO:18 FR:27 GB:22 GE:22 "
+        "GI:23 GL:18 GR:27 GT:28 HR:21 HU:28 IE:22 IL:23 IQ:23 IS:26 IT:27 JO:30 KW:30 "
+        "KZ:20 LB:28 LC:32 LI:21 LT:20 LU:20 LV:21 MC:27 MD:24 ME:22 MK:19 MR:27 MT:31 "
+        "MU:30 NL:18 NO:15 PK:24 PL:28 PS:29 PT:25 QA:29 RO:24 RS:22 SA:24 SC:31 SE:24 "
+        "SI:19 SK:24 SM:27 ST:25 SV:28 TL:23 TN:24 TR:26 UA:29 VA:22 VG:24 XK:20",
+    )
+}
+"""IBAN length by country (ISO 13616 registry): where it is known, only that length counts."""
+
+
+def _iban_in(text: str, start: int, end: int) -> int | None:
+    """The end of the valid IBAN that starts at ``start`` within ``text[start:end]``.
+
+    The pattern runs on over the words after an account number typed in lower case ("de46
+    9351 ... thanks"), so the candidate is cut back group by group: to the country's IBAN
+    length where the registry knows it, else to the longest prefix that passes mod 97.
+    """
+    stops = [m.start() for m in re.finditer(r"[ .-]", text[start:end])] + [end - start]
+    length = _IBAN_LENGTHS.get(text[start : start + 2].upper())
+    for stop in sorted(stops, reverse=True):
+        candidate = text[start : start + stop]
+        if length is not None and len(re.sub(r"[ .-]", "", candidate)) != length:
+            continue
+        if iban_valid(candidate):
+            return start + stop
+    return None
 
 
 def _valid(kind: PiiKind, value: str) -> bool:
@@ -111,6 +150,12 @@ def find_pii(text: str) -> list[PiiMatch]:
             start, end = found.span()
             if any(start < other_end and other_start < end for other_start, other_end in claimed):
                 continue
+            if kind is PiiKind.IBAN:
+                iban_end = _iban_in(text, start, end)
+                if iban_end is not None:
+                    taken.append(PiiMatch(kind, start, iban_end, text[start:iban_end]))
+                    claimed.append((start, iban_end))
+                    continue
             if _valid(kind, found.group()):
                 taken.append(PiiMatch(kind, start, end, found.group()))
                 claimed.append((start, end))

@@ -27,6 +27,17 @@ def card_number(rng: random.Random, length: int = 16) -> str:
     return body + check
 
 
+def iban(rng: random.Random, country: str = "DE", length: int = 22) -> str:
+    """A random IBAN whose mod-97 check digits are right (ISO 13616)."""
+    bban = "".join(str(rng.randrange(10)) for _ in range(length - 4))
+    numeric = "".join(str(int(char, 36)) for char in bban + country + "00")
+    return f"{country}{98 - int(numeric) % 97:02d}{bban}"
+
+
+def grouped(value: str, separator: str) -> str:
+    return separator.join(value[i : i + 4] for i in range(0, len(value), 4))
+
+
 def kinds(text: str) -> list[PiiKind]:
     return [match.kind for match in find_pii(text)]
 
@@ -48,6 +59,11 @@ def kinds(text: str) -> list[PiiKind]:
         ("card 5500-0000-0000-0004", PiiKind.CARD, "5500-0000-0000-0004"),
         ("IBAN DE89 3704 0044 0532 0130 00 please", PiiKind.IBAN, "DE89 3704 0044 0532 0130 00"),
         ("iban GB29NWBK60161331926819", PiiKind.IBAN, "GB29NWBK60161331926819"),
+        # the probe's formats: lower case, spaced or not; cards with dots or slashes
+        ("iban de46935181909378657975 ok", PiiKind.IBAN, "de46935181909378657975"),
+        ("iban de46 9351 8190 9378 6579 75 ok", PiiKind.IBAN, "de46 9351 8190 9378 6579 75"),
+        ("card 4082.4628.1948.2196.", PiiKind.CARD, "4082.4628.1948.2196"),
+        ("card 4082/4628/1948/2196 ok", PiiKind.CARD, "4082/4628/1948/2196"),
         ("SSN 123-45-6789", PiiKind.NATIONAL_ID, "123-45-6789"),
         ("NI number AB 12 34 56 C", PiiKind.NATIONAL_ID, "AB 12 34 56 C"),
     ],
@@ -86,6 +102,35 @@ def test_every_luhn_valid_card_is_found_and_masked_to_its_last_four(
         redacted = redact_text(text)
         assert number[:-4] not in redacted.replace(" ", "")
         assert redacted.endswith(f"**** {number[-4:]} thanks")
+
+
+@given(st.randoms(use_true_random=False), st.sampled_from([" ", ".", "/", "-", ""]))
+def test_cards_grouped_by_dots_slashes_dashes_or_spaces_are_found(
+    rng: random.Random, separator: str
+) -> None:
+    number = card_number(rng, 16)
+    text = f"my card is {grouped(number, separator)}. thanks"
+    assert kinds(text) == [PiiKind.CARD]
+    assert number[4:12] not in redact_text(text).replace(separator, "")
+
+
+@given(
+    st.randoms(use_true_random=False),
+    st.sampled_from([("DE", 22), ("FR", 27), ("GB", 22), ("NL", 18), ("ES", 24)]),
+    st.sampled_from([" ", ".", "-", ""]),
+    st.booleans(),
+    st.sampled_from(["", " thanks", " and the amount is 40 EUR", "."]),
+)
+def test_ibans_in_any_case_and_grouping_are_found_whatever_follows(
+    rng: random.Random, country: tuple[str, int], separator: str, lower: bool, after: str
+) -> None:
+    number = iban(rng, *country)
+    written = grouped(number, separator)
+    written = written.lower() if lower else written
+    text = f"refund to {written}{after}"
+    [match] = find_pii(text)
+    assert (match.kind, match.value) == (PiiKind.IBAN, written)
+    assert number[4:-4] not in redact_text(text).replace(separator, "").upper()
 
 
 @given(st.from_regex(r"[a-z]{1,10}\.[a-z]{1,10}@[a-z]{2,10}\.(com|de|io)", fullmatch=True))
