@@ -13,6 +13,7 @@ after commit" needs. PostgreSQL is reached through psycopg 3.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def create_database_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(Path(database))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -60,6 +61,26 @@ def create_database_engine(url: str) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), or tighten one that exists.
+
+    It holds customer records and conversations; the default umask would leave it 0644,
+    readable by every account on the host. SQLite gives the ``-wal`` and ``-shm`` files it
+    creates the database file's mode, so they follow; ones left from an older run are
+    tightened here too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(0o600)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
