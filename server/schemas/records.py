@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.store.customers import EventKind
 
+MAX_AMOUNT = 1e12
+"""No order, price or refund is larger: a bigger number is a client's bug, not money."""
+MAX_QUANTITY = 1_000_000
+
 ID = Field(min_length=1, max_length=100)
 TEXT = Field(None, max_length=2_000)
 SHORT = Field(None, max_length=200)
@@ -25,21 +29,21 @@ SHORT = Field(None, max_length=200)
 class _Payload(BaseModel):
     """Known fields are checked; unknown ones are the business's own and kept."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class OrderItem(_Payload):
     product_id: str | None = SHORT
     name: str | None = SHORT
-    quantity: int = Field(1, ge=0)
-    price: float = Field(0.0, ge=0)
+    quantity: int = Field(1, ge=0, le=MAX_QUANTITY)
+    price: float = Field(0.0, ge=0, le=MAX_AMOUNT)
     category: str | None = SHORT
 
 
 class OrderPayload(_Payload):
     order_id: str = ID
     items: list[OrderItem] = Field(default_factory=list, max_length=500)
-    total: float | None = Field(None, ge=0)
+    total: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     status: str = Field("processing", max_length=40)
     expected_on: dt.date | None = None
@@ -63,7 +67,7 @@ class ReturnPayload(_Payload):
     product_id: str | None = SHORT
     reason: str | None = TEXT
     status: str = Field("requested", max_length=40)
-    refund_amount: float | None = Field(None, ge=0)
+    refund_amount: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     refunded_on: dt.date | None = None
 
 
@@ -83,7 +87,7 @@ class BookingPayload(_Payload):
     starts_at: dt.datetime
     ends_at: dt.datetime | None = None
     place: str | None = SHORT
-    deposit: float | None = Field(None, ge=0)
+    deposit: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     deposit_status: str | None = Field(None, max_length=40)
     deposit_released_on: dt.date | None = None
@@ -101,14 +105,14 @@ class ServiceJobPayload(_Payload):
     diagnosis: str | None = TEXT
     promised_on: dt.date | None = None
     loan_item: str | None = SHORT
-    cost: float | None = Field(None, ge=0)
+    cost: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 
 
 class PaymentPlanPayload(_Payload):
     plan_id: str = ID
     provider: str = Field(min_length=1, max_length=100)
-    instalment: float = Field(ge=0)
+    instalment: float = Field(ge=0, le=MAX_AMOUNT)
     instalments: int = Field(ge=1, le=1000)
     paid_instalments: int | None = Field(None, ge=0, le=1000)
     order_id: str | None = SHORT
@@ -124,7 +128,7 @@ class MembershipPayload(_Payload):
     since: dt.date
     status: str = Field(min_length=1, max_length=40)
     renews_on: dt.date | None = None
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     period: str | None = Field(None, max_length=20)
     benefits: str | None = TEXT

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.ids import CUSTOMER_ID_PATTERN
-from server.schemas.records import check_event_payload
+from server.schemas.records import MAX_AMOUNT, check_event_payload
 from server.store.customers import EventKind
 
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,99}$"
@@ -20,7 +20,10 @@ CONSENT_PURPOSES = frozenset({"personalization", "marketing"})
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """What clients send: unknown fields refused, and no NaN or Infinity (JSON allows neither;
+    Python's parser reads them, and they would be stored as null)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------- replies
@@ -47,6 +50,7 @@ class ReplyIn(_Strict):
     )
     seed: int | None = Field(
         None,
+        strict=True,
         ge=0,
         le=2**63 - 1,
         description="sampling seed for benchmarks and replays: the same prompt and seed repeat "
@@ -276,7 +280,7 @@ class ProductIn(_Strict):
     name: str = Field(min_length=1, max_length=300)
     category: str = Field(min_length=1, max_length=100)
     description: str = Field("", max_length=5_000)
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, le=MAX_AMOUNT)
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     tags: list[str] = Field(default_factory=list, max_length=50)
 

@@ -45,6 +45,22 @@ def test_a_payload_that_does_not_fit_names_the_field(
         check_event_payload(kind, payload)
 
 
+@pytest.mark.parametrize(
+    ("kind", "payload", "field"),
+    [
+        (EventKind.ORDER, {"order_id": "A", "total": float("nan")}, "total"),
+        (EventKind.ORDER, {"order_id": "A", "total": float("inf")}, "total"),
+        (EventKind.ORDER, {"order_id": "A", "items": [{"price": 1e18}]}, "items.0.price"),
+        (EventKind.ORDER, {"order_id": "A", "items": [{"quantity": 1e30}]}, "items.0.quantity"),
+    ],
+)
+def test_numbers_that_are_no_money_are_refused_not_stored_as_null(
+    kind: EventKind, payload: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"a {kind} event's payload\.{field}"):
+        check_event_payload(kind, payload)
+
+
 def test_extra_fields_are_the_business_own_and_kept() -> None:
     payload = {
         "booking_id": "B-1",
