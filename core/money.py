@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from core.currency_markers import AFTER_ONLY, EITHER_SIDE, UPPERCASE_CODES, YEN_SIGNS
 from core.number_words import find_spelled_numbers
 
 
@@ -60,112 +61,27 @@ class Money:
     """The matched text, marker included, for logs."""
 
 
-# Currency markers, keyed in lower case. Symbols and codes stand on either side of the
-# number; words only after it ("45 euros"; "euros 45" is not how anyone writes it).
-_EITHER_SIDE: dict[str, str] = {
-    "€": "EUR",
-    "$": "USD",
-    "£": "GBP",
-    "₹": "INR",
-    "₩": "KRW",
-    "₽": "RUB",
-    "₺": "TRY",
-    "₪": "ILS",
-    "฿": "THB",
-    "us$": "USD",
-    "a$": "AUD",
-    "au$": "AUD",
-    "c$": "CAD",
-    "ca$": "CAD",
-    "hk$": "HKD",
-    "nz$": "NZD",
-    "s$": "SGD",
-    "sg$": "SGD",
-    "r$": "BRL",
-    "mx$": "MXN",
-    "eur": "EUR",
-    "usd": "USD",
-    "gbp": "GBP",
-    "chf": "CHF",
-    "fr.": "CHF",  # Swiss: "Fr. 196.-", "20 fr."
-    "sfr.": "CHF",
-    "sfr": "CHF",
-    "cny": "CNY",
-    "rmb": "CNY",
-    "jpy": "JPY",
-    "人民币": "CNY",
-}
-_UPPERCASE_CODES = (
-    # Only in capitals: in lower case several are words ("try 5 times", "rub 2 drops").
-    "AUD", "BRL", "CAD", "CZK", "DKK", "HKD", "HUF", "ILS", "INR", "KRW", "MXN",
-    "NOK", "NZD", "PLN", "RUB", "SEK", "SGD", "THB", "TRY", "TWD", "ZAR",
-)  # fmt: skip
-_AFTER_ONLY: dict[str, str] = {
-    "euro": "EUR",
-    "euros": "EUR",
-    "dollar": "USD",
-    "dollars": "USD",
-    "us dollar": "USD",
-    "us dollars": "USD",
-    "u.s. dollars": "USD",
-    "american dollars": "USD",
-    "dollars américains": "USD",
-    "swiss francs": "CHF",
-    "francs suisses": "CHF",
-    "dólar": "USD",
-    "dólares": "USD",
-    "pound": "GBP",
-    "pounds": "GBP",
-    "quid": "GBP",
-    "pfund": "GBP",
-    "franc": "CHF",
-    "francs": "CHF",
-    "franken": "CHF",
-    "yen": "JPY",
-    "yuan": "CNY",
-    "renminbi": "CNY",
-    "欧元": "EUR",
-    "美元": "USD",
-    "美金": "USD",
-    "英镑": "GBP",
-    "日元": "JPY",
-    "円": "JPY",
-    "瑞士法郎": "CHF",
-    "法郎": "CHF",
-    "港元": "HKD",
-    "港币": "HKD",
-    "澳元": "AUD",
-    "加元": "CAD",
-    "韩元": "KRW",
-    "台币": "TWD",
-    "新台币": "TWD",
-    "元": "CNY",
-    "块": "CNY",
-}
-_YEN_SIGNS = ("¥", "￥")
-"""CNY in a Chinese locale, JPY in any other: both currencies write the same sign."""
-
 _CURRENCY: dict[str, str] = {
-    **_EITHER_SIDE,
-    **_AFTER_ONLY,
-    **{code.lower(): code for code in _UPPERCASE_CODES},
-    **dict.fromkeys(_YEN_SIGNS, "JPY"),
+    **EITHER_SIDE,
+    **AFTER_ONLY,
+    **{code.lower(): code for code in UPPERCASE_CODES},
+    **dict.fromkeys(YEN_SIGNS, "JPY"),
 }
-_BEFORE_OK = frozenset(_EITHER_SIDE) | {c.lower() for c in _UPPERCASE_CODES} | set(_YEN_SIGNS)
+_BEFORE_OK = frozenset(EITHER_SIDE) | {c.lower() for c in UPPERCASE_CODES} | set(YEN_SIGNS)
 
 
 def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
 
 
-_MARKERS = list(_EITHER_SIDE) + list(_AFTER_ONLY) + list(_YEN_SIGNS)
+_MARKERS = list(EITHER_SIDE) + list(AFTER_ONLY) + list(YEN_SIGNS)
 _LETTERED = [m for m in _MARKERS if m[0].isascii() and m[0].isalpha()]
 _OTHERS = [m for m in _MARKERS if m not in _LETTERED]
 # Lettered markers must not be parts of words or names ("europe", "BUS$", "site.fr. 20");
 # the rest need no edge.
 _MARKER = re.compile(
     rf"(?<![A-Za-z.])(?:{_alternation(_LETTERED)})(?![A-Za-z])"
-    rf"|(?<![A-Za-z])(?-i:{_alternation(_UPPERCASE_CODES)})(?![A-Za-z])"
+    rf"|(?<![A-Za-z])(?-i:{_alternation(UPPERCASE_CODES)})(?![A-Za-z])"
     rf"|{_alternation(_OTHERS)}",
     re.IGNORECASE,
 )
@@ -287,7 +203,7 @@ class _Scanner:
         for match in _MARKER.finditer(text):
             key = match.group().lower()
             currency = _CURRENCY[key]
-            if key in _YEN_SIGNS and chinese:
+            if key in YEN_SIGNS and chinese:
                 currency = "CNY"
             marker = _Marker(match.start(), match.end(), currency)
             self.after[marker.start] = marker
