@@ -315,10 +315,11 @@ TICKETS = Counter(
 )
 WEBHOOK_DELIVERIES = Counter(
     "concierge_webhook_deliveries",
-    "Ticket webhook attempts by outcome (delivered, retry, failed).",
+    "Ticket webhook attempts by outcome (delivered, retry, failed; refused: the target is "
+    "not allowed by the operator's policy, nothing was sent).",
     ["outcome"],
 )
-for _outcome in ("delivered", "retry", "failed"):
+for _outcome in ("delivered", "retry", "failed", "refused"):
     WEBHOOK_DELIVERIES.labels(outcome=_outcome)
 
 

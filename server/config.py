@@ -308,6 +308,11 @@ class Settings(BaseSettings):
         "create`); off: open, allowed only in development on a loopback address. Default: "
         "off in development on loopback, keys everywhere else",
     )
+    api_docs_public: bool | None = Field(
+        None,
+        description="serve /docs, /redoc and /openapi.json without a key; default: only when "
+        "keys are not required (development on loopback)",
+    )
     rate_limit_per_minute: int = Field(
         600, ge=0, description="requests per minute per API key (a key may set its own); 0: none"
     )
@@ -327,6 +332,10 @@ class Settings(BaseSettings):
         33_554_432, ge=1024, description="body limit of the KB bulk upload route"
     )
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="webhook hosts allowed although not public (a help desk on the private net)",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -347,7 +356,13 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
-    @field_validator("remote_urls", "cors_allow_origins", "metrics_tenants", mode="before")
+    @field_validator(
+        "remote_urls",
+        "cors_allow_origins",
+        "metrics_tenants",
+        "webhook_allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept ``a,b`` in an environment variable as well as a list."""
@@ -404,6 +419,13 @@ class Settings(BaseSettings):
         if self.auth is not None:
             return self.auth == "keys"
         return not self.may_run_open
+
+    @property
+    def docs_public(self) -> bool:
+        """Whether the API documentation answers without a key (see ``api_docs_public``)."""
+        if self.api_docs_public is not None:
+            return self.api_docs_public
+        return not self.keys_required
 
     @property
     def effective_encryption_key_file(self) -> Path:

@@ -48,6 +48,7 @@ from server.pipeline.rerank import PassageReranker
 from server.pipeline.tokens import TokenCounter, load_token_counter
 from server.pipeline.webhook import TicketNotifier
 from server.security.access import AccessControl
+from server.security.outbound import WebhookPolicy
 from server.services.catalog import CatalogService
 from server.services.conversations import ConversationService
 from server.services.customers import CustomerService
@@ -351,7 +352,10 @@ async def running_support(
     customers = services.customers.customers
     conversations = services.conversations.conversations
     catalog = services.catalog.catalog
-    tenants = TenantConfigs(settings.effective_tenants_dir)
+    webhook_policy = WebhookPolicy.for_deployment(
+        settings.environment is Environment.PRODUCTION, settings.webhook_allowed_hosts
+    )
+    tenants = TenantConfigs(settings.effective_tenants_dir, webhook_policy)
     classifiers = ClassifierSlot(
         classifiers_dir(settings.data_dir),
         settings.embedding_model,
@@ -360,7 +364,7 @@ async def running_support(
     counter: TokenCounter = await asyncio.to_thread(
         load_token_counter, served_model_folder(settings)
     )
-    notifier = TicketNotifier(services.conversations.ticket_store)
+    notifier = TicketNotifier(services.conversations.ticket_store, webhook_policy)
     pipeline = ReplyPipeline(
         settings=pipeline_settings(settings),
         gate=gate,

@@ -33,6 +33,7 @@ from pydantic import (
 
 from core.errors import ConfigurationError, InvalidRequestError
 from core.ids import check_tenant
+from server.security.outbound import WebhookPolicy
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +368,9 @@ def parse_tenant_config(text: str, source: str) -> TenantConfig:
 class TenantConfigs:
     """Reads tenant files on demand and caches them by modification time."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, webhook_policy: WebhookPolicy | None = None) -> None:
         self.directory = directory
+        self.webhook_policy = webhook_policy or WebhookPolicy()
         self._cache: dict[str, tuple[float, TenantConfig]] = {}
         self._lock = threading.Lock()
 
@@ -399,6 +401,10 @@ class TenantConfigs:
     def install(self, tenant: str, text: str, source: str) -> TenantConfig:
         """Validate and atomically write a tenant's file (temp file, fsync, rename)."""
         config = parse_tenant_config(text, source)
+        url = config.webhook.url
+        self.webhook_policy.check_config(
+            str(url) if url is not None else None, config.webhook.secret is not None
+        )
         path = self.path_for(tenant)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(f".toml.{os.getpid()}.tmp")

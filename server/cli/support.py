@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from core.errors import InvalidRequestError
-from server.config import Settings
+from server.config import Environment, Settings
 
 MAX_IMPORT_RECORDS = 1_000_000
 
@@ -112,9 +112,13 @@ def _validated(model: type[BaseModel], path: Path, number: int, record: dict[str
 
 
 def _install_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    from server.security.outbound import WebhookPolicy
     from server.tenants import TenantConfigs
 
-    configs = TenantConfigs(settings.effective_tenants_dir)
+    policy = WebhookPolicy.for_deployment(
+        settings.environment is Environment.PRODUCTION, settings.webhook_allowed_hosts
+    )
+    configs = TenantConfigs(settings.effective_tenants_dir, policy)
     try:
         text = args.path.read_text(encoding="utf-8")
         configs.install(args.tenant, text, str(args.path))

@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 
 from core import metrics
+from core.errors import InvalidRequestError
+from server.security.outbound import TargetRefusedError, WebhookPolicy
 from server.store.tickets import Ticket, TicketStore, WebhookStatus
 from server.tenants import Webhook
 
@@ -91,14 +93,18 @@ async def deliver(
                 str(config.url), content=body, headers=headers, timeout=config.timeout_s
             )
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            # what the tenant sees says no more than that; the log has the detail
+            error = "the receiver did not answer"
+            log.info("webhook attempt %d: %s: %s", attempt, type(exc).__name__, exc)
         else:
             if response.status_code < 300:
                 metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
                 return DeliveryResult(WebhookStatus.DELIVERED, attempt, None)
-            error = f"HTTP {response.status_code}"
+            log.info("webhook attempt %d: HTTP %d", attempt, response.status_code)
             if response.status_code < 500 and response.status_code != 429:
+                error = "the receiver refused the delivery"
                 break
+            error = "the receiver failed to take the delivery"
         metrics.WEBHOOK_DELIVERIES.labels(outcome="retry").inc()
         if attempt < config.attempts:
             await asyncio.sleep(config.backoff_s * 2 ** (attempt - 1))
@@ -110,8 +116,9 @@ async def deliver(
 class TicketNotifier:
     """Delivers ticket webhooks in the background and records the outcome."""
 
-    def __init__(self, store: TicketStore) -> None:
+    def __init__(self, store: TicketStore, policy: WebhookPolicy | None = None) -> None:
         self._store = store
+        self._policy = policy or WebhookPolicy()
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -123,7 +130,9 @@ class TicketNotifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, ticket: Ticket, config: Webhook) -> None:
-        result = await deliver(self._client, config, ticket_payload(ticket))
+        result = await self._refused(config) or await deliver(
+            self._client, config, ticket_payload(ticket)
+        )
         await asyncio.to_thread(
             self._store.set_webhook_result,
             ticket.ticket_id,
@@ -131,6 +140,21 @@ class TicketNotifier:
             result.attempts,
             result.error,
         )
+
+    async def _refused(self, config: Webhook) -> DeliveryResult | None:
+        """A failed result when the operator's policy forbids the target (checked at every
+        delivery: a tenant file edited on disk, or a name re-pointed to a private address)."""
+        url = str(config.url)
+        try:
+            self._policy.check_config(url, config.secret is not None)
+            await self._policy.check_target(url)
+        except (InvalidRequestError, TargetRefusedError) as exc:
+            log.warning("webhook not sent: %s", exc)
+            metrics.WEBHOOK_DELIVERIES.labels(outcome="refused").inc()
+            return DeliveryResult(
+                WebhookStatus.FAILED, 0, "the target is not allowed by the operator's policy"
+            )
+        return None
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Let deliveries in flight finish (bounded), then close the client."""
