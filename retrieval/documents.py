@@ -39,6 +39,7 @@ from sqlalchemy import JSON, Column, Engine, Float, String, Table, Text, delete,
 from core.db import METADATA
 from core.errors import InvalidRequestError
 from core.ids import check_document_id
+from core.json_input import read_json
 from retrieval.chunking import (
     Chunk,
     chunk_sections,
@@ -261,7 +262,7 @@ def faq_from_csv(name: str, content: str) -> list[Document]:
 def faq_from_json(name: str, content: str) -> list[Document]:
     """A JSON FAQ: a list of entries (or ``{"documents": [...]}``) with question/answer."""
     try:
-        data = json.loads(content)
+        data = read_json(content)
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(f"{name}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
     if isinstance(data, dict):

@@ -32,9 +32,11 @@ from server.api import (
     tenants,
     tickets,
 )
+from server.api.docs import docs_router
 from server.config import Settings
 from server.gate.admission import AdmissionController
 from server.http.errors import install_error_handlers
+from server.http.json_body import check_every_route_reads_json_strictly
 from server.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from server.lifespan import serving
 from server.security.access import check_every_route_declares_a_role
@@ -58,6 +60,10 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         version="0.1.0",
         summary="Self-hosted inference server for personalized customer support.",
         lifespan=lifespan,
+        # served by server/api/docs.py, behind the same access decision as every route
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.admission = AdmissionController(
@@ -80,6 +86,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
         intents,
     ):
         app.include_router(room.router)
+    app.include_router(docs_router(open_to_all=settings.docs_public))
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -94,6 +101,7 @@ def create_app(settings: Settings | None = None, engine: EngineClient | None = N
     )
     app.add_middleware(RequestContextMiddleware)
     check_every_route_declares_a_role(app)
+    check_every_route_reads_json_strictly(app)
     app.openapi = lambda: _published_schema(app)  # type: ignore[method-assign]
     return app
 

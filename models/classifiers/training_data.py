@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import InvalidRequestError, PayloadTooLargeError
+from core.json_input import read_json
 from models.prepare import sha256_file
 
 BITEXT_CSV = Path("bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv")
@@ -272,7 +272,7 @@ def _read_jsonl_examples(text: str, where: str, max_examples: int | None) -> lis
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = read_json(line)
         except ValueError as exc:
             raise TrainingDataError(f"{where} line {number}: not JSON ({exc})") from exc
         if not isinstance(record, dict):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 from server.api.responses import error_responses
 from server.deps import AuditDep, CatalogServiceDep, TenantDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.support import (
     PRODUCT_ID_PATTERN,
     BulkProductsIn,
@@ -19,7 +20,7 @@ from server.schemas.support import (
 from server.security.access import requires
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/admin/catalog", tags=["catalog"])
+router = APIRouter(prefix="/admin/catalog", tags=["catalog"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 

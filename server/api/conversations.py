@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from server.api.responses import error_responses
 from server.deps import AuditDep, ConversationServiceDep, TenantDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.support import ConversationOut, FeedbackIn, FeedbackOut
 from server.security.access import requires
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 

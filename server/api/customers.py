@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from core.ids import CUSTOMER_ID_PATTERN
 from server.api.responses import error_responses
 from server.deps import AuditDep, CustomerServiceDep, TenantDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.support import (
     CustomerIn,
     CustomerOut,
@@ -22,7 +23,7 @@ from server.security.access import requires
 from server.store.api_keys import Role
 from server.store.audit import customer_reference
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN)]

@@ -7,13 +7,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from core import metrics
-from core.errors import EngineUnavailableError
+from core.errors import AuthenticationError, EngineUnavailableError, PermissionDeniedError
 from server.deps import EngineDep, SettingsDep
 from server.http.errors import error_response
-from server.security.access import PrincipalDep, public, requires
+from server.http.json_body import StrictJsonRoute
+from server.security.access import PrincipalDep, get_access, public, requires
 from server.store.api_keys import Role
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
 @router.get("/healthz", **public())
@@ -24,7 +25,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", **public())
 async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
-    """200 once the engine answers its health check; 503 while starting, draining or dead."""
+    """200 once the engine answers its health check; 503 while starting, draining or dead.
+
+    Anyone may ask (load balancers and probes carry no key), so the answer says only ready
+    or not ready; the model, the upstream URLs and the error behind a 503 are for ops keys
+    (and for everyone in development, where no key is required).
+    """
+    details = await _caller_is_ops(request)
     start_error: str | None = request.app.state.engine_start_error
     try:
         if request.app.state.admission.draining:
@@ -34,10 +41,28 @@ async def readyz(request: Request, engine: EngineDep) -> JSONResponse:
         await engine.check_health()
     except EngineUnavailableError as exc:
         metrics.ENGINE_READY.set(0)
-        return error_response(503, exc.error_type, exc.message)
+        message = exc.message if details else "not ready"
+        return error_response(503, exc.error_type, message)
     metrics.ENGINE_READY.set(1)
+    if not details:
+        return JSONResponse({"status": "ready"})
     info = engine.model_info
     return JSONResponse({"status": "ready", "model": info.name, **info.details})
+
+
+async def _caller_is_ops(request: Request) -> bool:
+    """Whether the request carries an ops key (or no key is required): it may see details."""
+    access = get_access(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:  # a probe: no key, and no denial to count unless keys are off
+        return access.store is None
+    try:
+        principal = await access.authenticate(token)
+        principal.require_role(Role.OPS)
+    except (AuthenticationError, PermissionDeniedError):
+        return False
+    return True
 
 
 @router.get("/metrics", **requires(Role.OPS), include_in_schema=False)

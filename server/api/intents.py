@@ -16,13 +16,14 @@ from fastapi import APIRouter, Query, Request, Response
 from core.errors import PayloadTooLargeError
 from server.api.responses import error_responses
 from server.deps import AuditDep, IntentServiceDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.intents import TenantIntentsOut
 from server.schemas.retrieval import JobOut
 from server.security.access import requires
 from server.services.intents import MAX_INTENT_FILE_BYTES, MEDIA_TYPES
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/admin/tenants", tags=["admin"])
+router = APIRouter(prefix="/admin/tenants", tags=["admin"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429, 503)
 _FINISHED = {"description": "The training job, already finished", "model": JobOut}

@@ -17,9 +17,11 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from core.errors import InvalidRequestError
+from core.json_input import read_json
 from retrieval.knowledge import ReindexMode
 from server.api.responses import error_responses
 from server.deps import AuditDep, KnowledgeServiceDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.retrieval import (
     BulkDocumentsIn,
     DocumentIn,
@@ -37,7 +39,7 @@ from server.security.access import PrincipalDep, requires
 from server.store.api_keys import Role
 from server.store.learned_questions import Decision
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 409, 413, 429)
 MAX_UPLOAD_FILES = 1_000
@@ -131,7 +133,7 @@ async def bulk_documents(
             "send application/json or multipart/form-data", param="content-type"
         )
     try:
-        body = BulkDocumentsIn.model_validate(json.loads(await request.body()))
+        body = BulkDocumentsIn.model_validate(read_json(await request.body()))
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(f"invalid JSON: {exc.msg}", param="body") from exc
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from server.api.responses import StreamEvent, error_responses, event_stream
 from server.deps import EmbeddingServiceDep, GenerationDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -22,7 +23,7 @@ from server.schemas.streaming import SSE_RESPONSES
 from server.security.access import requires
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429, 503, 504)
 _STREAMING = {**_ERRORS, **SSE_RESPONSES}

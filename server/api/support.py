@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from core.errors import GenerationError, InvalidRequestError
 from server.api.responses import StreamEvent, error_responses, event_stream
 from server.deps import ReplyPipelineDep, SettingsDep, TenantDep
+from server.http.json_body import StrictJsonRoute
 from server.pipeline.answer import ReplyEvent, ReplyToken
 from server.pipeline.prepared import ReplyRequest
 from server.schemas.streaming import SSE_RESPONSES
@@ -26,7 +27,7 @@ from server.schemas.support import ReplyIn, ReplyMeta, ReplyOut
 from server.security.access import requires
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/v1", tags=["support"])
+router = APIRouter(prefix="/v1", tags=["support"], route_class=StrictJsonRoute)
 
 
 @router.post(

@@ -17,11 +17,12 @@ from pydantic import BaseModel, Field
 from core.errors import InvalidRequestError, PayloadTooLargeError
 from server.api.responses import error_responses
 from server.deps import AuditDep, TenantConfigsDep
+from server.http.json_body import StrictJsonRoute
 from server.security.access import requires
 from server.store.api_keys import Role
 from server.tenants import TenantConfig
 
-router = APIRouter(prefix="/admin/tenants", tags=["admin"])
+router = APIRouter(prefix="/admin/tenants", tags=["admin"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 MAX_TENANT_FILE_BYTES = 256 * 1024

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 
 from server.api.responses import error_responses
 from server.deps import ConversationServiceDep, TenantDep
+from server.http.json_body import StrictJsonRoute
 from server.schemas.insights import TicketOut, TicketsOut
 from server.security.access import requires
 from server.store.api_keys import Role
 
-router = APIRouter(prefix="/admin/tickets", tags=["tickets"])
+router = APIRouter(prefix="/admin/tickets", tags=["tickets"], route_class=StrictJsonRoute)
 
 _ERRORS = error_responses(400, 401, 403, 404, 413, 429)
 

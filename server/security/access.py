@@ -40,6 +40,7 @@ from server.store.api_keys import ApiKey, ApiKeyStore, Role, digests_match, spli
 ROLE_EXTENSION = "x-concierge-role"
 TENANT_HEADER = "x-concierge-tenant"
 PUBLIC = "public"
+ANY_KEY = "any key"
 ANONYMOUS_ACTOR = "anonymous"
 """The actor of requests made without keys (development on loopback)."""
 
@@ -191,14 +192,15 @@ def get_access(request: Request) -> AccessControl:
     return access
 
 
-def _guard(role: Role) -> Callable[..., Any]:
+def _guard(role: Role | None) -> Callable[..., Any]:
     async def guard(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         access = get_access(request)
         principal = await access.authenticate(credentials.credentials if credentials else None)
-        principal.require_role(role)
+        if role is not None:
+            principal.require_role(role)
         path_tenant = request.path_params.get("tenant")
         if isinstance(path_tenant, str):
             principal.require_tenant(path_tenant)
@@ -208,7 +210,7 @@ def _guard(role: Role) -> Callable[..., Any]:
         access.charge(principal)
         request.state.principal = principal
 
-    guard.__name__ = f"requires_{role.value}"
+    guard.__name__ = f"requires_{role.value if role else 'a_key'}"
     return guard
 
 
@@ -218,6 +220,11 @@ def requires(role: Role) -> dict[str, Any]:
         "dependencies": [Depends(_guard(role))],
         "openapi_extra": {ROLE_EXTENSION: role.value},
     }
+
+
+def requires_a_key() -> dict[str, Any]:
+    """Route decorator arguments: any valid key of any role passes (the API documentation)."""
+    return {"dependencies": [Depends(_guard(None))], "openapi_extra": {ROLE_EXTENSION: ANY_KEY}}
 
 
 def public() -> dict[str, Any]:

@@ -160,3 +160,65 @@ def test_server_keeps_serving_after_bad_input(base_url: str) -> None:
     response = post_chat(base_url, json={**VALID, "max_tokens": 8, "temperature": 0})
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"]
+
+
+# --- bodies that routes and upload parsers read themselves (the trust probe's finding 5) ---
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"documents": [{"id": "a", "title": "\xff", "text": "x"}]}', "not UTF-8"),
+        (DEEP, "nested deeper"),
+        (b'{"documents": [{"id": "a", "title": "t", "text": "\\ud800"}]}', "surrogate"),
+    ],
+)
+def test_bulk_documents_bodies_that_broke_the_parser_are_400s(
+    base_url: str, content: bytes, reason: str
+) -> None:
+    response = httpx.post(
+        f"{base_url}/admin/kb/demo/documents:bulk",
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    error = assert_error_shape(response, 400, "invalid_request_error")
+    assert reason in error["message"]
+
+
+def test_a_deeply_nested_faq_upload_is_a_400(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/admin/kb/demo/documents:bulk",
+        files=[("files", ("faq.json", DEEP, "application/json"))],
+        timeout=60,
+    )
+    error = assert_error_shape(response, 400, "invalid_request_error")
+    assert "faq.json" in error["message"] and "nested deeper" in error["message"]
+
+
+def test_event_payloads_and_attributes_that_cannot_be_stored_are_400s(base_url: str) -> None:
+    customer = f"{base_url}/v1/customers/bad-input-1"
+    assert httpx.put(customer, json={"name": "Ada"}, timeout=30).is_success
+    refused = [
+        b'{"kind": "note", "payload": {"text": "\\ud800"}}',  # lone surrogate (was a 500)
+        b'{"kind": "note", "payload": {"text": "x", "extra": ' + b"[" * 100 + b"]" * 100 + b"}}",
+    ]
+    for content in refused:
+        response = httpx.post(
+            f"{customer}/events",
+            content=content,
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+        assert_error_shape(response, 400, "invalid_request_error")
+    nan = httpx.put(
+        customer,
+        content=b'{"name": "Ada", "attributes": {"score": NaN}}',
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert_error_shape(nan, 400, "invalid_request_error")
+    kept = httpx.get(customer, timeout=30)
+    assert kept.status_code == 200 and kept.json()["attributes"] == {}

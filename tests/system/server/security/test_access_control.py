@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 from server.app import create_app
 from server.config import Settings
-from server.security.access import PUBLIC, declared_role
+from server.security.access import ANY_KEY, PUBLIC, declared_role
 from server.store.api_keys import Role
 from tests.cli import invoke
 from tests.error_shape import assert_error_shape
@@ -136,6 +136,11 @@ def test_route_walk_401_without_key_403_with_wrong_role_or_tenant(
             if role == PUBLIC:
                 assert call(client, route, path, {}).status_code in (200, 503), label
                 continue
+            if role == ANY_KEY:  # the API documentation
+                assert call(client, route, path, {}).status_code == 401, label
+                for any_role in Role:
+                    assert call(client, route, path, secured.key("acme", any_role)).is_success
+                continue
             needed = Role(str(role))
             missing = call(client, route, path, {})
             assert missing.status_code == 401, label
@@ -162,8 +167,38 @@ def test_route_walk_401_without_key_403_with_wrong_role_or_tenant(
     assert checked >= 30  # the whole API, not a sample
 
 
+def test_the_documentation_needs_a_key_and_readiness_details_an_ops_key(
+    secured: SecuredServer,
+) -> None:
+    """The trust probe found /openapi.json, /docs and /redoc open and /readyz naming the
+    upstream URL and its error to anyone."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        refused = httpx.get(f"{secured.url}{path}", timeout=30)
+        assert refused.status_code == 401, path
+        assert_error_shape(refused, 401, "authentication_error")
+    anyone = httpx.get(f"{secured.url}/readyz", timeout=30)
+    assert anyone.status_code == 200 and anyone.json() == {"status": "ready"}
+    service = httpx.get(
+        f"{secured.url}/readyz", headers=secured.key("acme", Role.SERVICE), timeout=30
+    )
+    assert service.json() == {"status": "ready"}
+    ops = httpx.get(f"{secured.url}/readyz", headers=secured.key("acme", Role.OPS), timeout=30)
+    assert ops.json()["status"] == "ready" and ops.json()["model"]
+
+
+def test_the_operator_may_open_the_documentation() -> None:
+    opened = create_app(Settings(auth="keys", api_docs_public=True))
+    docs = {
+        route.path: declared_role(route) for route in opened.routes if isinstance(route, APIRoute)
+    }
+    assert docs["/openapi.json"] == docs["/docs"] == docs["/redoc"] == PUBLIC
+    assert Settings(auth="off").docs_public and not Settings(auth="keys").docs_public
+
+
 def test_the_schema_documents_roles_and_the_key_scheme(secured: SecuredServer) -> None:
-    schema = httpx.get(f"{secured.url}/openapi.json", timeout=30).json()
+    schema = httpx.get(
+        f"{secured.url}/openapi.json", headers=secured.key("acme", Role.OPS), timeout=30
+    ).json()
     assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
