@@ -89,4 +89,23 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # deleted rows are overwritten with zeros, not left in free pages (erasure)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def release_deleted_bytes(engine: Engine) -> bool:
+    """After an erasure, leave no copy of the deleted rows on disk; False if one may remain.
+
+    With ``secure_delete`` SQLite zeroes deleted content in the database file, but its
+    write-ahead log still holds the pages as they were before the delete until a checkpoint
+    copies the log back into the database; ``TRUNCATE`` then empties the log file. A reader
+    holding an old snapshot can make the checkpoint stop short (busy): the caller logs it,
+    and the next erasure or SQLite's own checkpoints finish the job. PostgreSQL keeps dead
+    rows until VACUUM and its WAL until recycled (docs/security.md says what to do).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as connection:
+        busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    return not busy

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from core.db import create_database_engine, default_database_url
+from core.db import create_database_engine, default_database_url, release_deleted_bytes
 
 
 @pytest.fixture
@@ -51,3 +51,20 @@ def test_a_database_left_readable_by_others_is_tightened(tmp_path: Path, usual_u
     create_database_engine(default_database_url(tmp_path)).dispose()
     assert mode(database) == 0o600
     assert mode(tmp_path / (database.name + "-wal")) == 0o600
+
+
+def test_deleted_rows_leave_no_bytes_in_the_database_or_its_log(tmp_path: Path) -> None:
+    engine = create_database_engine(default_database_url(tmp_path))
+    canary = b"canary-7f3a9c Jane Quill"
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE notes (body TEXT)"))
+        connection.execute(text("INSERT INTO notes VALUES (:body)"), {"body": canary.decode()})
+        connection.execute(text("INSERT INTO notes VALUES ('kept')"))
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM notes WHERE body != 'kept'"))
+    assert release_deleted_bytes(engine)
+    files = sorted(tmp_path.glob("concierge.sqlite3*"))
+    assert files and not [file.name for file in files if canary in file.read_bytes()]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT body FROM notes")).scalars().all() == ["kept"]
+    engine.dispose()

@@ -39,6 +39,17 @@ def rows_of(data_dir: Path, tenant: str, customer_id: str) -> dict[str, int]:
     }
 
 
+def bytes_left(data_dir: Path, needles: list[bytes]) -> list[str]:
+    """Files under ``data_dir`` (the server's own, not the linked models) holding a needle."""
+    found = []
+    for path in sorted(data_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file() or any(p.is_symlink() for p in path.parents):
+            continue
+        content = path.read_bytes()
+        found += [f"{path.relative_to(data_dir)}: {n.decode()}" for n in needles if n in content]
+    return found
+
+
 def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
     base_url: str, data_dir: Path
 ) -> None:
@@ -46,6 +57,8 @@ def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
     customer_id = f"gone-{uuid.uuid4().hex[:8]}"
     keeper = f"kept-{uuid.uuid4().hex[:8]}"
     marker = f"zebra-{uuid.uuid4().hex[:6]}"
+    canary = f"canary{uuid.uuid4().hex[:10]}"  # only the erased customer's name and note
+    names = {customer_id: f"Quill {canary}", keeper: "Sam"}
     headers = {"X-Concierge-Tenant": tenant}
     with httpx.Client(base_url=base_url, timeout=180, headers=headers) as client:
         kettle = {
@@ -60,8 +73,9 @@ def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
         )
         assert answer.status_code == 200, answer.text
         for who in (customer_id, keeper):
-            assert client.put(f"/v1/customers/{who}", json={"name": "Sam"}).status_code == 200
-            note = {"kind": "note", "payload": {"text": f"Asked about the {marker} kettle."}}
+            assert client.put(f"/v1/customers/{who}", json={"name": names[who]}).status_code == 200
+            own = f" {canary}" if who == customer_id else ""
+            note = {"kind": "note", "payload": {"text": f"Asked about the {marker} kettle.{own}"}}
             assert client.post(f"/v1/customers/{who}/events", json=note).status_code == 201
         first = client.post(
             "/v1/support/reply", json={"customer_id": customer_id, "message": "Hello there"}
@@ -112,6 +126,11 @@ def test_erasure_removes_every_row_and_vector_and_the_receipt_matches(
         assert_error_shape(client.get(f"/v1/customers/{customer_id}"), 404, "not_found")
         assert_error_shape(client.get(f"/v1/conversations/{conversation}"), 404, "not_found")
         assert_error_shape(client.delete(f"/v1/customers/{customer_id}"), 404, "not_found")
+        # no byte of the customer is left in any file the server wrote: the database, its
+        # write-ahead log, indexes (the trust probe found the name once and the id 21 times
+        # in the WAL)
+        left = bytes_left(data_dir, [customer_id.encode(), canary.encode()])
+        assert not left, f"erased customer's bytes still on disk: {left}"
 
         # the same id, new again: nothing of the old customer reaches the model
         assert client.put(f"/v1/customers/{customer_id}", json={"name": "New"}).status_code == 200
