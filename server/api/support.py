@@ -1,7 +1,8 @@
 """The product endpoint, ``POST /v1/support/reply``.
 
-Thin: the pipeline does the work. Every stage before the first token, admission to the
-engine included, runs before the HTTP status is sent, so bad input, unknown
+Thin: the pipeline does the work. Admission to the engine comes first, before any
+stage of the pipeline, so a shed reply costs almost nothing. Every stage before the first
+token runs before the HTTP status is sent, so bad input, unknown
 conversations and overload are proper 4xx/503 answers for streaming requests too. The
 SSE stream is ``event: meta``, then ``event: token`` deltas, then ``event: final`` (the
 same object the JSON answer is), then ``data: [DONE]``; an error mid-stream (a deadline,
@@ -49,25 +50,30 @@ async def support_reply(
             f"message is {len(body.message)} characters; the limit is {settings.max_message_chars}",
             param="message",
         )
-    prepared = await pipeline.prepare(
-        ReplyRequest(
-            tenant=tenant,
-            customer_id=body.customer_id,
-            conversation_id=body.conversation_id,
-            message=body.message,
-            channel=body.channel,
-            locale=body.locale,
-            include_prompt=body.include_prompt,
-            as_of=_timestamp(body.as_of),
-            seed=body.seed,
-        )
+    reply_request = ReplyRequest(
+        tenant=tenant,
+        customer_id=body.customer_id,
+        conversation_id=body.conversation_id,
+        message=body.message,
+        channel=body.channel,
+        locale=body.locale,
+        include_prompt=body.include_prompt,
+        as_of=_timestamp(body.as_of),
+        seed=body.seed,
     )
-    if body.stream:
-        return event_stream(_named(await pipeline.start(prepared)), error_event="error")
-    events = await pipeline.start(prepared, request.is_disconnected)
-    async for event in events:
-        if isinstance(event, ReplyOut):
-            return event
+    admission = await pipeline.admit()  # before any stage: a shed reply costs nothing
+    try:
+        prepared = await pipeline.prepare(reply_request, admission)
+        if body.stream:
+            events = await pipeline.start(prepared, admission=admission)
+            return event_stream(_named(events), error_event="error")
+        events = await pipeline.start(prepared, request.is_disconnected, admission)
+        async for event in events:
+            if isinstance(event, ReplyOut):
+                return event
+    except BaseException:
+        admission.release()  # idempotent: the generation may have released it already
+        raise
     raise GenerationError("the reply ended without an answer")
 
 

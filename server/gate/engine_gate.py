@@ -80,13 +80,19 @@ class EngineGate:
     def model_info(self) -> ModelInfo:
         return self.engine.model_info
 
-    async def admit(self) -> Admission:
-        """Wait for a slot; raises 503 (queue full, draining) or 504 (deadline) instead."""
+    async def admit(self, endpoint: Endpoint | None = None) -> Admission:
+        """Wait for a slot; raises 503 (queue full, draining) or 504 (deadline) instead.
+
+        With ``endpoint``, a refusal counts as that endpoint's failed generation: a caller
+        that admits before its own work is shed there, and never reaches ``open``.
+        """
         metrics.GENERATION_IN_FLIGHT.inc()
         try:
             slot = await self.admission.admit()
-        except BaseException:
+        except BaseException as exc:
             metrics.GENERATION_IN_FLIGHT.dec()
+            if endpoint is not None and isinstance(exc, ConciergeError):
+                metrics.GENERATION_REQUESTS.labels(endpoint, "error").inc()
             raise
         return Admission(slot)
 
@@ -112,11 +118,7 @@ class EngineGate:
             return engine.stream_chat(prompt, options, rid)
 
         started = time.perf_counter() if started is None else started
-        try:
-            admission = admission or await self.admit()
-        except ConciergeError:
-            metrics.GENERATION_REQUESTS.labels(endpoint, "error").inc()
-            raise
+        admission = admission or await self.admit(endpoint)
         call = GenerationCall(self, endpoint, rid, admission, open_stream(), started)
         await call.pull_first()
         return call

@@ -106,12 +106,29 @@ class ReplyPipeline:
 
     # ------------------------------------------------------------------ before tokens
 
-    async def prepare(self, request: ReplyRequest) -> PreparedReply:
+    async def admit(self) -> Admission:
+        """The reply's slot in the engine, taken before any stage runs.
+
+        Embedding, retrieval and composing cost tens to hundreds of milliseconds of CPU;
+        a reply that is going to be shed must not spend them first. So admission comes
+        first, the slot is held through ``prepare`` (which bounds how many pipelines run
+        at once, too) and handed to ``start``; a shed reply costs only its validation.
+        """
+        try:
+            return await self._gate.admit("support")
+        except ConciergeError:
+            metrics.REPLIES.labels(outcome="error").inc()
+            raise
+
+    async def prepare(
+        self, request: ReplyRequest, admission: Admission | None = None
+    ) -> PreparedReply:
         """Analyse, recall, retrieve and compose for ``request``.
 
         The message is redacted first: every later stage (the prompt, the stored turn,
         the history index, ticket transcripts) sees ``j***@example.com``, never the
         address, and the model can still tell the customer which one it means.
+        ``admission`` is the reply's slot from ``admit``: the reranker judges under it.
         """
         started = time.perf_counter()
         request = replace(request, message=redact_text(request.message, where="message"))
@@ -225,7 +242,9 @@ class ReplyPipeline:
         passages = prepared.retrieved.passages
         if prepared.decision.model_answers and self._reranker is not None and len(passages) > 1:
             earlier = memory.last_question() if context_query is not None else None
-            passages = await self._reranker.rerank(request.message, passages, earlier)
+            passages = await self._reranker.rerank(
+                request.message, passages, earlier, held=admission
+            )
             mark = prepared.stage("rerank", mark)
         prepared.retrieved = replace(
             prepared.retrieved, passages=passages[: self.settings.kb_passages]

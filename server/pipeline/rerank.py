@@ -41,7 +41,7 @@ from core.errors import (
 )
 from models.engine.base import ChatMessage
 from retrieval.knowledge import SearchHit
-from server.gate.engine_gate import EngineGate
+from server.gate.engine_gate import Admission, EngineGate
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +97,24 @@ class PassageReranker:
         metrics.export_at_zero(metrics.RERANK_FAILURES, "reason", FAILURE_REASONS)
 
     async def rerank(
-        self, question: str, passages: Sequence[SearchHit], earlier: str | None = None
+        self,
+        question: str,
+        passages: Sequence[SearchHit],
+        earlier: str | None = None,
+        held: Admission | None = None,
     ) -> list[SearchHit]:
         """``passages`` with the first ``candidates`` reordered by the judge; the rest
-        follow unchanged. On any failure of the judge, ``passages`` as they came."""
+        follow unchanged. On any failure of the judge, ``passages`` as they came.
+
+        ``held`` is the reply's own engine slot, taken before its pipeline ran: the judge
+        runs under it rather than queueing for a second one behind the reply itself."""
         judged, rest = list(passages[: self.candidates]), list(passages[self.candidates :])
         if len(judged) < 2:
             return [*judged, *rest]  # nothing to reorder: no judgment asked for
         prompts = [judge_messages(question, hit, earlier) for hit in judged]
         try:
             async with asyncio.timeout(self._timeout_s):
-                scores = await self._judge(prompts)
+                scores = await self._judge(prompts, held)
             reordered = reorder(judged, scores)  # refuses a score list of the wrong length
         except TimeoutError:
             return self._fallback(passages, "timeout", f"no judgment within {self._timeout_s:g} s")
@@ -126,11 +133,14 @@ class PassageReranker:
             metrics.RERANK_FIRST_CHANGED.inc()
         return [*reordered, *rest]
 
-    async def _judge(self, prompts: list[list[ChatMessage]]) -> list[float]:
-        """The scores, under one admission slot that is always given back."""
+    async def _judge(self, prompts: list[list[ChatMessage]], held: Admission | None) -> list[float]:
+        """The scores, under the held slot or one of its own that is always given back."""
+        request_id = f"rerank-{uuid.uuid4().hex}"
+        if held is not None:
+            return await self._gate.engine.judge_yes_no(prompts, request_id)
         admission = await self._gate.admit()
         try:
-            return await self._gate.engine.judge_yes_no(prompts, f"rerank-{uuid.uuid4().hex}")
+            return await self._gate.engine.judge_yes_no(prompts, request_id)
         finally:
             admission.release()
 

@@ -261,6 +261,58 @@ def test_chat_and_support_in_overload_answer_only_200_429_503_or_504_before_the_
     assert prometheus_value(metrics_text, "concierge_generation_requests_in_flight") == 0
 
 
+def _stage_runs(url: str) -> dict[str, float]:
+    """How many times each pipeline stage that precedes generation has run on ``url``."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    name = "concierge_pipeline_stage_duration_seconds_count"
+    return {
+        stage: prometheus_value(text, name, stage=stage) or 0.0
+        for stage in ("analysis", "recall", "retrieval", "prompt")
+    }
+
+
+def test_a_shed_support_reply_runs_no_pipeline_stage(bounded: ServerProcess, base_url: str) -> None:
+    """Admission comes before the pipeline: a flood of support replies, JSON and streamed,
+    is answered 200, 429, 503 or 504, and only the replies that got a slot were analysed,
+    recalled, retrieved and composed (the probe saw shed replies take 1.2 s of pipeline
+    work each before their 503)."""
+
+    async def one(client: httpx.AsyncClient, number: int) -> tuple[int, dict[str, str], str]:
+        body = {
+            "customer_id": f"shed-{number}",
+            "message": "My blender arrived cracked, can I get a replacement?",
+            "stream": number % 2 == 1,
+        }
+        async with client.stream("POST", f"{bounded.url}/v1/support/reply", json=body) as answer:
+            return answer.status_code, dict(answer.headers), (await answer.aread()).decode()
+
+    async def flood() -> list[tuple[int, dict[str, str], str]]:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            return await asyncio.gather(*(one(client, n) for n in range(24)))
+
+    assert wait_for_running(base_url, 0)
+    before = _stage_runs(bounded.url)
+    answers = asyncio.run(flood())
+    after = _stage_runs(bounded.url)
+    statuses = sorted(status for status, _, _ in answers)
+    print(f"24 support replies at capacity 4: {statuses}; stages run {after} (was {before})")
+    assert set(statuses) <= {200, 429, 503, 504}, statuses
+    assert statuses.count(503) >= 1, statuses
+    for status, headers, text in answers:
+        if status == 503:
+            assert int(headers["retry-after"]) >= 1
+            assert json.loads(text)["error"]["type"] == "overloaded"
+    served = statuses.count(200)
+    for stage in before:
+        ran = after[stage] - before[stage]
+        # a 504 may have had its slot (and its stages) before the deadline struck
+        assert served <= ran <= served + statuses.count(504), (stage, ran, statuses)
+    metrics_text = httpx.get(f"{bounded.url}/metrics", timeout=10).text
+    assert prometheus_value(metrics_text, "concierge_generation_requests_in_flight") == 0
+    assert wait_for_running(base_url, 0)
+
+
 # ---------------------------------------------------------------- the deadline
 
 

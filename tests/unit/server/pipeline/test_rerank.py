@@ -123,3 +123,23 @@ def test_one_passage_is_not_judged() -> None:
 def test_a_judge_that_answers_the_wrong_number_of_scores_changes_nothing() -> None:
     order, _ = rerank(ScriptedEngine(scores=[1.0]), [hit(i) for i in range(1, 4)])
     assert order == [1, 2, 3]
+
+
+def test_a_reply_that_holds_the_only_slot_is_judged_under_it() -> None:
+    """The support reply takes its slot before the pipeline; the judge must not queue for a
+    second one behind it (with one slot and no queue that would be a refusal)."""
+    engine = ScriptedEngine(scores=[0.1, 0.9])
+    admission = AdmissionController(max_running=1, max_queued=0, deadline_s=30)
+    gate = EngineGate(engine, admission)  # type: ignore[arg-type]
+    reranker = PassageReranker(gate, candidates=2, timeout_s=5)
+
+    async def reply() -> tuple[list[int], int]:
+        held = await gate.admit("support")
+        judged = await reranker.rerank("Where is my parcel?", [hit(1), hit(2)], held=held)
+        still_running = admission.running  # the reply still owns its slot
+        held.release()
+        return [h.chunk_id for h in judged], still_running
+
+    order, still_running = asyncio.run(reply())
+    assert order == [2, 1]
+    assert still_running == 1 and admission.running == 0
