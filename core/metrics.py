@@ -356,6 +356,14 @@ PII_REDACTIONS = Counter(
 
 # ---------------------------------------------------------------- process and GPU memory
 
+GC_PAUSE = Histogram(
+    "concierge_gc_pause_seconds",
+    "Time the interpreter stood still for one garbage collection, by generation: a long "
+    "pause stalls every request of the process at once.",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
 GPU_MEMORY_ALLOCATED = Gauge(
     "concierge_gpu_memory_allocated_bytes",
     "CUDA memory held by tensors of this process (embedder, classifiers), per device; "

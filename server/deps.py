@@ -1,4 +1,9 @@
-"""``Annotated`` dependency aliases: routes ask for what they need by type."""
+"""``Annotated`` dependency aliases: routes ask for what they need by type.
+
+Every getter is ``async def`` although none of them awaits: FastAPI runs a plain ``def``
+dependency in its thread pool, one thread hop per dependency per request, which under load
+queues behind other work and made even a 503 wait its turn. These only read ``app.state``.
+"""
 
 from __future__ import annotations
 
@@ -26,66 +31,66 @@ from server.store.audit import AuditLog
 from server.tenants import TenantConfigs
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings (built once by ``create_app``)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> EngineClient:
+async def get_engine(request: Request) -> EngineClient:
     """The process-wide engine built in the lifespan."""
     engine: EngineClient = request.app.state.engine
     return engine
 
 
-def get_generation(request: Request) -> GenerationService:
+async def get_generation(request: Request) -> GenerationService:
     """The serving object behind the OpenAI-compatible routes."""
     service: GenerationService = request.app.state.generation
     return service
 
 
-def get_retrieval(request: Request) -> Retrieval:
+async def get_retrieval(request: Request) -> Retrieval:
     """Embedder, KB, history and jobs, built once in the lifespan."""
     retrieval: Retrieval = request.app.state.retrieval
     return retrieval
 
 
-def get_knowledge_service(request: Request) -> KnowledgeService:
+async def get_knowledge_service(request: Request) -> KnowledgeService:
     service: KnowledgeService = request.app.state.knowledge_service
     return service
 
 
-def get_embedding_service(request: Request) -> EmbeddingService:
+async def get_embedding_service(request: Request) -> EmbeddingService:
     service: EmbeddingService = request.app.state.embedding_service
     return service
 
 
-def get_customer_service(request: Request) -> CustomerService:
+async def get_customer_service(request: Request) -> CustomerService:
     service: CustomerService = request.app.state.customer_service
     return service
 
 
-def get_catalog_service(request: Request) -> CatalogService:
+async def get_catalog_service(request: Request) -> CatalogService:
     service: CatalogService = request.app.state.catalog_service
     return service
 
 
-def get_conversation_service(request: Request) -> ConversationService:
+async def get_conversation_service(request: Request) -> ConversationService:
     service: ConversationService = request.app.state.conversation_service
     return service
 
 
-def get_intent_service(request: Request) -> IntentService:
+async def get_intent_service(request: Request) -> IntentService:
     service: IntentService = request.app.state.intent_service
     return service
 
 
-def get_reply_pipeline(request: Request) -> ReplyPipeline:
+async def get_reply_pipeline(request: Request) -> ReplyPipeline:
     pipeline: ReplyPipeline = request.app.state.reply_pipeline
     return pipeline
 
 
-def get_tenant(
+async def get_tenant(
     request: Request,
     principal: PrincipalDep,
     x_concierge_tenant: Annotated[str | None, Header(max_length=64)] = None,
@@ -96,12 +101,12 @@ def get_tenant(
     """
     if principal.tenant is not None:
         return principal.tenant
-    tenant = x_concierge_tenant or get_settings(request).default_tenant
+    tenant = x_concierge_tenant or request.app.state.settings.default_tenant
     check_tenant(tenant)
     return tenant
 
 
-def get_tenant_configs(request: Request) -> TenantConfigs:
+async def get_tenant_configs(request: Request) -> TenantConfigs:
     configs: TenantConfigs = request.app.state.tenant_configs
     return configs
 
@@ -137,7 +142,7 @@ class Auditor:
         )
 
 
-def get_auditor(request: Request, principal: PrincipalDep) -> Auditor:
+async def get_auditor(request: Request, principal: PrincipalDep) -> Auditor:
     return Auditor(request.app.state.audit_log, REQUEST_ID.get(), principal.actor)
 
 

@@ -25,6 +25,7 @@ from core import metrics
 from core.crypto import Keyring, open_keyring
 from core.db import create_database_engine
 from core.errors import EngineUnavailableError, ModelNotFoundError
+from core.gc_pauses import freeze_startup_heap, watch_gc_pauses
 from models.classifiers import ClassifiersUnavailableError, classifiers_dir
 from models.classifiers.slot import ClassifierSlot
 from models.embedder import Embedder, EmbedderConfig
@@ -95,6 +96,7 @@ async def serving(
         gate, model_aliases=(settings.model,), max_output_tokens=settings.max_output_tokens
     )
     metrics.ENGINE_READY.set(0)
+    watch_gc_pauses()
     tasks = [
         asyncio.create_task(_start_engine(app, active), name="engine-start"),
         asyncio.create_task(_watch_engine(active), name="engine-watch"),
@@ -254,6 +256,7 @@ async def _warm_up_retrieval(retrieval: Retrieval) -> None:
             await asyncio.to_thread(retrieval.knowledge.served, tenant)
     except Exception:
         log.exception("loading the embedder or the indexes failed")
+    await asyncio.to_thread(freeze_startup_heap)  # the embedder and indexes live for good
 
 
 async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float) -> None:
@@ -422,6 +425,7 @@ def _warm_up_pipeline(pipeline: ReplyPipeline) -> None:
         )
     except Exception:
         log.exception("warming up the reply pipeline failed")
+    freeze_startup_heap()  # the classifiers, lexicons and tokenizer live for good
 
 
 def _access_control(settings: Settings, database: Engine) -> AccessControl:
@@ -471,6 +475,8 @@ async def _start_engine(app: FastAPI, engine: EngineClient) -> None:
         log.exception("engine failed to start")
         app.state.engine_start_error = f"{type(exc).__name__}: {exc}"
         return
+    # before ready: the one long collection of the start-up heap stalls no request
+    await asyncio.to_thread(freeze_startup_heap)
     metrics.ENGINE_READY.set(1 if engine.ready else 0)
 
 

@@ -250,7 +250,7 @@ def check_every_route_declares_a_role(app: FastAPI) -> None:
         raise ConfigurationError(f"routes without a declared role: {', '.join(missing)}")
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, as the route's guard established it."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
