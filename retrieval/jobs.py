@@ -9,6 +9,11 @@ burst of document edits costs one reindex, not one each.
 Other slow admin work of a tenant (training its own intent head) runs as a job too
 (``submit_work``): the same ids, states, ``GET /admin/jobs/{id}`` and cancel, told apart
 by ``kind``. Such jobs never join one another; those of one kind and tenant run in turn.
+
+A reindex that a write was acknowledged with must survive a crash: with a durable
+``PendingWork`` store, a writer ``promise``s the reindex before its write, the job carries
+the newest promise it covers, and only a job that succeeded clears it. At start-up
+``resume_owed`` submits a job for every promise still standing.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from typing import Any
 
 from core import metrics
 from core.errors import ConflictError, JobCancelledError, NotFoundError
+from core.pending_work import PendingWork
 from retrieval.knowledge import KnowledgeBase, ReindexMode
 
 log = logging.getLogger(__name__)
 
 JOB_KIND = "kb_reindex"
+PENDING_KIND = "reindex"
+"""The ``kind`` of a promised reindex in ``pending_work``."""
 FINISHED_JOBS_KEPT = 500
 
 
@@ -65,6 +73,8 @@ class Job:
     result: dict[str, Any] | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    promised: int | None = None
+    """The newest durable promise (``pending_work`` version) this job's success keeps."""
 
     @property
     def eta_seconds(self) -> float | None:
@@ -99,25 +109,74 @@ class Job:
 class ReindexJobs:
     """Schedules ``KnowledgeBase.reindex`` runs; call from the event loop."""
 
-    def __init__(self, knowledge: KnowledgeBase) -> None:
+    def __init__(self, knowledge: KnowledgeBase, pending: PendingWork | None = None) -> None:
         self._knowledge = knowledge
+        self._pending = pending
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queued: dict[str, Job] = {}
         self._running: dict[str, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._tenant_locks: dict[str, asyncio.Lock] = {}
 
-    def submit(self, tenant: str, mode: ReindexMode = ReindexMode.INCREMENTAL) -> Job:
-        """Queue a reindex, or join the tenant's queued one."""
+    def promise(self, tenant: str, mode: ReindexMode = ReindexMode.INCREMENTAL) -> int | None:
+        """Write down, before a write is acknowledged, that ``tenant`` is owed a reindex;
+        the promise's version for ``submit`` (None without a durable store). Blocking:
+        call from a worker thread."""
+        if self._pending is None:
+            return None
+        detail = {"full": True} if mode is ReindexMode.FULL else None
+        return self._pending.request(PENDING_KIND, tenant, detail)
+
+    def release(self, tenant: str, promised: int | None) -> None:
+        """Withdraw a promise no job was needed for (the write changed nothing); a newer
+        promise stands. Blocking: call from a worker thread."""
+        if self._pending is not None and promised is not None:
+            self._pending.done(PENDING_KIND, tenant, promised)
+
+    def submit(
+        self,
+        tenant: str,
+        mode: ReindexMode = ReindexMode.INCREMENTAL,
+        promised: int | None = None,
+    ) -> Job:
+        """Queue a reindex, or join the tenant's queued one; ``promised`` is the version
+        ``promise`` returned for the write this reindex covers."""
         queued = self._queued.get(tenant)
         if queued is not None:
             if mode is ReindexMode.FULL:
                 queued.mode = ReindexMode.FULL
+            queued.promised = _newest(queued.promised, promised)
             return queued
-        job = Job(job_id=uuid.uuid4().hex, tenant=tenant, mode=mode)
+        job = Job(job_id=uuid.uuid4().hex, tenant=tenant, mode=mode, promised=promised)
         self._queued[tenant] = job
         self._start(job, self._run(job))
         return job
+
+    async def resume_owed(self) -> list[Job]:
+        """Submit a reindex for every promise still standing (a crash or a failed job left
+        it): what an earlier process acknowledged becomes searchable without another write."""
+        if self._pending is None:
+            return []
+        try:
+            owed = await asyncio.to_thread(self._pending.owed, PENDING_KIND)
+        except Exception:  # the server still starts; the promises stay for the next one
+            log.exception("reading the owed reindexes failed; they stay owed")
+            return []
+        jobs = [
+            self.submit(
+                item.tenant,
+                ReindexMode.FULL if item.detail.get("full") else ReindexMode.INCREMENTAL,
+                item.version,
+            )
+            for item in owed
+        ]
+        if jobs:
+            log.info(
+                "resuming %d reindex(es) owed since before the restart: %s",
+                len(jobs),
+                ", ".join(sorted({job.tenant for job in jobs})),
+            )
+        return jobs
 
     def submit_work(
         self, tenant: str, kind: str, work: Callable[[Job], Awaitable[dict[str, Any]]]
@@ -185,12 +244,22 @@ class ReindexJobs:
                     progress=progress,
                     cancelled=job.cancel_requested.is_set,
                 )
+                await self._keep_promise(job)  # before the job shows as finished
                 return report.as_dict()
 
             try:
                 await self._execute(job, reindex)
             finally:
                 self._running.pop(job.tenant, None)
+
+    async def _keep_promise(self, job: Job) -> None:
+        """Clear the promises a published reindex covered. Should the database refuse, the
+        index is published all the same: the promise stays, and costs one needless
+        incremental reindex at the next start."""
+        try:
+            await asyncio.to_thread(self.release, job.tenant, job.promised)
+        except Exception:
+            log.exception("reindex of %s published, but its promise was not cleared", job.tenant)
 
     async def _run_work(self, job: Job, work: Callable[[Job], Awaitable[dict[str, Any]]]) -> None:
         lock = self._tenant_locks.setdefault(f"{job.kind}:{job.tenant}", asyncio.Lock())
@@ -248,3 +317,10 @@ class ReindexJobs:
                 job.cancel_requested.set()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _newest(first: int | None, second: int | None) -> int | None:
+    """The later of two promise versions, either of which may be missing."""
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second)

@@ -26,6 +26,7 @@ from core.crypto import Keyring, open_keyring
 from core.db import create_database_engine
 from core.errors import EngineUnavailableError, ModelNotFoundError
 from core.gc_pauses import freeze_startup_heap, watch_gc_pauses
+from core.pending_work import PendingWork
 from models.classifiers import ClassifiersUnavailableError, classifiers_dir
 from models.classifiers.slot import ClassifierSlot
 from models.embedder import Embedder, EmbedderConfig
@@ -221,7 +222,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
         embedder,
         knowledge,
         CustomerHistory(database, embedder, keyring),
-        ReindexJobs(knowledge),
+        ReindexJobs(knowledge, PendingWork(database)),
         keyring,
     )
 
@@ -257,6 +258,7 @@ async def _warm_up_retrieval(retrieval: Retrieval) -> None:
     except Exception:
         log.exception("loading the embedder or the indexes failed")
     await asyncio.to_thread(freeze_startup_heap)  # the embedder and indexes live for good
+    await retrieval.jobs.resume_owed()  # what a crash or a failure left undone
 
 
 async def _watch_published_versions(knowledge: KnowledgeBase, interval_s: float) -> None:

@@ -80,10 +80,21 @@ class KnowledgeService:
         """Approve (the question joins its article's front matter, then a reindex) or
         reject (never offered again) one candidate."""
         check_tenant(tenant)
-        candidate, changes = await asyncio.to_thread(
-            decide_learned_question, self._kb, self._learned, tenant, question_id, decision, actor
-        )
-        written = await self._after_write(tenant, changes, reindex=True, wait=wait)
+        promised = await self._promise(tenant, decision is Decision.APPROVED)
+        try:
+            candidate, changes = await asyncio.to_thread(
+                decide_learned_question,
+                self._kb,
+                self._learned,
+                tenant,
+                question_id,
+                decision,
+                actor,
+            )
+        except BaseException:
+            await asyncio.to_thread(self._jobs.release, tenant, promised)
+            raise
+        written = await self._after_write(tenant, changes, True, wait, promised)
         return QuestionDecisionOut(
             tenant=tenant,
             question_id=candidate.question_id,
@@ -98,17 +109,19 @@ class KnowledgeService:
     ) -> DocumentsChangedOut:
         check_tenant(tenant)
         document = _document(doc_id, body)
+        promised = await self._promise(tenant, True)
         changes = await asyncio.to_thread(self._kb.put_documents, tenant, [document])
-        return await self._after_write(tenant, changes, reindex=True, wait=wait)
+        return await self._after_write(tenant, changes, True, wait, promised)
 
     async def delete_document(self, tenant: str, doc_id: str, wait: bool) -> DocumentsChangedOut:
         check_tenant(tenant)
-        changes = await asyncio.to_thread(
-            self._kb.delete_documents, tenant, [check_document_id(doc_id)]
-        )
+        doc_id = check_document_id(doc_id)
+        promised = await self._promise(tenant, True)
+        changes = await asyncio.to_thread(self._kb.delete_documents, tenant, [doc_id])
         if changes[0].action == "missing":
+            await asyncio.to_thread(self._jobs.release, tenant, promised)
             raise NotFoundError(f"tenant {tenant} has no document {doc_id!r}", param="doc_id")
-        return await self._after_write(tenant, changes, reindex=True, wait=wait)
+        return await self._after_write(tenant, changes, True, wait, promised)
 
     async def get_document(self, tenant: str, doc_id: str) -> DocumentOut:
         check_tenant(tenant)
@@ -133,10 +146,11 @@ class KnowledgeService:
         documents = [_document(item.id, item) for item in body.documents]
         _refuse_duplicates([d.doc_id for d in documents])
         deletions = [check_document_id(doc_id) for doc_id in body.delete]
+        promised = await self._promise(tenant, body.reindex)
         changes = await asyncio.to_thread(self._kb.put_documents, tenant, documents)
         if deletions:
             changes += await asyncio.to_thread(self._kb.delete_documents, tenant, deletions)
-        return await self._after_write(tenant, changes, reindex=body.reindex, wait=wait)
+        return await self._after_write(tenant, changes, body.reindex, wait, promised)
 
     async def bulk_files(
         self, tenant: str, files: Sequence[tuple[str, bytes]], reindex: bool, wait: bool
@@ -155,12 +169,14 @@ class KnowledgeService:
         if not documents:
             raise InvalidRequestError("no documents in the upload", param="files")
         _refuse_duplicates([d.doc_id for d in documents])
+        promised = await self._promise(tenant, reindex)
         changes = await asyncio.to_thread(self._kb.put_documents, tenant, documents)
-        return await self._after_write(tenant, changes, reindex=reindex, wait=wait)
+        return await self._after_write(tenant, changes, reindex, wait, promised)
 
     async def reindex(self, tenant: str, mode: ReindexMode, wait: bool) -> Job:
         check_tenant(tenant)
-        job = self._jobs.submit(tenant, mode)
+        promised = await asyncio.to_thread(self._jobs.promise, tenant, mode)
+        job = self._jobs.submit(tenant, mode, promised)
         if wait:
             await _wait_for(job)
         return job
@@ -200,14 +216,28 @@ class KnowledgeService:
             results=[_hit_out(hit) for hit in hits],
         )
 
+    async def _promise(self, tenant: str, reindex: bool) -> int | None:
+        """Before a write that will be acknowledged with a reindex: promise it durably, so
+        that a crash before the reindex runs leaves it owed, resumed at the next start."""
+        if not reindex:
+            return None
+        return await asyncio.to_thread(self._jobs.promise, tenant)
+
     async def _after_write(
-        self, tenant: str, changes: list[StoreChange], *, reindex: bool, wait: bool
+        self,
+        tenant: str,
+        changes: list[StoreChange],
+        reindex: bool,
+        wait: bool,
+        promised: int | None,
     ) -> DocumentsChangedOut:
         job = None
         if reindex and any(c.action != "unchanged" for c in changes):
-            job = self._jobs.submit(tenant, ReindexMode.INCREMENTAL)
+            job = self._jobs.submit(tenant, ReindexMode.INCREMENTAL, promised)
             if wait:
                 await _wait_for(job)
+        else:  # nothing to index: the promise is kept by doing nothing
+            await asyncio.to_thread(self._jobs.release, tenant, promised)
         return DocumentsChangedOut(
             tenant=tenant,
             changes=[DocumentChangeOut(id=c.doc_id, action=c.action) for c in changes],

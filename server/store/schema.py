@@ -39,6 +39,7 @@ migrations."""
 UPGRADE_LOCK_KEY = 0x636F6E6369657267  # "concierg": one advisory-lock key for schema upgrades
 
 TABLE_MODULES = (
+    "core.pending_work",
     "retrieval.documents",
     "retrieval.history",
     "retrieval.catalog",

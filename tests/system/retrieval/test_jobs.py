@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from sqlalchemy import Engine
+
+from core.pending_work import PendingWork
 from retrieval.documents import Document
 from retrieval.index import published_versions
-from retrieval.jobs import JobState, ReindexJobs
-from retrieval.knowledge import ReindexMode
+from retrieval.jobs import PENDING_KIND, JobState, ReindexJobs
+from retrieval.knowledge import KnowledgeBase, ReindexMode
 from tests.system.retrieval.conftest import KnowledgeFactory
 
 
@@ -17,6 +20,14 @@ def _many(count: int, prefix: str = "doc") -> list[Document]:
         Document(f"{prefix}-{i}.txt", f"Article {i} about topic {i % 7}. " * 8, f"Article {i}")
         for i in range(count)
     ]
+
+
+def _indexed_hashes(kb: KnowledgeBase, tenant: str) -> dict[str, str]:
+    """``doc_id -> content_hash`` as the served index has them (empty before any index)."""
+    version = kb.served(tenant).version
+    if version is None:
+        return {}
+    return {doc_id: entry["content_hash"] for doc_id, entry in version.documents.items()}
 
 
 async def _finished(job_finished: asyncio.Event) -> None:
@@ -90,3 +101,61 @@ async def test_a_queued_job_cancelled_before_it_starts_never_runs(
     await _finished(job.finished)
     assert job.state is JobState.CANCELLED and job.started_at is None
     assert published_versions(kb.tenant_root("acme")) == []
+
+
+async def test_a_promised_reindex_is_owed_until_a_job_succeeds_and_resumed_after_a_restart(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    """The crash the trust probe found: documents acknowledged with a background reindex,
+    then the process died before the reindex ran. The promise is in the database, so the
+    next process indexes them without another write."""
+    kb = make_knowledge()
+    before_crash = ReindexJobs(kb, PendingWork(database))
+    promised = before_crash.promise("acme")
+    kb.put_documents("acme", _many(12))
+    # the process dies here: acknowledged, never submitted
+    assert _indexed_hashes(kb, "acme") == {}
+
+    restarted_kb = make_knowledge()
+    restarted = ReindexJobs(restarted_kb, PendingWork(database))
+    (job,) = await restarted.resume_owed()
+    assert job.promised == promised
+    await _finished(job.finished)
+    assert job.state is JobState.SUCCEEDED
+    stored = restarted_kb.store.hashes("acme")
+    assert len(stored) == 12 and _indexed_hashes(restarted_kb, "acme") == stored
+    assert PendingWork(database).owed(PENDING_KIND) == []
+    assert await restarted.resume_owed() == []  # nothing is owed twice
+
+
+async def test_a_write_promised_during_a_running_reindex_stays_owed_after_it(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    kb = make_knowledge()
+    pending = PendingWork(database)
+    jobs = ReindexJobs(kb, pending)
+    kb.put_documents("acme", _many(150))
+    first = jobs.submit("acme", promised=jobs.promise("acme"))
+    await _until(lambda: first.state is not JobState.QUEUED)
+    later = jobs.promise("acme")  # a write that the running job may not see
+    await _finished(first.finished)
+    assert first.state is JobState.SUCCEEDED
+    assert pending.version(PENDING_KIND, "acme") == later  # still owed
+    second = jobs.submit("acme", promised=later)
+    await _finished(second.finished)
+    assert pending.version(PENDING_KIND, "acme") is None
+
+
+async def test_a_failed_reindex_keeps_its_promise(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    kb = make_knowledge()
+    pending = PendingWork(database)
+    jobs = ReindexJobs(kb, pending)
+    kb.put_documents("acme", _many(150))
+    job = jobs.submit("acme", promised=jobs.promise("acme"))
+    await _until(lambda: job.done > 0 or job.state.finished)
+    jobs.cancel(job.job_id)
+    await _finished(job.finished)
+    assert job.state is JobState.CANCELLED
+    assert [item.tenant for item in pending.owed(PENDING_KIND)] == ["acme"]
