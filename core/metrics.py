@@ -66,7 +66,8 @@ HTTP_IN_FLIGHT = Gauge(
 )
 HTTP_REJECTED_BODIES = Counter(
     "concierge_http_rejected_bodies",
-    "Requests refused before routing, by reason (too_large, malformed).",
+    "Requests refused before routing, by reason (too_large, malformed, "
+    "request_header_fields_too_large, request_timeout).",
     ["reason"],
 )
 

@@ -328,6 +328,8 @@ class Settings(BaseSettings):
 
     # HTTP edge
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_header_bytes: int = Field(65_536, ge=1024, description="request line + headers; more: 431")
+    header_timeout_s: float = Field(30.0, gt=0, description="time to send a whole head; then 408")
     max_upload_bytes: int = Field(
         33_554_432, ge=1024, description="body limit of the KB bulk upload route"
     )

@@ -48,6 +48,7 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
     from core.errors import ModelNotFoundError
     from server.app import create_app
     from server.gate.drain import serve as serve_gracefully
+    from server.http.head_limit import head_limited_protocol
     from server.lifespan import build_engine
 
     try:  # building is cheap (loading happens in the lifespan); fail before binding the port
@@ -72,5 +73,6 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
         log_config=None,  # uvicorn's loggers propagate to the handler configure_logging set
         access_log=False,  # RequestContextMiddleware logs route templates, never raw paths
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
+        http=head_limited_protocol(settings.max_header_bytes, settings.header_timeout_s),
     )
     return serve_gracefully(app, config)
