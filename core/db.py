@@ -14,6 +14,7 @@ after commit" needs. PostgreSQL is reached through psycopg 3.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,16 +95,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def release_deleted_bytes(engine: Engine) -> bool:
-    """After an erasure, leave no copy of the deleted rows on disk; False if one may remain.
+def release_deleted_bytes(engine: Engine, tables: Sequence[str] = ()) -> bool:
+    """After an erasure, leave no copy of the deleted rows where it can be helped; False if
+    one may remain for now.
 
-    With ``secure_delete`` SQLite zeroes deleted content in the database file, but its
+    SQLite: with ``secure_delete`` deleted content is zeroed in the database file, but the
     write-ahead log still holds the pages as they were before the delete until a checkpoint
     copies the log back into the database; ``TRUNCATE`` then empties the log file. A reader
     holding an old snapshot can make the checkpoint stop short (busy): the caller logs it,
-    and the next erasure or SQLite's own checkpoints finish the job. PostgreSQL keeps dead
-    rows until VACUUM and its WAL until recycled (docs/security.md says what to do).
+    and the next erasure or SQLite's own checkpoints finish the job.
+
+    PostgreSQL: a delete only marks rows dead; ``VACUUM`` of the erased ``tables`` removes
+    the dead tuples (and their index entries) from the pages, so no query, pageinspect
+    included, can return them. The bytes of a removed tuple stay in its page's free space
+    until reused, and the WAL, replicas and backups keep their own copies: docs/security.md
+    says what an operator does about those.
     """
+    if engine.dialect.name == "postgresql":
+        known = sorted({name for name in tables if name in METADATA.tables})
+        if known:
+            quote = engine.dialect.identifier_preparer.quote
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM " + ", ".join(quote(name) for name in known))
+        return True
     if engine.dialect.name != "sqlite":
         return True
     with engine.connect() as connection:

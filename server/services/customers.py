@@ -115,7 +115,8 @@ class CustomerService:
     def _erase_sync(self, tenant: str, customer_id: str) -> dict[str, int]:
         removed = self.conversations.forget_customer(tenant, customer_id)
         removed["history_entries"] = self.history.forget_customer(tenant, customer_id)
-        removed.update(self.customers.forget(tenant, customer_id))
+        erased = [table for table, count in removed.items() if count]  # keyed by table name
+        removed.update(self.customers.forget(tenant, customer_id, erased))
         return removed
 
     async def add_events(

@@ -228,11 +228,14 @@ class CustomerStore:
             for r in rows
         ]
 
-    def forget(self, tenant: str, customer_id: str) -> dict[str, int]:
+    def forget(
+        self, tenant: str, customer_id: str, erased_elsewhere: Sequence[str] = ()
+    ) -> dict[str, int]:
         """Delete the customer and every event; return counts per table.
 
-        It runs last in an erasure, so it also empties SQLite's write-ahead log, where the
-        pages of every store's deleted rows would otherwise linger (``release_deleted_bytes``).
+        It runs last in an erasure, so it also releases the deleted rows' bytes of every
+        store (``release_deleted_bytes``): SQLite's write-ahead log is emptied, PostgreSQL's
+        ``erased_elsewhere`` tables and its own are vacuumed.
         """
         with self._engine.begin() as conn:
             events = conn.execute(
@@ -246,6 +249,7 @@ class CustomerStore:
                     CUSTOMERS.c.tenant == tenant, CUSTOMERS.c.customer_id == customer_id
                 )
             ).rowcount
-        if not release_deleted_bytes(self._engine):
+        erased = [*erased_elsewhere, CUSTOMER_EVENTS.name, CUSTOMERS.name]
+        if not release_deleted_bytes(self._engine, erased):
             log.warning("erasure: the write-ahead log could not be emptied yet (a reader was busy)")
         return {"customers": int(customers or 0), "customer_events": int(events or 0)}
