@@ -5,8 +5,9 @@ stores in conversation history, indexes or exports goes through ``Redactor`` fir
 Detection favours precision where a false positive would hurt support work: a run
 of digits is a card only if it passes the Luhn check, an IBAN only if it passes
 ISO 7064 mod 97, and a phone number needs an international ``+``, a trunk ``0``, an
-area code in parentheses or the grouped ``555-123-4567`` shape, so order numbers,
-prices and dates stay readable.
+area code in parentheses or the grouped ``555-123-4567`` shape, or the French and
+Chinese national shapes with a number valid in that country (``phonenumbers``), so order
+numbers, prices and dates stay readable.
 
 Within one request the redaction is reversible: ``Redactor.redact`` swaps each value
 for a numbered placeholder (``[EMAIL_1]``) and keeps the originals in memory, so the
@@ -19,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import phonenumbers
 
 from core import metrics
 
@@ -62,14 +65,26 @@ _PHONE = re.compile(
     r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
     r")(?![\w])"
 )
-_ORDER: tuple[tuple[PiiKind, re.Pattern[str]], ...] = (
-    (PiiKind.EMAIL, _EMAIL),
-    (PiiKind.IBAN, _IBAN),
-    (PiiKind.CARD, _CARD),
-    (PiiKind.NATIONAL_ID, _NATIONAL_ID),
-    (PiiKind.PHONE, _PHONE),
+# National shapes without a "+" or the trunk-and-area-code layout above, written as people
+# of the project's languages write them (06 12 34 56 78; 138 0013 8000); each must be a
+# valid number of its country by libphonenumber's ranges (``phonenumbers``), so an order
+# number rarely passes. Chinese text has no spaces and its characters count as word
+# characters, so these shapes are bounded by ASCII letters and digits only.
+_NOT_AFTER = r"(?<![0-9A-Za-z_+.-])"
+_NOT_BEFORE = r"(?![0-9A-Za-z_]|[.-]\d)"
+_FRENCH_PHONE = re.compile(rf"{_NOT_AFTER}0[1-9](?:[ .]\d{{2}}){{4}}{_NOT_BEFORE}")
+_CHINESE_MOBILE = re.compile(rf"{_NOT_AFTER}1[3-9]\d(?:[ -]?\d{{4}}){{2}}{_NOT_BEFORE}")
+_ORDER: tuple[tuple[PiiKind, re.Pattern[str], str | None], ...] = (
+    (PiiKind.EMAIL, _EMAIL, None),
+    (PiiKind.IBAN, _IBAN, None),
+    (PiiKind.CARD, _CARD, None),
+    (PiiKind.NATIONAL_ID, _NATIONAL_ID, None),
+    (PiiKind.PHONE, _PHONE, None),
+    (PiiKind.PHONE, _FRENCH_PHONE, "FR"),
+    (PiiKind.PHONE, _CHINESE_MOBILE, "CN"),
 )
-"""Most specific first: a card number must not be taken for a phone number."""
+"""Most specific first: a card number must not be taken for a phone number. The third
+field is the country whose numbering plan a match must fit."""
 
 _PLACEHOLDER = re.compile(r"\[(EMAIL|IBAN|CARD|NATIONAL_ID|PHONE)_(\d+)\]")
 
@@ -130,7 +145,12 @@ def _iban_in(text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _valid(kind: PiiKind, value: str) -> bool:
+def _valid(kind: PiiKind, value: str, country: str | None = None) -> bool:
+    if country is not None:
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(value, country))
+        except phonenumbers.NumberParseException:
+            return False
     if kind is PiiKind.CARD:
         digits = re.sub(r"\D", "", value)
         return 13 <= len(digits) <= 19 and luhn_valid(digits)
@@ -145,7 +165,7 @@ def find_pii(text: str) -> list[PiiMatch]:
     """Every piece of personal data in ``text``, in order, never overlapping."""
     taken: list[PiiMatch] = []
     claimed: list[tuple[int, int]] = []
-    for kind, pattern in _ORDER:
+    for kind, pattern, country in _ORDER:
         for found in pattern.finditer(text):
             start, end = found.span()
             if any(start < other_end and other_start < end for other_start, other_end in claimed):
@@ -156,7 +176,7 @@ def find_pii(text: str) -> list[PiiMatch]:
                     taken.append(PiiMatch(kind, start, iban_end, text[start:iban_end]))
                     claimed.append((start, iban_end))
                     continue
-            if _valid(kind, found.group()):
+            if _valid(kind, found.group(), country):
                 taken.append(PiiMatch(kind, start, end, found.group()))
                 claimed.append((start, end))
             elif kind in (PiiKind.IBAN, PiiKind.CARD):

@@ -64,6 +64,12 @@ def kinds(text: str) -> list[PiiKind]:
         ("iban de46 9351 8190 9378 6579 75 ok", PiiKind.IBAN, "de46 9351 8190 9378 6579 75"),
         ("card 4082.4628.1948.2196.", PiiKind.CARD, "4082.4628.1948.2196"),
         ("card 4082/4628/1948/2196 ok", PiiKind.CARD, "4082/4628/1948/2196"),
+        # national shapes, valid in their country's numbering plan (phonenumbers)
+        ("appelez-moi au 06 12 34 56 78 svp", PiiKind.PHONE, "06 12 34 56 78"),
+        ("mon fixe : 01.23.45.67.89.", PiiKind.PHONE, "01.23.45.67.89"),
+        ("我的手机 138 0013 8000 谢谢", PiiKind.PHONE, "138 0013 8000"),
+        ("电话13800138000", PiiKind.PHONE, "13800138000"),
+        ("手机 139-1234-5678", PiiKind.PHONE, "139-1234-5678"),
         ("SSN 123-45-6789", PiiKind.NATIONAL_ID, "123-45-6789"),
         ("NI number AB 12 34 56 C", PiiKind.NATIONAL_ID, "AB 12 34 56 C"),
     ],
@@ -84,6 +90,9 @@ def test_each_kind_is_found_with_its_exact_span(text: str, kind: PiiKind, value:
         "version 1.2.3, 1,299.99 EUR, 15 x 20 cm, room 404",
         "SSN-like but invalid: 000-12-3456 and 666-12-3456",
         "tracking 1Z999AA10123456784",
+        # shaped like a French or Chinese number but not a valid one
+        "reference 00 12 34 56 78 and 12345678901",
+        "commande 2026 10 02 17 30",
     ],
 )
 def test_order_numbers_dates_prices_and_failed_checks_are_left_alone(text: str) -> None:
@@ -180,3 +189,32 @@ def test_check_digit_algorithms() -> None:
 
 
 # ---------------------------------------------------------------- end to end, on the server
+
+
+@given(
+    st.integers(50, 89),
+    st.lists(st.integers(0, 99), min_size=3, max_size=3),
+    st.sampled_from([" ", "."]),
+)
+def test_french_mobiles_in_pairs_are_found_and_masked(
+    first: int, pairs: list[int], separator: str
+) -> None:
+    """07 50 .. 07 89: mobile ranges libphonenumber holds valid throughout."""
+    number = "07" + "".join(f"{separator}{pair:02d}" for pair in [first, *pairs])
+    [match] = find_pii(f"Vous pouvez me joindre au {number}, merci.")
+    assert (match.kind, match.value) == (PiiKind.PHONE, number)
+    assert redact_text(number).endswith(f"{pairs[-1]:02d}") and number not in redact_text(number)
+
+
+@given(
+    st.sampled_from(["135", "138", "139", "150", "186", "199"]),
+    st.integers(0, 9999),
+    st.integers(0, 9999),
+    st.sampled_from(["", " ", "-"]),
+)
+def test_chinese_mobiles_are_found_in_any_grouping(
+    prefix: str, middle: int, last: int, separator: str
+) -> None:
+    number = f"{prefix}{separator}{middle:04d}{separator}{last:04d}"
+    [match] = find_pii(f"请打我手机{number}，谢谢")
+    assert (match.kind, match.value) == (PiiKind.PHONE, number)
