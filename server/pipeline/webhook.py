@@ -24,7 +24,7 @@ import httpx
 
 from core import metrics
 from core.errors import InvalidRequestError
-from server.security.outbound import TargetRefusedError, WebhookPolicy
+from server.security.outbound import TargetRefusedError, WebhookPolicy, pinned
 from server.store.tickets import Ticket, TicketStore, WebhookStatus
 from server.tenants import Webhook
 
@@ -71,9 +71,14 @@ def ticket_payload(ticket: Ticket) -> dict[str, Any]:
 
 
 async def deliver(
-    client: httpx.AsyncClient, config: Webhook, payload: dict[str, Any]
+    client: httpx.AsyncClient,
+    config: Webhook,
+    payload: dict[str, Any],
+    addresses: tuple[str, ...] = (),
 ) -> DeliveryResult:
-    """POST ``payload`` to the configured URL with retries; never raises."""
+    """POST ``payload`` to the configured URL with retries; never raises. ``addresses`` are
+    the ones the policy checked: the attempts connect to them in turn, never resolving the
+    name again (none: by name, a host the operator listed)."""
     if config.url is None:
         return DeliveryResult(WebhookStatus.NOT_CONFIGURED, 0, None)
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -88,9 +93,15 @@ async def deliver(
         }
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+        address = addresses[(attempt - 1) % len(addresses)] if addresses else None
+        target = pinned(str(config.url), address)
         try:
             response = await client.post(
-                str(config.url), content=body, headers=headers, timeout=config.timeout_s
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                timeout=config.timeout_s,
+                extensions=target.extensions,
             )
         except httpx.HTTPError as exc:
             # what the tenant sees says no more than that; the log has the detail
@@ -130,9 +141,11 @@ class TicketNotifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, ticket: Ticket, config: Webhook) -> None:
-        result = await self._refused(config) or await deliver(
-            self._client, config, ticket_payload(ticket)
-        )
+        checked = await self._checked(config)
+        if isinstance(checked, DeliveryResult):
+            result = checked
+        else:
+            result = await deliver(self._client, config, ticket_payload(ticket), checked)
         await asyncio.to_thread(
             self._store.set_webhook_result,
             ticket.ticket_id,
@@ -141,20 +154,20 @@ class TicketNotifier:
             result.error,
         )
 
-    async def _refused(self, config: Webhook) -> DeliveryResult | None:
-        """A failed result when the operator's policy forbids the target (checked at every
+    async def _checked(self, config: Webhook) -> DeliveryResult | tuple[str, ...]:
+        """The addresses to deliver to (none: by name, a host the operator listed), or a
+        failed result when the operator's policy forbids the target (checked at every
         delivery: a tenant file edited on disk, or a name re-pointed to a private address)."""
         url = str(config.url)
         try:
             self._policy.check_config(url, config.secret is not None)
-            await self._policy.check_target(url)
+            return await self._policy.check_target(url)
         except (InvalidRequestError, TargetRefusedError) as exc:
             log.warning("webhook not sent: %s", exc)
             metrics.WEBHOOK_DELIVERIES.labels(outcome="refused").inc()
             return DeliveryResult(
                 WebhookStatus.FAILED, 0, "the target is not allowed by the operator's policy"
             )
-        return None
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Let deliveries in flight finish (bounded), then close the client."""

@@ -12,7 +12,10 @@ on loopback, databases on the private network (server-side request forgery). So:
   refused unless the operator lists the host in ``CONCIERGE_WEBHOOK_ALLOWED_HOSTS``
   (in development, loopback is allowed: a receiver on the developer's own machine);
 * in production a webhook needs a signing secret, or receivers could not tell our
-  tickets from forged ones.
+  tickets from forged ones;
+* the delivery connects to the address that was checked (``pinned``), with the name in
+  the ``Host`` header and as the TLS server name: a name that answers a public address to
+  the check and a private one a moment later (DNS rebinding) is never resolved again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import InvalidRequestError
 
@@ -100,12 +103,13 @@ class WebhookPolicy:
                 param="webhook.url",
             )
 
-    async def check_target(self, url: str) -> None:
-        """Refuse a delivery whose host now resolves to an address the policy forbids."""
+    async def check_target(self, url: str) -> tuple[str, ...]:
+        """Refuse a delivery whose host now resolves to an address the policy forbids; the
+        checked addresses to connect to (none for a host the operator listed: by name)."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if host in self.allowed_hosts:
-            return
+            return ()
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
@@ -113,7 +117,40 @@ class WebhookPolicy:
             )
         except OSError as exc:
             raise TargetRefusedError(f"{host} does not resolve ({exc})") from exc
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+        for address in addresses:
             if not self._allowed(address):
                 raise TargetRefusedError(f"{host} resolves to {address}, not a public address")
+        if not addresses:
+            raise TargetRefusedError(f"{host} resolves to no address")
+        return tuple(dict.fromkeys(str(address) for address in addresses))
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """How to reach a URL's host at one checked address, and still be the host's client."""
+
+    url: str
+    """The URL with the address in place of the name."""
+    headers: dict[str, str]
+    """``Host``: the name, as the receiver's virtual hosting expects it."""
+    extensions: dict[str, str]
+    """``sni_hostname`` for https: TLS names, and verifies the certificate of, the name."""
+
+
+def pinned(url: str, address: str | None) -> PinnedRequest:
+    """``url`` to be sent to ``address`` instead of resolving its host again; unchanged
+    when ``address`` is None."""
+    if address is None:
+        return PinnedRequest(url, {}, {})
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    literal = f"[{address}]" if ":" in address else address
+    named = f"[{host}]" if ":" in host else host
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return PinnedRequest(
+        urlunsplit(parts._replace(netloc=f"{literal}{port}")),
+        {"Host": f"{named}{port}"},
+        extensions,
+    )

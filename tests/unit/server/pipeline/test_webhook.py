@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from server.pipeline.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver, sign, verify
+from server.security.outbound import WebhookPolicy, pinned
 from server.store.tickets import WebhookStatus
 from server.tenants import Webhook
 
@@ -75,3 +77,43 @@ def test_a_refusing_receiver_is_not_retried_and_a_dead_one_fails(receiver: str) 
     assert dead.status is WebhookStatus.FAILED and dead.attempts == 2
     assert dead.error == "the receiver did not answer"
     assert run(Webhook()).status is WebhookStatus.NOT_CONFIGURED
+
+
+def test_a_delivery_connects_to_the_checked_address_and_never_resolves_the_name_again(
+    receiver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: ``rebind.test`` answers the receiver's loopback address to the policy's
+    check and an unroutable one to anyone asking after. The delivery must reach the
+    receiver (it connects to the checked address) and name the host in ``Host``."""
+    port = int(receiver.rsplit(":", 1)[1].split("/")[0])
+    answers = iter(["127.0.0.1"])
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.test":
+            address = next(answers, "192.0.2.1")  # TEST-NET-1: nothing answers there
+            return real_getaddrinfo(address, *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    config = Webhook(url=f"http://rebind.test:{port}/hook", attempts=1, timeout_s=2)
+
+    async def go() -> Any:
+        addresses = await WebhookPolicy().check_target(str(config.url))
+        async with httpx.AsyncClient() as client:
+            payload = {"event": "ticket.created", "ticket": {"id": 1}}
+            return addresses, await deliver(client, config, payload, addresses)
+
+    addresses, result = asyncio.run(go())
+    assert addresses == ("127.0.0.1",)
+    assert result.status is WebhookStatus.DELIVERED, result
+    headers, _ = Receiver.bodies[-1]
+    assert headers["host"] == f"rebind.test:{port}"
+
+
+def test_a_pinned_https_request_names_the_host_for_tls() -> None:
+    target = pinned("https://help.example.com:8443/hook?x=1", "2606:4700::1111")
+    assert target.url == "https://[2606:4700::1111]:8443/hook?x=1"
+    assert target.headers == {"Host": "help.example.com:8443"}
+    assert target.extensions == {"sni_hostname": "help.example.com"}
+    assert pinned("https://help.example.com/hook", None).url == "https://help.example.com/hook"
