@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.lib.concierge import link_shared_artifacts
 
@@ -144,3 +145,19 @@ def isolated_data_dir(path: Path, shared: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     link_shared_artifacts(path, shared)
     return path
+
+
+def start_variant(
+    name: str,
+    env: Mapping[str, str],
+    base_url: str,
+    data_dir: Path,
+    log_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServerProcess:
+    """A Concierge with settings of its own (``env``) and a data directory of its own,
+    forwarding generation to the session server at ``base_url``: a settings-only variant
+    that starts in seconds. The caller waits for it and stops it."""
+    own = isolated_data_dir(tmp_path_factory.mktemp(f"{name}-data"), data_dir)
+    settings = {**remote_engine_env(base_url), "CONCIERGE_DATA_DIR": str(own), **env}
+    return start_server(log_dir, settings, name)

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.servers import ServerProcess, isolated_data_dir, remote_engine_env, start_server
+from tests.servers import ServerProcess, start_variant
 
 TENANT = "fuzz-bodies"
 CUSTOMER = "fuzz-body-customer"
@@ -111,13 +111,8 @@ event_shaped = st.fixed_dictionaries(
 def target(
     base_url: str, data_dir: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    own = isolated_data_dir(tmp_path_factory.mktemp("body-fuzz-data"), data_dir)
-    env = {
-        **remote_engine_env(base_url),
-        "CONCIERGE_DATA_DIR": str(own),
-        "CONCIERGE_RATE_LIMIT_PER_MINUTE": "0",
-    }
-    running = start_server(log_dir, env, "body-fuzz")
+    env = {"CONCIERGE_RATE_LIMIT_PER_MINUTE": "0"}
+    running = start_variant("body-fuzz", env, base_url, data_dir, log_dir, tmp_path_factory)
     try:
         running.wait_ready(120)
         customer = {"name": "Fuzz", "tier": "standard", "locale": "en"}
@@ -147,9 +142,19 @@ def post(target: ServerProcess, path: str, **kwargs: Any) -> httpx.Response:
     )
 
 
+def post_json_text(target: ServerProcess, path: str, body: str | bytes) -> httpx.Response:
+    """``body`` sent as it is, labelled JSON, whatever it holds."""
+    content = body.encode() if isinstance(body, str) else body
+    return httpx.post(
+        f"{target.url}{path}",
+        content=content,
+        headers={"content-type": "application/json", "X-Concierge-Tenant": TENANT},
+        timeout=60,
+    )
+
+
 BULK = f"/admin/kb/{TENANT}/documents:bulk"
 EVENTS = f"/v1/customers/{CUSTOMER}/events"
-JSON_TYPE = {"content-type": "application/json"}
 
 
 # ---------------------------------------------------------------- the cases
@@ -160,14 +165,7 @@ JSON_TYPE = {"content-type": "application/json"}
 def test_the_bulk_route_answers_any_json_body_without_a_server_error(
     target: ServerProcess, body: str | bytes
 ) -> None:
-    content = body.encode() if isinstance(body, str) else body
-    response = httpx.post(
-        f"{target.url}{BULK}",
-        content=content,
-        headers={**JSON_TYPE, "X-Concierge-Tenant": TENANT},
-        timeout=60,
-    )
-    check_answer(response)
+    check_answer(post_json_text(target, BULK, body))
 
 
 part_names = st.one_of(hostile_text, st.sampled_from(["faq.json", "faq.csv", "a.md", "b.html"]))
@@ -205,14 +203,7 @@ def test_the_bulk_route_answers_any_multipart_upload_without_a_server_error(
 def test_the_events_route_answers_any_body_without_a_server_error(
     target: ServerProcess, body: str | bytes
 ) -> None:
-    content = body.encode() if isinstance(body, str) else body
-    response = httpx.post(
-        f"{target.url}{EVENTS}",
-        content=content,
-        headers={**JSON_TYPE, "X-Concierge-Tenant": TENANT},
-        timeout=60,
-    )
-    check_answer(response)
+    check_answer(post_json_text(target, EVENTS, body))
 
 
 def test_the_server_still_serves_after_the_fuzzing(target: ServerProcess) -> None:

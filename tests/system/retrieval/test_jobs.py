@@ -103,6 +103,16 @@ async def test_a_queued_job_cancelled_before_it_starts_never_runs(
     assert published_versions(kb.tenant_root("acme")) == []
 
 
+def _durable_jobs(
+    make_knowledge: KnowledgeFactory, database: Engine, documents: int
+) -> tuple[ReindexJobs, PendingWork]:
+    """Jobs that keep their promises in ``database``, over ``documents`` stored for acme."""
+    kb = make_knowledge()
+    kb.put_documents("acme", _many(documents))
+    pending = PendingWork(database)
+    return ReindexJobs(kb, pending), pending
+
+
 async def test_a_promised_reindex_is_owed_until_a_job_succeeds_and_resumed_after_a_restart(
     make_knowledge: KnowledgeFactory, database: Engine
 ) -> None:
@@ -131,10 +141,7 @@ async def test_a_promised_reindex_is_owed_until_a_job_succeeds_and_resumed_after
 async def test_a_write_promised_during_a_running_reindex_stays_owed_after_it(
     make_knowledge: KnowledgeFactory, database: Engine
 ) -> None:
-    kb = make_knowledge()
-    pending = PendingWork(database)
-    jobs = ReindexJobs(kb, pending)
-    kb.put_documents("acme", _many(150))
+    jobs, pending = _durable_jobs(make_knowledge, database, documents=150)
     first = jobs.submit("acme", promised=jobs.promise("acme"))
     await _until(lambda: first.state is not JobState.QUEUED)
     later = jobs.promise("acme")  # a write that the running job may not see
@@ -149,10 +156,7 @@ async def test_a_write_promised_during_a_running_reindex_stays_owed_after_it(
 async def test_a_failed_reindex_keeps_its_promise(
     make_knowledge: KnowledgeFactory, database: Engine
 ) -> None:
-    kb = make_knowledge()
-    pending = PendingWork(database)
-    jobs = ReindexJobs(kb, pending)
-    kb.put_documents("acme", _many(150))
+    jobs, pending = _durable_jobs(make_knowledge, database, documents=150)
     job = jobs.submit("acme", promised=jobs.promise("acme"))
     await _until(lambda: job.done > 0 or job.state.finished)
     jobs.cancel(job.job_id)

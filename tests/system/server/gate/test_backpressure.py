@@ -22,11 +22,9 @@ import pytest
 
 from tests.servers import (
     ServerProcess,
-    isolated_data_dir,
     prometheus_value,
-    remote_engine_env,
     running_requests,
-    start_server,
+    start_variant,
     wait_for_running,
 )
 
@@ -111,20 +109,6 @@ def test_oversized_bodies_and_absurd_limits_are_refused_fast_without_memory_grow
 # ---------------------------------------------------------------- servers with small limits
 
 
-def _small_server(
-    name: str,
-    env: dict[str, str],
-    base_url: str,
-    data_dir: Path,
-    log_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> ServerProcess:
-    own = isolated_data_dir(tmp_path_factory.mktemp(f"{name}-data"), data_dir)
-    return start_server(
-        log_dir, {**remote_engine_env(base_url), "CONCIERGE_DATA_DIR": str(own), **env}, name
-    )
-
-
 @pytest.fixture(scope="module")
 def bounded(
     base_url: str, data_dir: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -135,7 +119,7 @@ def bounded(
         "CONCIERGE_MAX_QUEUED_REQUESTS": "2",
         "CONCIERGE_REPLY_MAX_TOKENS": "16",
     }
-    running = _small_server("bounded", env, base_url, data_dir, log_dir, tmp_path_factory)
+    running = start_variant("bounded", env, base_url, data_dir, log_dir, tmp_path_factory)
     try:
         running.wait_ready(120)
         yield running
@@ -149,7 +133,7 @@ def hurried(
 ) -> Iterator[ServerProcess]:
     """A two-second deadline per generation."""
     env = {"CONCIERGE_REQUEST_DEADLINE_S": "2"}
-    running = _small_server("hurried", env, base_url, data_dir, log_dir, tmp_path_factory)
+    running = start_variant("hurried", env, base_url, data_dir, log_dir, tmp_path_factory)
     try:
         running.wait_ready(120)
         yield running

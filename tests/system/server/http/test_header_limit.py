@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.servers import ServerProcess, isolated_data_dir, remote_engine_env, start_server
+from tests.servers import ServerProcess, start_variant
 
 LIMIT = 65_536
 
@@ -123,13 +123,8 @@ def impatient(
     base_url: str, data_dir: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """A Concierge that gives a head one second to arrive whole."""
-    own = isolated_data_dir(tmp_path_factory.mktemp("impatient-data"), data_dir)
-    env = {
-        **remote_engine_env(base_url),
-        "CONCIERGE_DATA_DIR": str(own),
-        "CONCIERGE_HEADER_TIMEOUT_S": "1",
-    }
-    running = start_server(log_dir, env, "impatient")
+    env = {"CONCIERGE_HEADER_TIMEOUT_S": "1"}
+    running = start_variant("impatient", env, base_url, data_dir, log_dir, tmp_path_factory)
     try:
         running.wait_ready(120)
         yield running
