@@ -383,7 +383,7 @@ _FULL_AMOUNT = re.compile(
             r"|la\s+totalité|l['’]intégralité)",
             r"\b(?:la\s+totalité|l['’]intégralité)\s+(?:de\s+la\s+somme|du\s+montant"
             r"|de\s+mon\s+argent|de\s+mon\s+achat|de\s+ma\s+commande)",
-            r"\btout\s+mon\s+argent\b",
+            r"\btout\s+mon\s+argent\b|\btout\s+ce\s+que\s+j['’]ai\s+(?:payé|versé|dépensé)\b",
             r"\brembours\w*(?:[-\s]moi)?\s+(?:tout|l['’]ensemble)\b|\btout\s+(?:me\s+)?rembourser\b",
             r"\brembours\w*\s+(?:de|à)\s+(?:la\s+totalité|l['’]intégralité|100\s?%)",
             # German

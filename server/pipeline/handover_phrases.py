@@ -35,7 +35,8 @@ SAFETY = {
         r"bones?|hip|collarbone)\b|\bconcussion\b|\b(?:needed|got|had|needs) (?:\w+ )?stitches\b",
     ),
     "fr": (
-        r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|coupé|électrocuté|ébouillanté)",
+        r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|électrocuté|ébouillanté)",
+        r"\b(?:me suis|m['’]être|s['’]est|se sont) coupée?s? (?:le|la|les|au|à la|avec)\b",
         r"\b(?:brûlure|brûlé (?:la|le|les|à la|au)|blessure|blessé|blessée)\b",
         r"\b(?:électrocut\w*|décharge(?: électrique)?|pris le jus|pris une châtaigne)\b",
         r"\b(?:étincelles?|fait des étincelles)\b",
@@ -88,8 +89,9 @@ LEGAL = {
         r"data protection authority|trading standards|cma)",
         r"\b(?:police report|called the police|contacted the police|(?:gone|went) to the police)\b",
         r"\b(?:money claim|county court claim|claim in the county court)\b",
-        r"\b(?:lawyer|attorney|solicitor)\b[^.?!]{0,40}\b(?:drafting|drafts|writing|sending|send)"
-        r" (?:a |the |you )?(?:formal )?(?:letter|notice|claim)",
+        r"\b(?:lawyer|lawer|attorney|solicitor)\b[^.?!]{0,40}\b(?:drafting|drafts|writing|"
+        r"sending|send)"
+        r" (?:you |to you )?(?:a |the )?(?:formal )?(?:letter|notice|claim)",
         r"\bdata protection (?:regulator|authority|commissioner|watchdog)\b",
     ),
     "fr": (
@@ -101,6 +103,7 @@ LEGAL = {
         r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
         r"médiateur|conciliateur|signalconso|test-achats)\b",
         r"\b(?:fédération|association|union|office|protection)\b[^.?!]{0,20}\bconsommat\w*",
+        r"\b(?:réclamation|plainte|signalement) (?:auprès de|à) la cnil\b|\bsaisir la cnil\b",
     ),
     "de": (
         r"\b(?:mein(?:em)? anwalt|rechtsanwalt|anwältin|klage|verklagen|gericht|"
@@ -108,7 +111,8 @@ LEGAL = {
     ),
     "es": (r"\b(?:mi abogad[oa]|demanda(?:ré|r)|tribunal|juzgado|acciones legales|denuncia)\b",),
     "zh": (
-        r"(?<!我是)(?<!作为)律师|律师函|起诉|诉讼|告你们|告到|法院|打官司|法律途径|法律手段|仲裁|"
+        r"(?<!我是)(?<!作为)(?<!调)律师(?!傅)|律师函|起诉|诉讼|告你们|告到|"
+        r"法院(?!门口|门前|旁边|附近|对面|那边)|打官司|法律途径|法律手段|仲裁|"
         r"消协|消费者协会|12315|12345|工商局|市场监管|监管部门|工信部|通管局|银保监|报警(?!器)|维权|"
         r"(?:向|到|去)[^，。！？,.!?]{0,8}(?:局|部|委|监管|协会)(?:投诉|举报)|(?:投诉|举报)到",
     ),
@@ -165,6 +169,8 @@ CHARGEBACK = {
         r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
         r"\b(?:ouvr\w*|lanc\w*|fai\w*|dépos\w*) un litige\b",
         r"\b(?:rejeter|annuler|bloquer) le prélèvement\b|\brejet (?:de|du) prélèvement\b",
+        r"\bcontestation (?:auprès de|chez|à) (?:ma |la |mon )?(?:banque|carte|visa|mastercard|"
+        r"amex|postfinance|paypal|émetteur)",
     ),
     "de": (
         r"\b(?:rückbuchung|zurückbuchen|lastschrift zurück|widerspruch bei (?:meiner|der) bank|"
@@ -367,16 +373,18 @@ FAILED_ANSWER = {
         r"\b(?:déjà (?:essayé|fait|testé)|même réponse|vous (?:me )?répétez|"
         r"ne m['’]aide pas|aucune aide|tourne en rond|inutile|rien à faire|rien n['’]y fait|"
         r"sans succès|pas mieux|non plus|même (?:message|erreur|problème|résultat|écran)|"
-        r"pareil|idem|même chose)\b",
+        r"pareil|idem|même chose|aucun changement|pas de changement|aucune différence)\b",
         r"\btoujours\b(?! client| fidèle)",
         r"\breste (?:muet|éteint|bloqué|figé|noir|hors ligne|en panne|inchangé|vide|gris|rouge|"
+        r"fermé|"
         r"allumé|fixe)\w*|\brien ne (?:change|bouge|se passe)\b",
     ),
     "de": (r"\b(?:hat nicht geholfen|funktioniert (?:immer )?noch nicht|schon versucht)\b",),
     "es": (r"\b(?:no (?:ha )?funcion\w*|no me ayud\w*|ya lo intenté|sigue sin)\b",),
     "zh": (
         r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|照样|试过了|也试了|"
-        r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|转圈|卡|[A-Za-z0-9])|还是\w{0,3}不了|"
+        r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|转圈|卡|[A-Za-z0-9]|[-\uff0d]\d)|"
+        r"还是\w{0,3}不了|"
         r"也一样|一样的问题|"
         r"已经试过|都试了|没解决|"
         r"没有解决|一样的(?:回答|答复|话)|同样的(?:回答|答复|话)|重复|答非所问|等于没说|"

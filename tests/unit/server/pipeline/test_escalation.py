@@ -113,6 +113,10 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "Je ne veux pas porter plainte, je voudrais juste comprendre ce délai.",
         "I don't want to file a chargeback, I just want the parcel.",
         "我不是要投诉到12315，就想问问什么时候发货",
+        # a piano tuner (调律师傅) is no lawyer; a place by the court is no lawsuit
+        "调律师傅下周几能上门？",
+        "电动车可以停在法院门口吗？",
+        "La trottinette s'est coupée en pleine côte, la batterie était vide.",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -157,6 +161,10 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.LEGAL, "I've started a money claim against your boutique."),
         (EscalationReason.SAFETY, "开着你们的车，刹车突然变软踩不住，差点追尾"),
         (EscalationReason.LEGAL, "Je n'hésiterai pas à saisir le tribunal."),
+        (EscalationReason.LEGAL, "J'ai déposé une réclamation auprès de la CNIL ce matin."),
+        (EscalationReason.LEGAL, "my uncle is a lawer and he is writing you a formal letter"),
+        (EscalationReason.CHARGEBACK, "J'ai ouvert une contestation auprès de ma banque."),
+        (EscalationReason.SAFETY, "Je me suis coupé la main sur le bord de la tôle."),
         (
             EscalationReason.EXPLICIT_REQUEST,
             "Please pass this matter to a member of your staff; I'd prefer a person.",
@@ -347,6 +355,8 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("Re-paired it with the app as well. Same code.", True),
         ("J'ai aussi fait la réinitialisation, rien ne change.", True),
         ("The engineer came back yesterday and it works now, thanks.", False),
+        ("Redémarré la box aussi, aucun changement.", True),
+        ("重新插了一遍探头，还是-18", True),
     ],
 )
 def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) -> None:
@@ -360,4 +370,5 @@ def test_asking_to_have_money_back_in_other_words() -> None:
     assert handover_cues.asks_for_money_back("2300元的定金什么时候退？")
     assert handover_cues.asks_for_money_back("no replacement, need the $1,129.99 back pls")
     assert handover_cues.asks_for_money_back("I'd like everything I paid returned to my card.")
+    assert handover_cues.asks_for_money_back("Je veux être remboursé de tout ce que j'ai payé.")
     assert not handover_cues.asks_for_money_back("I'd like that blue one, please.")
