@@ -18,7 +18,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 # labelled data the classifier heads are retrained from (make classifier-heads, classifiers)
 DATA ?= $(or $(CONCIERGE_TRAINING_DATA_DIR),../shared/data)
 
-.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine bench-answers bench-tune-embedder clean help
+.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine bench-answers bench-overload bench-tune-embedder clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-paired-llama  Concierge chat vs llama-server in alternating turns at c=4"
 	@echo "make bench-engine  engine benchmark (Concierge HTTP vs direct AsyncLLM)"
 	@echo "make bench-answers  answer benchmark: scenario suites scored end to end (docs/answers.md)"
+	@echo "make bench-overload  what a shed support reply costs under a flood (docs/benchmarks.md)"
 	@echo "make bench-tune-embedder  Bitext R@1 with a tenant-tuned embedder (train on half, search the other)"
 
 $(PY):
@@ -137,6 +138,11 @@ bench-engine: $(STAMP_DEV)
 # scored by docs/answers.md's rules, its sections of docs/answers.md rewritten
 bench-answers: $(STAMP_DEV)
 	$(PY) -m bench.answers $(BENCH_ARGS)
+
+# a flood of support replies against small admission limits: the latency of a shed reply with
+# clients that honour Retry-After and with clients that do not; about 3 minutes
+bench-overload: $(STAMP_DEV)
+	$(PY) -m bench.overload $(BENCH_ARGS)
 
 # a tenant-tuned embedder on Bitext: half the instructions train (as example questions, through
 # the product's tuning path), the other half is searched; about 7 minutes on 2 cores
