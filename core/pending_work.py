@@ -92,16 +92,6 @@ class PendingWork:
                 return 1
         raise RuntimeError(f"could not record pending {kind} work for {tenant}")
 
-    def version(self, kind: str, tenant: str) -> int | None:
-        """The latest request's version, or None when nothing is owed."""
-        with self._engine.connect() as conn:
-            value = conn.scalar(
-                select(PENDING_WORK.c.version).where(
-                    PENDING_WORK.c.kind == kind, PENDING_WORK.c.tenant == tenant
-                )
-            )
-        return None if value is None else int(value)
-
     def done(self, kind: str, tenant: str, version: int) -> bool:
         """The work asked for up to ``version`` is done; False when a newer request keeps
         the row (its work is still owed)."""
