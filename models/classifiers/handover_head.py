@@ -11,8 +11,8 @@ back ("the deposit comes back in full, can you push it through"), which the refu
 still compares with the tenant's limit through the amount the message writes.
 
 Trained on the turns of the project's escalation sets (``datasets/escalation/``: the
-first nine, each added once it had been measured blind, and ``training-extra.jsonl`` and
-``training-extra-2.jsonl``, written for training only): the turn at which a person became
+first ten, each added once it had been measured blind, and the three
+``training-extra*.jsonl`` sets, written for training only): the turn at which a person became
 due is an example of its first word-borne reason, or of ``money_back`` when its only such
 reason is a refund above the limit; the turns of a ``below_limit`` control that write an
 amount (or ask for "the full amount") are ``money_back`` too; every other turn of a
@@ -51,8 +51,10 @@ HANDOVER_SETS = (
     Path("escalation/heldout-6.jsonl"),
     Path("escalation/heldout-7.jsonl"),
     Path("escalation/heldout-8.jsonl"),
+    Path("escalation/heldout-9.jsonl"),
     Path("escalation/training-extra.jsonl"),
     Path("escalation/training-extra-2.jsonl"),
+    Path("escalation/training-extra-3.jsonl"),
 )
 """The escalation sets the head learns from, inside a datasets folder (the repository's
 ``datasets/``). Each held-out set was measured blind before it was added; the next one

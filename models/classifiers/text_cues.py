@@ -49,7 +49,8 @@ FRUSTRATION_PHRASES = (
     r"\bnobody (cares|helps|answers)\b",
     r"\bno one (cares|helps|answers)\b",
     r"\b(so|very|extremely|really) (frustrated|annoyed|angry|disappointed)\b",
-    r"\b(frustrat\w*|furious|outraged|infuriat\w*|livid|fuming|seething)\b",
+    r"\b(frustrat\w*|furious|outraged?|outrageous|infuriat\w*|livid|fuming|seething|"
+    r"exasperat\w*|appall?(?:ed|ing)|contempt\w*|disgusted)\b",
     r"\b(taking the (piss|mick|mickey)|having a laugh|beyond a joke|clowns|cowboys|"
     r"the lot of you|bunch of (idiots|amateurs|clowns|crooks))\b",
     # French

@@ -110,11 +110,12 @@ def next_signals(
     """``previous`` with turn ``seq`` (this ``message``) added.
 
     A turn that says our help did not help counts toward ``repeated_failure`` and leaves
-    the negative streak as it is: "restarted it, still no signal" is a verdict, told
-    calmly or not, and two of them name the reason the customer gave, not their mood.
+    the negative streak as it is: "restarted it, still no signal" is a verdict, and two of
+    them name the reason the customer gave, not their mood. Told with feeling ("still
+    nothing, really disappointing", 还是不行，挺失望的) it counts toward the streak too.
     """
     failed = _fails_an_answer(message, seq)
-    if failed and not analysis.sentiment.frustrated:
+    if failed and not analysis.sentiment.frustrated and not handover_cues.tells_a_feeling(message):
         negative = previous.negative
     else:
         negative = previous.negative + 1 if analysis.unhappy else 0

@@ -113,7 +113,9 @@ _HYPOTHETICAL = _alternation(
         r"\bquels sont (?:les|mes) recours\b|\bavant (?:d['’]acheter|d['’]acquérir|de (?:signer|"
         r"souscrire|commander|réserver))\b|\bbefore (?:I|we) (?:buy|sign|book|order|subscribe)\b",
         r"\bwie funktioniert\b|\bwas passiert,? wenn\b",
-        r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么|好奇问一下|如果有人",
+        r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么|好奇问一下|如果有人|"
+        r"(?:支持|接受|允许)[^，。！？]{0,4}(?:拒付|争议|申诉)[^。！!]{0,12}(?:吗|？|\?)",
+        r"\bdo you (?:accept|allow|support|take) (?:chargebacks|disputes|card disputes)\b",
     ]
 )
 """A question about how something works in general ("how do chargebacks work for
@@ -206,11 +208,27 @@ _THREAT_DISOWNED = frozenset({"legal", "chargeback"})
 chargeback"): "not" alone is too often part of the threat ("not hesitate to sue")."""
 
 
+_RISK_ASKED = re.compile(
+    r"(?:\b(?:risk|danger|chance|possibility) of (?:an? |getting |being )?|\brisque "
+    r"(?:de |d['’])(?:une? )?|会不会|有没有可能|会)$",
+    _I,
+)
+_TO_QUESTION_MARK = re.compile(r"[^.!。！]*[?？]")
+"""Harm asked about as a risk ("is there any risk of an electric shock from the
+handlebars?", 雨天骑会不会触电？): a help-centre question about the product, not an event."""
+
+
 def _matches(reason: str, text: str, frozen: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
     """A phrase of ``reason`` in ``text`` that no negation cancels."""
     for match in _compiled(reason, frozen).finditer(text):
         before = text[max(0, match.start() - 40) : match.start()]
         if reason in _HARM_DENIED and _NEGATED.search(before):
+            continue
+        if (
+            reason in _HARM_DENIED
+            and _RISK_ASKED.search(before)
+            and _TO_QUESTION_MARK.match(text, match.end())
+        ):
             continue
         if reason in _THREAT_DISOWNED and _DISAVOWED.search(before):
             continue
@@ -247,6 +265,23 @@ def says_it_did_not_help(message: str) -> bool:
     if _FAILED.search(message) is not None:
         return True
     return _ADVICE_FOLLOWED.search(message) is not None and _WORKED_RE.search(message) is None
+
+
+_FEELING = _alternation(
+    [
+        r"\b(?:disappoint\w*|unhappy|upset|annoy\w*|irritat\w*|fed up|not (?:impressed|happy|"
+        r"pleased|satisfied|amused)|let down)\b",
+        r"\b(?:déçue?s?|décevant\w*|mécontente?s?|agacée?s?|énervée?s?|pas (?:contente?s?|"
+        r"satisfaite?s?|ravie?s?))\b",
+        r"失望|不满意|不满|不开心|郁闷|生气|不爽|烦死|心累|无奈",
+    ]
+)
+
+
+def tells_a_feeling(message: str) -> bool:
+    """The message names how the customer feels ("really disappointing", 挺失望的): a
+    failed fix told with feeling is a mood as well as a verdict."""
+    return _FEELING.search(message) is not None
 
 
 def refers_to_earlier_advice(message: str) -> bool:

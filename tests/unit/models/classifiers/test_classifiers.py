@@ -143,6 +143,7 @@ def test_frustration_cues() -> None:
     assert frustration_cues("This is the third time, absolutely unacceptable!!!") == 3
     assert frustration_cues("still not delivered") == 0  # a "did not help" cue, not anger
     assert frustration_cues("C'est inadmissible, j'en ai marre !!") == 3
+    assert frustration_cues("I write to express my exasperation; I am appalled.") == 2
     assert frustration_cues("太差了，我受够了") == 2
     assert frustration_cues("Slightly frustrating that the app logged me out") == 0
     assert frustration_cues("有点无语") == 0 and frustration_cues("ça m'énerve un peu") == 0

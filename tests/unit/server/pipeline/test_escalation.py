@@ -117,6 +117,12 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "调律师傅下周几能上门？",
         "电动车可以停在法院门口吗？",
         "La trottinette s'est coupée en pleine côte, la batterie était vide.",
+        # harm asked about as a risk, chargebacks asked about as a policy, a lid that leaks air
+        "Is there any risk of an electric shock if I charge the bike outside?",
+        "下雨天骑这款车会不会触电？",
+        "用花呗付的订单，你们接受拒付吗？",
+        "Do you accept chargebacks on gift card purchases?",
+        "发酵罐的盖子好像漏气了，这正常吗？",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -170,6 +176,8 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
             "Please pass this matter to a member of your staff; I'd prefer a person.",
         ),
         (EscalationReason.SAFETY, "A ceiling panel came down and hit a man on the shoulder."),
+        (EscalationReason.SAFETY, "厨房的燃气灶好像漏气了，我先把窗户都打开了。"),
+        (EscalationReason.SAFETY, "It gave me an electric shock, is there a risk of another?"),
         (
             EscalationReason.REFUND_LIMIT,
             "Please refund the fee of two hundred and forty-nine US dollars.",
@@ -297,6 +305,29 @@ def test_frustration_is_one_frustrated_turn_or_a_negative_streak() -> None:
         EscalationReason.FRUSTRATION
     )
     assert next_signals(twice, analysis("ok"), "ok", 3, True).negative == 0
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "Still stuck outside with the van. Really disappointing.",
+        "重新装了还是不行，真的挺失望的。",
+        "Toujours rien après la mise à jour, franchement déçue.",
+    ],
+)
+def test_a_failed_fix_told_with_feeling_extends_the_negative_streak(second: str) -> None:
+    first_turn = "The code you sent me doesn't open the gate, not impressed."
+    unhappy = analysis(first_turn, sentiment="negative", score=-0.9)
+    first = next_signals(CALM, unhappy, first_turn, 1, True)
+    also_unhappy = analysis(second, sentiment="negative", score=-0.9)
+    signals = next_signals(first, also_unhappy, second, 2, True)
+    assert signals.failed_answers == 1 and signals.negative == 2
+    assert decide_escalation(POLICY, second, also_unhappy, signals).reason is (
+        EscalationReason.FRUSTRATION
+    )
+    calm_verdict = "Restarted it as well, still no signal."
+    told_calmly = next_signals(first, also_unhappy, calm_verdict, 2, True)
+    assert told_calmly.negative == 1
 
 
 def test_a_weakly_negative_label_is_not_counted_as_unhappy() -> None:
