@@ -299,10 +299,33 @@ def asks_about_policy(message: str) -> bool:
     )
 
 
+_SOMEONE_ELSE_PAYS = _alternation(
+    [
+        r"\b(?:employer|company|work|boss|insurer|insurance(?: company)?|school|university|"
+        r"firm) (?:is |are |will |would |should |can |does |do )?(?:reimburs\w*|refund\w*|"
+        r"pays? (?:me |us )?back|paying (?:me |us )?back|covers?|covering)\b|"
+        r"\b(?:reimbursed|paid back|refunded|covered) by (?:my|the|our) (?:employer|company|"
+        r"work|boss|insurer|insurance)\b",
+        r"\b(?:employeur|entreprise|boîte|assurance|mutuelle|école) (?:me |nous )?"
+        r"(?:rembourse\w*|prend\w* en charge)",
+        r"(?:公司|单位|保险|医保)[^，。！？]{0,4}(?:报销|理赔)",
+    ]
+)
+"""Money back from someone else ("my employer is reimbursing me", 公司报销): the customer
+wants an invoice, not a refund from us."""
+
+
+def paid_back_by_someone_else(message: str) -> bool:
+    """The money back the message speaks of comes from a third party, and nothing in it
+    demands a refund from us."""
+    return _SOMEONE_ELSE_PAYS.search(message) is not None and _DEMAND.search(message) is None
+
+
 def asks_for_money_back(message: str) -> bool:
     """The message asks for a refund or money back, in any language the tables know; a
     question about the refund policy ("what is your refund policy over 500 euros?") is
-    not a request unless it also demands ("I want my 549 EUR back")."""
-    if _REFUND.search(message) is None:
+    not a request unless it also demands ("I want my 549 EUR back"), nor is money an
+    employer or an insurer pays back."""
+    if _REFUND.search(message) is None or paid_back_by_someone_else(message):
         return False
     return not asks_about_policy(message)

@@ -38,6 +38,8 @@ SAFETY = {
         r"\b(?:me suis|s['’]est|se sont|s['’]être) (?:brûlé|blessé|électrocuté|ébouillanté)",
         r"\b(?:me suis|m['’]être|s['’]est|se sont) coupée?s? (?:le|la|les|au|à la|avec)\b",
         r"\b(?:brûlure|brûlé (?:la|le|les|à la|au)|blessure|blessé|blessée)\b",
+        r"\b(?:entorse|foulure|luxation|fracture|fracturée?|(?:bras|jambe|poignet|cheville|"
+        r"doigt|côte|nez) cassée?|points de suture|s['’]est fait (?:très )?mal)\b",
         r"\b(?:électrocut\w*|décharge(?: électrique)?|pris le jus|pris une châtaigne)\b",
         r"\b(?:étincelles?|fait des étincelles)\b",
         r"\b(?:fumée|fume|fumait)\b",
@@ -93,6 +95,9 @@ LEGAL = {
         r"sending|send)"
         r" (?:you |to you )?(?:a |the )?(?:formal )?(?:letter|notice|claim)",
         r"\bdata protection (?:regulator|authority|commissioner|watchdog)\b",
+        r"\b(?:complaint|complained|complaining|report(?:ed|ing)?) (?:with|to) (?:the )?"
+        r"(?:consumer (?:people|body|bodies|watchdog|authority|agency|council)|cma|"
+        r"competition and markets authority|regulator|watchdog)\b",
     ),
     "fr": (
         r"\b(?:mon|notre|un|une|à un|à mon) avocate?s?\b(?! de)",
@@ -104,6 +109,8 @@ LEGAL = {
         r"médiateur|conciliateur|signalconso|test-achats)\b",
         r"\b(?:fédération|association|union|office|protection)\b[^.?!]{0,20}\bconsommat\w*",
         r"\b(?:réclamation|plainte|signalement) (?:auprès de|à) la cnil\b|\bsaisir la cnil\b",
+        r"\b(?:informe|informerai|préviens|préviendrai|alerte|alerterai|écris à|contacte|"
+        r"signale (?:ça|cela|le tout|l['’]incident) à|saisis|saisirai) la cnil\b",
     ),
     "de": (
         r"\b(?:mein(?:em)? anwalt|rechtsanwalt|anwältin|klage|verklagen|gericht|"
@@ -187,7 +194,8 @@ CHARGEBACK = {
 }
 
 DATA_TERMS = {
-    "en": r"\b(?:my (?:personal )?(?:data|information|details)|personal (?:data|information|"
+    "en": r"\b(?:my (?:personal )?(?:data|information|details)|from your (?:systems?|servers?|"
+    r"database|records|files)|personal (?:data|information|"
     r"details)|(?:data|info|information|details|everything) (?:you|that you|your \w+) (?:hold|"
     r"holds|have|has|keep|keeps|store|stores)(?: on me| about me)?|(?:info|information) (?:on|"
     r"about) me|gdpr|dsar|subject access|article 1[5-7])\b",
@@ -274,7 +282,8 @@ EXPLICIT_REQUEST = {
         r"\b(?:talk|speak|chat|connect|transfer|put|get) (?:me )?(?:through )?(?:to |with )?"
         r"[^.?!]{0,30}\b(?:human|person|agent|representative|operator|manager|supervisor|"
         r"someone|somebody|whoever|staff member|team member|advisor|adviser)\b",
-        r"\b(?:real|live|actual|proper) (?:human|person|agent|people)\b|\bhuman (?:being|agent|"
+        r"\b(?:real|live|actual|proper|flesh[- ]and[- ]blood) (?:human|person|agent|people)\b|"
+        r"\bhuman (?:being|agent|"
         r"please|pls|plz)\b|\bwith a human\b|^\W*(?:a )?(?:human|agent|operator|person)\W*"
         r"(?:please|pls|plz)?\W*$",
         r"\b(?:get|have) (?:the|your|a) \w+ on the (?:phone|line)\b",
@@ -310,7 +319,8 @@ EXPLICIT_REQUEST = {
         r"quelqu['’]un|manager|superviseur|interlocuteur)\b",
         r"\b(?:un|une) (?:vrai|vraie|véritable) (?:personne|humain|conseill[eè]re?|agent|"
         r"employée?|préposée?|être humain)\b|"
-        r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b",
+        r"\bêtre humain\b|\bpas (?:un|à un|avec un|de) (?:robot|bot|machine|chatbot)\b|"
+        r"\ben chair et en os\b",
         # "rappeler" is also "remind": "me rappeler le numéro" asks for a number, not a call
         r"\b(?:rappelez-moi|me rappeler|me recontacter)\b(?! (?:le|la|les|l['’]|mon|ma|mes|"
         r"son|sa|ses|ce|cet|cette|quel|quelle|quand|comment|pourquoi|si|que|qu['’]|à quelle|"
@@ -356,6 +366,8 @@ FAILED_ANSWER = {
         r"\b(?:doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|is not|not) (?:\w+ ){0,2}either\b",
         r"\b(?:dropped|crashed|failed|froze|stopped|cut out|died|disconnected|happened|broke|"
         r"went off|went down|popped up|showed up|appeared|cut off|logged me out) again\b",
+        r"\b(?:says|said|shows|showed|gives|gave|is|was|got)\b[^.?!]{0,15}\b(?:expired|invalid|"
+        r"an error|error|failed|broken|declined|rejected) (?:too|as well|again)\b",
         r"\b(?:came|comes|is|was|keeps coming) back (?:after|within|straight away|again|"
         r"immediately|the next|as soon as)|\breappear\w*|\bre-appear\w*|\bback again\b",
         r"\b(?:already (?:tried|did|done)|tried (?:that|this|it|everything|all)|"

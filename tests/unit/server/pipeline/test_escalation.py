@@ -123,6 +123,10 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "用花呗付的订单，你们接受拒付吗？",
         "Do you accept chargebacks on gift card purchases?",
         "发酵罐的盖子好像漏气了，这正常吗？",
+        # money back that an employer or an insurer pays
+        "Please send a VAT invoice for the £1,450 course, my employer is reimbursing me.",
+        "Pouvez-vous m'envoyer la facture des 890 € ? Ma mutuelle me rembourse une partie.",
+        "请开一张2400元的发票，公司可以报销。",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -178,6 +182,21 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
         (EscalationReason.SAFETY, "A ceiling panel came down and hit a man on the shoulder."),
         (EscalationReason.SAFETY, "厨房的燃气灶好像漏气了，我先把窗户都打开了。"),
         (EscalationReason.SAFETY, "It gave me an electric shock, is there a risk of another?"),
+        (EscalationReason.SAFETY, "Ma fille est tombée du vélo, elle a une entorse au poignet."),
+        (
+            EscalationReason.LEGAL,
+            "you charged me twice so I've made a complaint to the consumer people about it",
+        ),
+        (EscalationReason.LEGAL, "Vous avez envoyé mes résultats à un inconnu, j'informe la CNIL."),
+        (
+            EscalationReason.PRIVACY,
+            "Once the refund clears, please delete my card and my address from your systems.",
+        ),
+        (
+            EscalationReason.EXPLICIT_REQUEST,
+            "Je préférerais parler à un conseiller en chair et en os, s'il vous plaît.",
+        ),
+        (EscalationReason.EXPLICIT_REQUEST, "I'd like to chat with a flesh-and-blood person."),
         (
             EscalationReason.REFUND_LIMIT,
             "Please refund the fee of two hundred and forty-nine US dollars.",
@@ -352,8 +371,9 @@ def test_documented_options_ungrounded_turns_and_sensitive_intents() -> None:
 
 def test_a_sure_person_intent_is_a_request_and_an_unsure_one_is_not() -> None:
     message = "The mobile data on my loan phone stopped working, but calls are fine."
-    unsure = analysis(message, intent="contact_human_agent", intent_confidence=0.2)
-    assert not decide_escalation(POLICY, message, unsure, CALM).escalate
+    for confidence in (0.2, 0.45):  # 0.45: a hearing aid "with no sound" (没声音)
+        unsure = analysis(message, intent="contact_human_agent", intent_confidence=confidence)
+        assert not decide_escalation(POLICY, message, unsure, CALM).escalate
     sure = analysis("Get me someone", intent="contact_human_agent", intent_confidence=0.9)
     decision = decide_escalation(POLICY, "Get me someone", sure, CALM)
     assert decision.reason is EscalationReason.EXPLICIT_REQUEST and not decision.model_answers
@@ -388,6 +408,8 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("The engineer came back yesterday and it works now, thanks.", False),
         ("Redémarré la box aussi, aucun changement.", True),
         ("重新插了一遍探头，还是-18", True),
+        ("asked for a new code, that one says expired too", True),
+        ("Your new code says it is valid too, thanks!", False),
     ],
 )
 def test_a_verdict_on_our_help_in_other_words(message: str, did_not_help: bool) -> None:
