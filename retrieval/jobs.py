@@ -14,104 +14,67 @@ A reindex that a write was acknowledged with must survive a crash: with a durabl
 ``PendingWork`` store, a writer ``promise``s the reindex before its write, the job carries
 the newest promise it covers, and only a job that succeeded clears it. At start-up
 ``resume_owed`` submits a job for every promise still standing.
+
+With a ``JobRecords`` store every job is also a row (``core/job_records.py``), so any
+replica sharing the database reads it and can cancel it: a sync task writes the state and
+progress of this process's jobs about once a second (at once when one ends), picks up
+cancels asked through other replicas, and sweeps: a job whose owner went silent is marked
+failed, and a reindex it owed is taken over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
+import os
+import socket
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from core import metrics
 from core.errors import ConflictError, JobCancelledError, NotFoundError
+from core.job_records import JobRecords
 from core.pending_work import PendingWork
+from retrieval.job import JOB_KIND, Job, JobState
 from retrieval.knowledge import KnowledgeBase, ReindexMode
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "kb_reindex"
 PENDING_KIND = "reindex"
 """The ``kind`` of a promised reindex in ``pending_work``."""
 FINISHED_JOBS_KEPT = 500
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-
-
-@dataclass
-class Job:
-    """One background job as the admin API shows it: a reindex (``kind`` ``kb_reindex``,
-    with its ``mode``) or other work (``submit_work``; no mode)."""
-
-    job_id: str
-    tenant: str
-    mode: ReindexMode | None
-    kind: str = JOB_KIND
-    state: JobState = JobState.QUEUED
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    done: int = 0
-    total: int = 0
-    error: str | None = None
-    result: dict[str, Any] | None = None
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    promised: int | None = None
-    """The newest durable promise (``pending_work`` version) this job's success keeps."""
-
-    @property
-    def eta_seconds(self) -> float | None:
-        """Remaining time at the rate so far; None until there is a rate to go by."""
-        if self.state is not JobState.RUNNING or not self.started_at or not self.done:
-            return None
-        elapsed = time.time() - self.started_at
-        return round(elapsed / self.done * (self.total - self.done), 1)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.job_id,
-            "kind": self.kind,
-            "tenant": self.tenant,
-            "mode": str(self.mode) if self.mode is not None else None,
-            "state": str(self.state),
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "progress": {
-                "documents_done": self.done,
-                "documents_total": self.total,
-                "fraction": round(self.done / self.total, 4) if self.total else None,
-                "eta_seconds": self.eta_seconds,
-            },
-            "cancel_requested": self.cancel_requested.is_set(),
-            "error": self.error,
-            "result": self.result,
-        }
+"""Finished jobs a process keeps in memory; the ``jobs`` table keeps them longer."""
+SYNC_INTERVAL_S = 1.0
+"""How often a process writes its jobs' progress and reads cancels asked elsewhere."""
+SWEEP_INTERVAL_S = 10.0
+ABANDONED_AFTER_S = 30.0
+"""A job whose row was not touched for this long has lost its owner: 30 syncs missed."""
+FINISHED_ROWS_KEPT_S = 30 * 24 * 3600.0
 
 
 class ReindexJobs:
     """Schedules ``KnowledgeBase.reindex`` runs; call from the event loop."""
 
-    def __init__(self, knowledge: KnowledgeBase, pending: PendingWork | None = None) -> None:
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        pending: PendingWork | None = None,
+        records: JobRecords | None = None,
+        owner: str | None = None,
+    ) -> None:
         self._knowledge = knowledge
         self._pending = pending
+        self._records = records
+        self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")[:64]
+        self._unsaved: set[str] = set()
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._sync_task: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queued: dict[str, Job] = {}
         self._running: dict[str, Job] = {}
@@ -152,9 +115,10 @@ class ReindexJobs:
         self._start(job, self._run(job))
         return job
 
-    async def resume_owed(self) -> list[Job]:
+    async def resume_owed(self, tenants: set[str] | None = None) -> list[Job]:
         """Submit a reindex for every promise still standing (a crash or a failed job left
-        it): what an earlier process acknowledged becomes searchable without another write."""
+        it), or for those of ``tenants``: what an earlier process acknowledged becomes
+        searchable without another write."""
         if self._pending is None:
             return []
         try:
@@ -169,7 +133,10 @@ class ReindexJobs:
                 item.version,
             )
             for item in owed
+            if tenants is None or item.tenant in tenants
         ]
+        for job in jobs:
+            await self.save(job)
         if jobs:
             log.info(
                 "resuming %d reindex(es) owed since before the restart: %s",
@@ -200,10 +167,22 @@ class ReindexJobs:
         self._forget_old()
 
     def get(self, job_id: str) -> Job:
+        """A job this process runs or ran (``find`` also asks the other replicas' rows)."""
         job = self._jobs.get(job_id)
         if job is None:
-            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until restart)")
+            raise NotFoundError(f"no job {job_id!r}")
         return job
+
+    async def find(self, job_id: str) -> Job:
+        """A job of any replica sharing the database: this process's own copy when it has
+        one, else the row its owner keeps."""
+        job = self._jobs.get(job_id)
+        if job is not None or self._records is None:
+            return self.get(job_id)
+        record = await asyncio.to_thread(self._records.load, job_id)
+        if record is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return Job.from_record(record)
 
     def cancel(self, job_id: str) -> Job:
         """Ask a job to stop; a queued job stops at once, a running one between batches."""
@@ -211,7 +190,109 @@ class ReindexJobs:
         if job.state.finished:
             raise ConflictError(f"job {job_id} already {job.state}")
         job.cancel_requested.set()
+        self._changed(job)
         return job
+
+    async def cancel_anywhere(self, job_id: str) -> Job:
+        """``cancel`` for a job of any replica: the flag goes into its row, and the owner
+        stops it on its next sync (within about ``SYNC_INTERVAL_S``)."""
+        if job_id in self._jobs or self._records is None:
+            return self.cancel(job_id)
+        job = await self.find(job_id)
+        if job.state.finished:
+            raise ConflictError(f"job {job_id} already {job.state}")
+        record = await asyncio.to_thread(self._records.request_cancel, job_id)
+        if record is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return Job.from_record(record)
+
+    async def cancel_unfinished(self, tenant: str, kind: str) -> list[str]:
+        """Ask every unfinished ``kind`` job of ``tenant``, on any replica, to stop; their
+        ids."""
+        ids = []
+        for job in self.unfinished(tenant, kind):
+            job.cancel_requested.set()
+            self._changed(job)
+            ids.append(job.job_id)
+        if self._records is not None:
+            others = await asyncio.to_thread(self._records.unfinished, tenant, kind)
+            for record in others:
+                if record.job_id not in self._jobs:
+                    await asyncio.to_thread(self._records.request_cancel, record.job_id)
+                    ids.append(record.job_id)
+        return ids
+
+    async def save(self, job: Job) -> None:
+        """Write ``job``'s row now (after ``submit``: the id handed out must be readable on
+        every replica at once). A database that refuses is logged, not raised: the job
+        runs, and the sync task tries again."""
+        if self._records is None:
+            return
+        async with self._write_lock:
+            self._unsaved.discard(job.job_id)  # a change while this write runs re-adds it
+            try:
+                await asyncio.to_thread(self._records.save, job.record(self.owner))
+            except Exception:
+                log.exception("could not record job %s; retrying on the next sync", job.job_id)
+                self._unsaved.add(job.job_id)
+
+    def start_sync(self) -> None:
+        """Start keeping the ``jobs`` rows current (no-op without a store); call once from
+        the event loop."""
+        if self._records is not None and self._sync_task is None:
+            self._sync_task = asyncio.create_task(self._sync_loop(), name="jobs-sync")
+
+    async def _sync_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SYNC_INTERVAL_S)
+            self._wake.clear()
+            try:
+                await self.sync_once()
+            except Exception:  # the database may be away for a moment; try next time
+                log.exception("syncing the jobs table failed")
+
+    async def sync_once(self, sweep: bool | None = None) -> None:
+        """Write this process's unfinished and changed jobs, take in cancels asked through
+        other replicas, and (every ``SWEEP_INTERVAL_S``, or when ``sweep``) fail abandoned
+        jobs and take over the reindexes they owed."""
+        assert self._records is not None
+        records = self._records
+        unfinished = [j.job_id for j in self._jobs.values() if not j.state.finished]
+        for job_id in dict.fromkeys([*self._unsaved, *unfinished]):
+            job = self._jobs.get(job_id)
+            if job is not None:
+                await self.save(job)
+        for job_id in await asyncio.to_thread(records.cancels_requested, unfinished):
+            asked = self._jobs.get(job_id)
+            if asked is not None:
+                asked.cancel_requested.set()
+        now = time.monotonic()
+        if sweep or (sweep is None and now - self._last_sweep >= SWEEP_INTERVAL_S):
+            self._last_sweep = now
+            await self._sweep(records)
+
+    async def _sweep(self, records: JobRecords) -> None:
+        abandoned = await asyncio.to_thread(records.fail_abandoned, ABANDONED_AFTER_S)
+        await asyncio.to_thread(records.forget_finished, FINISHED_ROWS_KEPT_S)
+        for record in abandoned:
+            metrics.JOBS_FINISHED.labels(kind=record.kind, state=str(JobState.FAILED)).inc()
+            log.warning(
+                "job %s (%s of %s) lost its server %s: marked failed",
+                record.job_id,
+                record.kind,
+                record.tenant,
+                record.owner,
+            )
+        tenants = {r.tenant for r in abandoned if r.kind == JOB_KIND}
+        if tenants:
+            await self.resume_owed(tenants)
+
+    def _changed(self, job: Job) -> None:
+        """Write ``job``'s row on the next sync, which starts now."""
+        if self._records is not None:
+            self._unsaved.add(job.job_id)
+            self._wake.set()
 
     def active(self, tenant: str) -> list[Job]:
         """The tenant's running and queued reindex jobs."""
@@ -299,6 +380,7 @@ class ReindexJobs:
         self._count(job, -1)
         job.state = state
         self._count(job, +1)
+        self._changed(job)
 
     @staticmethod
     def _count(job: Job, delta: int) -> None:
@@ -317,6 +399,12 @@ class ReindexJobs:
                 job.cancel_requested.set()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
+            self._sync_task = None
+            with contextlib.suppress(Exception):  # the last word on the cancelled jobs
+                await self.sync_once(sweep=False)
 
 
 def _newest(first: int | None, second: int | None) -> int | None:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import faiss
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from core import metrics
 from core.crypto import Keyring, open_keyring
 from core.db import create_database_engine
 from core.errors import EngineUnavailableError, ModelNotFoundError
 from core.gc_pauses import freeze_startup_heap, watch_gc_pauses
+from core.job_records import JobRecords
 from core.pending_work import PendingWork
 from models.classifiers import ClassifiersUnavailableError, classifiers_dir
 from models.classifiers.slot import ClassifierSlot
@@ -49,7 +49,7 @@ from server.pipeline.reply import PipelineSettings, ReplyPipeline, Stores
 from server.pipeline.rerank import PassageReranker
 from server.pipeline.tokens import TokenCounter, load_token_counter
 from server.pipeline.webhook import TicketNotifier
-from server.security.access import AccessControl
+from server.security.access import access_control_for
 from server.security.outbound import WebhookPolicy
 from server.services.catalog import CatalogService
 from server.services.conversations import ConversationService
@@ -59,7 +59,6 @@ from server.services.generation import GenerationService
 from server.services.intents import IntentService
 from server.services.knowledge import KnowledgeService
 from server.store.analytics import ConversationAnalytics
-from server.store.api_keys import ApiKeyStore
 from server.store.audit import AuditLog
 from server.store.conversations import ConversationStore
 from server.store.customers import CustomerStore
@@ -123,7 +122,7 @@ async def serving(
                 )
                 app.state.audit_log = AuditLog(retrieval.database)
                 app.state.access = await asyncio.to_thread(
-                    _access_control, settings, retrieval.database
+                    access_control_for, settings, retrieval.database
                 )
                 yield
     finally:
@@ -222,7 +221,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
         embedder,
         knowledge,
         CustomerHistory(database, embedder, keyring),
-        ReindexJobs(knowledge, PendingWork(database)),
+        ReindexJobs(knowledge, PendingWork(database), JobRecords(database)),
         keyring,
     )
 
@@ -231,6 +230,7 @@ def build_retrieval(settings: Settings) -> Retrieval:
 async def running_retrieval(settings: Settings) -> AsyncIterator[Retrieval]:
     """Build retrieval, load the embedder and indexes in the background, close at exit."""
     retrieval = await asyncio.to_thread(build_retrieval, settings)
+    retrieval.jobs.start_sync()  # jobs' rows kept current, other replicas' dead jobs swept
     tasks = [
         asyncio.create_task(_warm_up_retrieval(retrieval), name="retrieval-warm-up"),
         asyncio.create_task(
@@ -369,7 +369,12 @@ async def running_support(
     counter: TokenCounter = await asyncio.to_thread(
         load_token_counter, served_model_folder(settings)
     )
-    notifier = TicketNotifier(services.conversations.ticket_store, webhook_policy)
+    notifier = TicketNotifier(
+        services.conversations.ticket_store,
+        webhook_policy,
+        config_of=lambda tenant: tenants.get(tenant).webhook,
+    )
+    notifier.start_sweeps()  # what a crash or a restart left undelivered
     pipeline = ReplyPipeline(
         settings=pipeline_settings(settings),
         gate=gate,
@@ -428,31 +433,6 @@ def _warm_up_pipeline(pipeline: ReplyPipeline) -> None:
     except Exception:
         log.exception("warming up the reply pipeline failed")
     freeze_startup_heap()  # the classifiers, lexicons and tokenizer live for good
-
-
-def _access_control(settings: Settings, database: Engine) -> AccessControl:
-    """Key checking as configured; says loudly when the server is open to any caller."""
-    if not settings.keys_required:
-        log.warning(
-            "API KEYS ARE OFF: any program that can reach %s:%d may read and change every "
-            "tenant's data. This is allowed only in development on loopback; set "
-            "CONCIERGE_AUTH=keys and create keys with `concierge keys create` before exposing it.",
-            settings.host,
-            settings.port,
-        )
-        return AccessControl(None)
-    store = ApiKeyStore(database)
-    if store.active_count() == 0:
-        log.warning(
-            "API keys are required but none exists: every request will get 401. "
-            "Create one with `concierge keys create --tenant T --role service`."
-        )
-    return AccessControl(
-        store,
-        cache_s=settings.api_key_cache_s,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-        rate_limit_burst=settings.rate_limit_burst,
-    )
 
 
 def import_model_libraries() -> None:

@@ -170,7 +170,8 @@ async def reindex(
 @router.get("/jobs/{job_id}", **requires(Role.ADMIN), response_model=JobOut, responses=_ERRORS)
 async def get_job(job_id: str, service: KnowledgeServiceDep, principal: PrincipalDep) -> JobOut:
     """A job's state, progress (documents done/total, ETA), and result or error."""
-    return JobOut.model_validate(service.job(job_id, principal.tenant).as_dict())
+    job = await service.job(job_id, principal.tenant)
+    return JobOut.model_validate(job.as_dict())
 
 
 @router.post(
@@ -184,7 +185,7 @@ async def cancel_job(
     job_id: str, service: KnowledgeServiceDep, audit: AuditDep, principal: PrincipalDep
 ) -> JobOut:
     """Ask a job to stop; nothing it built is published."""
-    job = service.cancel_job(job_id, principal.tenant)
+    job = await service.cancel_job(job_id, principal.tenant)
     await audit.record(job.tenant, "kb.reindex.cancel", job_id)
     return JobOut.model_validate(job.as_dict())
 

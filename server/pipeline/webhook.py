@@ -6,7 +6,8 @@ the timestamp, so a receiver can check both origin and freshness (and refuse
 replays). Delivery runs after the turn is committed and acknowledged, retries with
 exponential backoff on connection errors, timeouts and 5xx/429 answers, gives up on
 other 4xx (the receiver refuses this request for good), and records the outcome on
-the ticket.
+the ticket. A delivery a crash cut off is taken over by the next sweep of any replica, so
+a receiver may see a ticket twice: it dedupes by ``ticket_id``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,23 +126,89 @@ async def deliver(
     return DeliveryResult(WebhookStatus.FAILED, attempt, error)
 
 
-class TicketNotifier:
-    """Delivers ticket webhooks in the background and records the outcome."""
+SWEEP_INTERVAL_S = 30.0
+"""How often a server looks for deliveries no sender holds (a crash, a restart)."""
+MAX_DELIVERY_AGE_S = 24 * 3600.0
+"""A ticket not delivered within a day is given up (recorded as failed)."""
 
-    def __init__(self, store: TicketStore, policy: WebhookPolicy | None = None) -> None:
+
+def lease_for(config: Webhook) -> float:
+    """How long one sender holds a delivery: every attempt timing out, every backoff, and
+    a margin; past it, another sender may take the delivery over."""
+    backoff = sum(config.backoff_s * 2**i for i in range(config.attempts - 1))
+    return config.attempts * config.timeout_s + backoff + 30.0
+
+
+class TicketNotifier:
+    """Delivers ticket webhooks in the background and records the outcome.
+
+    The ticket row is the outbox: a ticket with a webhook is stored ``pending`` in the same
+    transaction as the turn that escalated, and whoever sends it first takes a lease on it
+    (``TicketStore.claim_webhook``), so one delivery runs at a time across replicas. A
+    server killed mid-delivery, or stopped before its first attempt, leaves the ticket
+    pending; ``sweep`` (at start-up, then every ``SWEEP_INTERVAL_S``, on any replica)
+    delivers what no live sender holds.
+    """
+
+    def __init__(
+        self,
+        store: TicketStore,
+        policy: WebhookPolicy | None = None,
+        config_of: Callable[[str], Webhook] | None = None,
+    ) -> None:
         self._store = store
         self._policy = policy or WebhookPolicy()
+        self._config_of = config_of
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def notify(self, ticket: Ticket, config: Webhook) -> None:
         if config.url is None:
             return
+        self._spawn(ticket, config)
+
+    def _spawn(self, ticket: Ticket, config: Webhook) -> None:
         task = asyncio.get_running_loop().create_task(self._run(ticket, config))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def start_sweeps(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
+        """Deliver what earlier processes left owed now, then keep looking every
+        ``interval_s`` (needs ``config_of``); call once from the event loop."""
+        if self._config_of is not None and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop(interval_s), name="webhooks")
+
+    async def _sweep_loop(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # the database may be away for a moment; next time
+                log.exception("looking for owed webhook deliveries failed")
+            await asyncio.sleep(interval_s)
+
+    async def sweep(self) -> int:
+        """Start the deliveries no live sender holds; how many."""
+        if self._config_of is None:
+            return 0
+        owed = await asyncio.to_thread(self._store.owed_webhooks, MAX_DELIVERY_AGE_S)
+        for ticket in owed:
+            try:
+                config = await asyncio.to_thread(self._config_of, ticket.tenant)
+            except Exception:
+                log.exception("webhook of ticket %s: tenant configuration", ticket.ticket_id)
+                continue
+            self._spawn(ticket, config)
+        if owed:
+            log.info("resuming %d owed webhook deliveries", len(owed))
+        return len(owed)
+
     async def _run(self, ticket: Ticket, config: Webhook) -> None:
+        claimed = await asyncio.to_thread(
+            self._store.claim_webhook, ticket.ticket_id, lease_for(config)
+        )
+        if not claimed:  # another sender holds it, or it is no longer pending
+            return
         checked = await self._checked(config)
         if isinstance(checked, DeliveryResult):
             result = checked
@@ -150,7 +218,7 @@ class TicketNotifier:
             self._store.set_webhook_result,
             ticket.ticket_id,
             result.status,
-            result.attempts,
+            ticket.webhook_attempts + result.attempts,
             result.error,
         )
 
@@ -170,7 +238,11 @@ class TicketNotifier:
             )
 
     async def close(self, grace_s: float = 5.0) -> None:
-        """Let deliveries in flight finish (bounded), then close the client."""
+        """Let deliveries in flight finish (bounded), then close the client; one cut off
+        stays pending, for a sweep once its lease runs out."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         for task in list(self._tasks):

@@ -18,6 +18,7 @@ in any tenant.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 
 from core import metrics
 from core.errors import (
@@ -35,7 +37,11 @@ from core.errors import (
     PermissionDeniedError,
     RateLimitedError,
 )
+from server.config import Settings
 from server.store.api_keys import ApiKey, ApiKeyStore, Role, digests_match, split_token
+from server.store.rate_buckets import SharedRateLimits
+
+log = logging.getLogger(__name__)
 
 ROLE_EXTENSION = "x-concierge-role"
 TENANT_HEADER = "x-concierge-tenant"
@@ -116,8 +122,10 @@ class AccessControl:
         rate_limit_per_minute: int = 600,
         rate_limit_burst: int = 60,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedRateLimits | None = None,
     ) -> None:
         self.store = store
+        self._shared = shared
         self._cache_s = cache_s
         self._default_rate = rate_limit_per_minute
         self._burst = rate_limit_burst
@@ -151,8 +159,9 @@ class AccessControl:
             raise AuthenticationError("the API key has been revoked")
         return Principal(key)
 
-    def charge(self, principal: Principal) -> None:
-        """Count one request against the key's rate limit; 429 when it is spent."""
+    async def charge(self, principal: Principal) -> None:
+        """Count one request against the key's rate limit; 429 when it is spent. With a
+        ``shared`` store the budget is the database's, charged by every replica."""
         key = principal.key
         if key is None:
             return
@@ -161,12 +170,16 @@ class AccessControl:
             per_minute = self._default_rate
         if per_minute <= 0:
             return
-        with self._lock:
-            bucket = self._buckets.get(key.key_id)
-            if bucket is None or bucket.rate_per_s != per_minute / 60.0:
-                bucket = TokenBucket(per_minute, min(self._burst, per_minute), self._clock)
-                self._buckets[key.key_id] = bucket
-            wait_s = bucket.take()
+        burst = min(self._burst, per_minute)
+        if self._shared is not None:
+            wait_s = await asyncio.to_thread(self._shared.take, key.key_id, per_minute, burst)
+        else:
+            with self._lock:
+                bucket = self._buckets.get(key.key_id)
+                if bucket is None or bucket.rate_per_s != per_minute / 60.0:
+                    bucket = TokenBucket(per_minute, burst, self._clock)
+                    self._buckets[key.key_id] = bucket
+                wait_s = bucket.take()
         if wait_s is not None:
             metrics.RATE_LIMITED.inc()
             raise RateLimitedError(
@@ -207,7 +220,7 @@ def _guard(role: Role | None) -> Callable[..., Any]:
         named_tenant = request.headers.get(TENANT_HEADER)
         if named_tenant is not None:
             principal.require_tenant(named_tenant)
-        access.charge(principal)
+        await access.charge(principal)
         request.state.principal = principal
 
     guard.__name__ = f"requires_{role.value if role else 'a_key'}"
@@ -259,3 +272,30 @@ async def get_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def access_control_for(settings: Settings, database: Engine) -> AccessControl:
+    """Key checking as configured; says loudly when the server is open to any caller. On
+    PostgreSQL, which replicas share, the rate limits are charged in the database."""
+    if not settings.keys_required:
+        log.warning(
+            "API KEYS ARE OFF: any program that can reach %s:%d may read and change every "
+            "tenant's data. This is allowed only in development on loopback; set "
+            "CONCIERGE_AUTH=keys and create keys with `concierge keys create` before exposing it.",
+            settings.host,
+            settings.port,
+        )
+        return AccessControl(None)
+    store = ApiKeyStore(database)
+    if store.active_count() == 0:
+        log.warning(
+            "API keys are required but none exists: every request will get 401. "
+            "Create one with `concierge keys create --tenant T --role service`."
+        )
+    return AccessControl(
+        store,
+        cache_s=settings.api_key_cache_s,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_burst=settings.rate_limit_burst,
+        shared=SharedRateLimits(database) if database.dialect.name == "postgresql" else None,
+    )

@@ -37,7 +37,8 @@ from models.classifiers import (
 from models.classifiers.head_store import remove_versions, tenant_root
 from models.classifiers.training import EMBED_PURPOSE
 from models.embedder import Embedder
-from retrieval.jobs import Job, ReindexJobs
+from retrieval.job import Job
+from retrieval.jobs import ReindexJobs
 
 JOB_KIND = "tenant_intents"
 MAX_INTENT_FILE_BYTES = 1 << 20
@@ -93,6 +94,7 @@ class IntentService:
 
         job = self._jobs.submit_work(tenant, JOB_KIND, work)
         job.total = len(examples)  # known now: the job's progress and the audit show it
+        await self._jobs.save(job)
         if wait:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(job.finished.wait(), MAX_WAIT_S)
@@ -153,9 +155,7 @@ class IntentService:
         were cancelled. 404 when there was nothing to remove or cancel."""
         check_tenant(tenant)
         classifiers = await asyncio.to_thread(self._classifiers)
-        pending = self._jobs.unfinished(tenant, JOB_KIND)
-        for job in pending:
-            job.cancel_requested.set()
+        pending = await self._jobs.cancel_unfinished(tenant, JOB_KIND)
         removed = await asyncio.to_thread(
             remove_versions, tenant_root(classifiers.directory, tenant)
         )

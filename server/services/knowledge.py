@@ -26,7 +26,7 @@ from retrieval.documents import (
     documents_from_upload,
     with_example_question,
 )
-from retrieval.jobs import Job
+from retrieval.job import Job
 from retrieval.knowledge import (
     KnowledgeBase,
     ReindexMode,
@@ -177,24 +177,26 @@ class KnowledgeService:
         check_tenant(tenant)
         promised = await asyncio.to_thread(self._jobs.promise, tenant, mode)
         job = self._jobs.submit(tenant, mode, promised)
+        await self._jobs.save(job)
         if wait:
             await _wait_for(job)
         return job
 
-    def job(self, job_id: str, tenant: str | None = None) -> Job:
-        """The job; with ``tenant``, a job of another tenant is reported as missing.
+    async def job(self, job_id: str, tenant: str | None = None) -> Job:
+        """The job, whichever replica runs it; with ``tenant``, a job of another tenant is
+        reported as missing.
 
         Job ids are global, so a key of one tenant must not learn that another
         tenant's job exists, let alone its progress or cancel it.
         """
-        job = self._jobs.get(job_id)
+        job = await self._jobs.find(job_id)
         if tenant is not None and job.tenant != tenant:
-            raise NotFoundError(f"no job {job_id!r} (jobs are kept in memory until restart)")
+            raise NotFoundError(f"no job {job_id!r}")
         return job
 
-    def cancel_job(self, job_id: str, tenant: str | None = None) -> Job:
-        self.job(job_id, tenant)
-        return self._jobs.cancel(job_id)
+    async def cancel_job(self, job_id: str, tenant: str | None = None) -> Job:
+        await self.job(job_id, tenant)
+        return await self._jobs.cancel_anywhere(job_id)
 
     async def stats(self, tenant: str) -> KbStatsOut:
         check_tenant(tenant)
@@ -234,6 +236,7 @@ class KnowledgeService:
         job = None
         if reindex and any(c.action != "unchanged" for c in changes):
             job = self._jobs.submit(tenant, ReindexMode.INCREMENTAL, promised)
+            await self._jobs.save(job)
             if wait:
                 await _wait_for(job)
         else:  # nothing to index: the promise is kept by doing nothing

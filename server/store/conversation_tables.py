@@ -93,6 +93,7 @@ TICKETS = Table(
     Column("webhook_status", String(16), nullable=False),
     Column("webhook_attempts", Integer, nullable=False),
     Column("webhook_error", Text, nullable=True),
+    Column("webhook_lease_until", Float, nullable=True),
     Index("ix_tickets_tenant_time", "tenant", "created_at"),
 )
 

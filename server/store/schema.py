@@ -40,6 +40,8 @@ UPGRADE_LOCK_KEY = 0x636F6E6369657267  # "concierg": one advisory-lock key for s
 
 TABLE_MODULES = (
     "core.pending_work",
+    "core.job_records",
+    "server.store.rate_buckets",
     "retrieval.documents",
     "retrieval.history",
     "retrieval.catalog",

@@ -3,11 +3,12 @@ by the webhook sender with its delivery state."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
 from core.crypto import Keyring
 from core.errors import NotFoundError
@@ -57,12 +58,64 @@ class TicketStore:
     def set_webhook_result(
         self, ticket_id: str, status: WebhookStatus, attempts: int, error: str | None
     ) -> None:
+        """Record how the delivery ended (``attempts`` in all) and free its lease."""
         with self._engine.begin() as conn:
             conn.execute(
                 update(TICKETS)
                 .where(TICKETS.c.ticket_id == ticket_id)
-                .values(webhook_status=str(status), webhook_attempts=attempts, webhook_error=error)
+                .values(
+                    webhook_status=str(status),
+                    webhook_attempts=attempts,
+                    webhook_error=error,
+                    webhook_lease_until=None,
+                )
             )
+
+    def claim_webhook(self, ticket_id: str, lease_s: float, now: float | None = None) -> bool:
+        """Take a pending delivery for ``lease_s``: True for exactly one sender (of every
+        replica) until the lease runs out; a sender that dies leaves the ticket to the next
+        sweep after it does."""
+        now = time.time() if now is None else now
+        with self._engine.begin() as conn:
+            taken = conn.execute(
+                update(TICKETS)
+                .where(
+                    TICKETS.c.ticket_id == ticket_id,
+                    TICKETS.c.webhook_status == str(WebhookStatus.PENDING),
+                    or_(
+                        TICKETS.c.webhook_lease_until.is_(None),
+                        TICKETS.c.webhook_lease_until <= now,
+                    ),
+                )
+                .values(webhook_lease_until=now + lease_s)
+            ).rowcount
+        return bool(taken)
+
+    def owed_webhooks(
+        self, max_age_s: float, now: float | None = None, limit: int = 100
+    ) -> list[Ticket]:
+        """Pending deliveries no sender holds (never claimed, or their sender died), oldest
+        first. Those older than ``max_age_s`` are given up as failed: a help desk told of a
+        ticket a day late has been told too late to act on it."""
+        now = time.time() if now is None else now
+        free = and_(
+            TICKETS.c.webhook_status == str(WebhookStatus.PENDING),
+            or_(TICKETS.c.webhook_lease_until.is_(None), TICKETS.c.webhook_lease_until <= now),
+        )
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(TICKETS)
+                .where(free, TICKETS.c.created_at < now - max_age_s)
+                .values(
+                    webhook_status=str(WebhookStatus.FAILED),
+                    webhook_error="not delivered in time: given up",
+                    webhook_lease_until=None,
+                )
+            )
+            rows = conn.execute(
+                select(TICKETS).where(free).order_by(TICKETS.c.created_at).limit(limit)
+            ).all()
+        return [self.from_row(row) for row in rows]
 
     def tickets(self, tenant: str, status: str | None = None, limit: int = 100) -> list[Ticket]:
         query = select(TICKETS).where(TICKETS.c.tenant == tenant)
@@ -84,6 +137,7 @@ class TicketStore:
 
     def from_row(self, row: Any) -> Ticket:
         values = row._asdict()
+        values.pop("webhook_lease_until", None)
         values["webhook_status"] = WebhookStatus(values["webhook_status"])
         values["transcript"] = self._keyring.decrypt_json(values["transcript"], TRANSCRIPT)
         return Ticket(**values)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
+from core.errors import ConflictError, JobCancelledError, NotFoundError
+from core.job_records import JobRecord, JobRecords
 from core.pending_work import PendingWork
 from retrieval.documents import Document
 from retrieval.index import published_versions
-from retrieval.jobs import PENDING_KIND, JobState, ReindexJobs
+from retrieval.job import JOB_KIND, Job, JobState
+from retrieval.jobs import ABANDONED_AFTER_S, PENDING_KIND, ReindexJobs
 from retrieval.knowledge import KnowledgeBase, ReindexMode
 from tests.system.retrieval.conftest import KnowledgeFactory
 
@@ -163,3 +169,106 @@ async def test_a_failed_reindex_keeps_its_promise(
     await _finished(job.finished)
     assert job.state is JobState.CANCELLED
     assert [item.tenant for item in pending.owed(PENDING_KIND)] == ["acme"]
+
+
+def _replica(
+    make_knowledge: KnowledgeFactory, database: Engine, owner: str
+) -> tuple[ReindexJobs, JobRecords]:
+    """One server's jobs over the shared database, as a replica builds them."""
+    records = JobRecords(database)
+    return ReindexJobs(make_knowledge(), PendingWork(database), records, owner=owner), records
+
+
+async def test_a_job_of_one_replica_is_read_on_another_with_its_progress_and_result(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    make_knowledge().put_documents("acme", _many(40))
+    replica_a, _ = _replica(make_knowledge, database, "a")
+    replica_b, _ = _replica(make_knowledge, database, "b")
+    replica_a.start_sync()
+    job = replica_a.submit("acme", promised=replica_a.promise("acme"))
+    await replica_a.save(job)
+    seen = await replica_b.find(job.job_id)  # readable the moment its id is handed out
+    assert seen.tenant == "acme" and seen.mode is ReindexMode.INCREMENTAL
+    assert seen.state in {JobState.QUEUED, JobState.RUNNING}
+    await _finished(job.finished)
+    for _ in range(200):  # the owner writes a finished job on its next sync, at once
+        seen = await replica_b.find(job.job_id)
+        if seen.state.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert seen.as_dict()["state"] == "succeeded"
+    assert seen.as_dict()["progress"] == job.as_dict()["progress"]
+    assert seen.result == job.result and seen.finished.is_set()
+    with pytest.raises(ConflictError):
+        await replica_b.cancel_anywhere(job.job_id)
+    with pytest.raises(NotFoundError):
+        await replica_b.find("no-such-job")
+    await replica_a.shutdown()
+
+
+async def test_a_cancel_asked_through_another_replica_stops_the_job(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    replica_a, _ = _replica(make_knowledge, database, "a")
+    replica_b, _ = _replica(make_knowledge, database, "b")
+    replica_a.start_sync()
+
+    async def until_cancelled(job: Job) -> dict[str, Any]:
+        await _until(job.cancel_requested.is_set)
+        raise JobCancelledError("stopped between batches")
+
+    job = replica_a.submit_work("acme", "tenant_intents", until_cancelled)
+    await replica_a.save(job)
+    asked = await replica_b.cancel_anywhere(job.job_id)
+    assert asked.cancel_requested.is_set()
+    await _finished(job.finished)  # replica a reads the flag on its next sync
+    assert job.state is JobState.CANCELLED
+    for _ in range(200):
+        if (await replica_b.find(job.job_id)).state is JobState.CANCELLED:
+            break
+        await asyncio.sleep(0.01)
+    assert (await replica_b.find(job.job_id)).state is JobState.CANCELLED
+    await replica_a.shutdown()
+
+
+async def test_a_job_whose_replica_died_is_failed_and_its_reindex_taken_over(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    """A replica killed in the middle of a reindex: its row stops being touched, another
+    replica's sweep marks it failed and runs the reindex the dead one still owed."""
+    make_knowledge().put_documents("acme", _many(12))
+    pending = PendingWork(database)
+    records = JobRecords(database)
+    promised = pending.request(PENDING_KIND, "acme")
+    stopped = time.time() - 2 * ABANDONED_AFTER_S
+    records.save(
+        JobRecord(
+            job_id="killed-mid-reindex",
+            tenant="acme",
+            kind=JOB_KIND,
+            mode="incremental",
+            state="running",
+            created_at=stopped - 5,
+            started_at=stopped - 4,
+            finished_at=None,
+            done=5,
+            total=12,
+            error=None,
+            result=None,
+            cancel_requested=False,
+            owner="replica-killed",
+            heartbeat_at=stopped,
+        )
+    )
+    survivor, _ = _replica(make_knowledge, database, "survivor")
+    await survivor.sync_once(sweep=True)
+    dead = await survivor.find("killed-mid-reindex")
+    assert dead.state is JobState.FAILED and dead.error is not None
+    assert "replica-killed" in dead.error
+    (taken_over,) = survivor.active("acme")
+    assert taken_over.promised == promised
+    await _finished(taken_over.finished)
+    assert taken_over.state is JobState.SUCCEEDED
+    assert pending.owed(PENDING_KIND) == []
+    await survivor.shutdown()

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from core.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from server.security.access import ANONYMOUS, AccessControl, TokenBucket
 from server.store.api_keys import API_KEYS, ApiKeyStore, Role, split_token
+from server.store.rate_buckets import SharedRateLimits
 
 
 def test_a_key_is_issued_once_and_stored_as_a_digest(store_engine: Engine) -> None:
@@ -93,11 +94,43 @@ def test_rate_limit_per_key_with_retry_after(store_engine: Engine) -> None:
     now = [0.0]
     access = AccessControl(store, cache_s=60, rate_limit_burst=10, clock=lambda: now[0])
     principal = asyncio.run(access.authenticate(limited.token))
-    access.charge(principal)
-    access.charge(principal)
+    asyncio.run(access.charge(principal))
+    asyncio.run(access.charge(principal))
     with pytest.raises(RateLimitedError) as refused:
-        access.charge(principal)
+        asyncio.run(access.charge(principal))
     assert refused.value.headers() == {"Retry-After": "30"}
     unlimited = asyncio.run(access.authenticate(free.token))
     for _ in range(100):
-        access.charge(unlimited)
+        asyncio.run(access.charge(unlimited))
+
+
+def test_replicas_on_one_database_share_each_keys_rate_limit(store_engine: Engine) -> None:
+    """Two replicas' access control on one database: the key's budget is spent once, not
+    once per replica, and both tell the same ``Retry-After``."""
+    store = ApiKeyStore(store_engine)
+    limited = store.create("acme", Role.SERVICE, rate_limit_per_minute=6)
+    now = [1_000.0]
+    replicas = [
+        AccessControl(
+            store,
+            cache_s=60,
+            rate_limit_burst=3,
+            shared=SharedRateLimits(store_engine, clock=lambda: now[0]),
+        )
+        for _ in range(2)
+    ]
+
+    def charged(replica: AccessControl) -> str:
+        principal = asyncio.run(replica.authenticate(limited.token))
+        try:
+            asyncio.run(replica.charge(principal))
+        except RateLimitedError as refused:
+            return refused.headers()["Retry-After"]
+        return "ok"
+
+    burst = [charged(replicas[i % 2]) for i in range(5)]
+    assert burst == ["ok", "ok", "ok", "10", "10"]  # 3 at once, then one per 10 s
+    now[0] += 10
+    assert [charged(replicas[1]), charged(replicas[0])] == ["ok", "10"]
+    now[0] += 3600  # the budget refills to the burst, never beyond
+    assert [charged(replicas[i % 2]) for i in range(4)] == ["ok", "ok", "ok", "10"]

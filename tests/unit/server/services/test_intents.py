@@ -18,7 +18,8 @@ import pytest
 
 from core.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from models.classifiers import Classifiers
-from retrieval.jobs import JobState, ReindexJobs
+from retrieval.job import JobState
+from retrieval.jobs import ReindexJobs
 from server.services.intents import JOB_KIND, MAX_INTENT_EXAMPLES, IntentService
 from tests.classifier_sets import MODEL, general_classifiers
 

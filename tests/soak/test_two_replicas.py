@@ -1,0 +1,166 @@
+"""Two Concierge replicas on one PostgreSQL and one data directory, as docs/deploy.md runs
+them: a job started on one is read on the other, a key's rate limit is spent once across
+both, and a replica killed in the middle of a reindex leaves the job failed and the
+reindex finished by the survivor, never stuck.
+
+Both replicas forward generation to the session engine (remote mode), so they start in
+seconds; the kill makes this a soak test.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.db import create_database_engine
+from server.store.api_keys import ApiKeyStore, Role
+from server.store.schema import upgrade_schema
+from tests.forked_processes import ForkedServer, shared_launcher
+from tests.postgres import PostgresServer
+from tests.servers import isolated_data_dir, remote_engine_env
+
+TENANT = "default"
+DOCUMENTS = 200
+TAKEOVER_TIMEOUT_S = 240.0
+
+
+@dataclass
+class Replicas:
+    a: ForkedServer
+    b: ForkedServer
+    admin: str
+    """An admin key's token, without a rate limit of note."""
+    limited: str
+    """An admin key's token allowed 6 requests a minute, 3 at once."""
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    base_url: str,
+    data_dir: Path,
+    log_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_server: PostgresServer,
+) -> Iterator[Replicas]:
+    name = f"replicas_{uuid.uuid4().hex}"
+    url = postgres_server.create_database(name)
+    engine = create_database_engine(url)
+    upgrade_schema(engine)
+    keys = ApiKeyStore(engine)
+    admin = keys.create(TENANT, Role.ADMIN, "replica test", rate_limit_per_minute=100_000)
+    limited = keys.create(TENANT, Role.ADMIN, "limited", rate_limit_per_minute=6)
+    engine.dispose()
+    shared = isolated_data_dir(tmp_path_factory.mktemp("replicas-data"), data_dir)
+    env = {
+        **remote_engine_env(base_url),
+        "CONCIERGE_DATA_DIR": str(shared),
+        "CONCIERGE_DATABASE_URL": url,
+        "CONCIERGE_AUTH": "keys",
+        "CONCIERGE_RATE_LIMIT_BURST": "3",
+    }
+    launcher = shared_launcher()
+    a = launcher.serve(log_dir, env, "replica-a")
+    b = launcher.serve(log_dir, env, "replica-b")
+    try:
+        launcher.wait_ready(a, 120)
+        launcher.wait_ready(b, 120)
+        yield Replicas(a, b, admin.token, limited.token)
+    finally:
+        for server in (a, b):
+            if launcher.alive(server):
+                launcher.kill(server)
+        postgres_server.drop_database(name)
+
+
+def _client(server: ForkedServer, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+def _bulk(tag: str) -> list[dict[str, str]]:
+    return [
+        {
+            "id": f"{tag}-{n}.txt",
+            "title": f"Route note {tag} {n}",
+            "text": f"Parcels of route {tag} number {n} travel by wombat courier. " * 3,
+        }
+        for n in range(DOCUMENTS)
+    ]
+
+
+def test_a_job_started_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:
+    with _client(replicas.a, replicas.admin) as a, _client(replicas.b, replicas.admin) as b:
+        started = a.post(
+            f"/admin/kb/{TENANT}/documents:bulk",
+            params={"wait": "false"},
+            json={"documents": _bulk("first")[:20]},
+        )
+        assert started.status_code == 200, started.text
+        job_id = started.json()["job"]["id"]
+        seen = b.get(f"/admin/jobs/{job_id}")  # at once: the row is written before the 202
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["tenant"] == TENANT and seen.json()["kind"] == "kb_reindex"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            shown = b.get(f"/admin/jobs/{job_id}").json()
+            if shown["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert shown["state"] == "succeeded", shown
+        assert shown["progress"]["documents_done"] == shown["progress"]["documents_total"] == 20
+        assert b.get("/admin/jobs/not-a-job").status_code == 404
+
+
+def test_a_keys_rate_limit_is_spent_once_across_replicas(replicas: Replicas) -> None:
+    with _client(replicas.a, replicas.limited) as a, _client(replicas.b, replicas.limited) as b:
+        statuses = [(a if n % 2 == 0 else b).get(f"/admin/kb/{TENANT}/stats") for n in range(5)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429], [
+        r.text for r in statuses
+    ]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in statuses[3:])
+
+
+def test_a_replica_killed_mid_reindex_leaves_the_job_failed_and_the_reindex_done(
+    replicas: Replicas,
+) -> None:
+    """Runs last in this module: it kills replica a."""
+    with _client(replicas.a, replicas.admin) as a, _client(replicas.b, replicas.admin) as b:
+        started = a.post(
+            f"/admin/kb/{TENANT}/documents:bulk",
+            params={"wait": "false"},
+            json={"documents": _bulk("killed")},
+        )
+        assert started.status_code == 200, started.text
+        job_id = started.json()["job"]["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            shown = b.get(f"/admin/jobs/{job_id}").json()
+            if shown["state"] == "running" and shown["progress"]["documents_done"] > 0:
+                break
+            assert shown["state"] in ("queued", "running"), shown
+            time.sleep(0.05)
+        shared_launcher().kill(replicas.a)
+
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
+        while time.monotonic() < deadline:
+            shown = b.get(f"/admin/jobs/{job_id}").json()
+            stats = b.get(f"/admin/kb/{TENANT}/stats").json()
+            taken_over = stats["documents_indexed"] == stats["documents_stored"]
+            if shown["state"] == "failed" and taken_over:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"not taken over: {shown} {stats}\n{replicas.b.log_tail()}")
+        assert "abandoned" in shown["error"], shown
+        hits = b.post(
+            f"/admin/kb/{TENANT}/search",
+            json={"query": "route killed number 117 wombat courier", "top_k": 5},
+        ).json()["results"]
+        assert any(hit["document_id"] == "killed-117.txt" for hit in hits), hits
