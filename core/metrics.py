@@ -139,6 +139,12 @@ REMOTE_UPSTREAM_IN_FLIGHT = Gauge(
     "Requests in flight to each configured upstream.",
     ["upstream"],
 )
+REMOTE_UPSTREAM_REQUESTS = Counter(
+    "concierge_remote_upstream_requests_total",
+    "Generation requests sent to each configured upstream; routed: 'affinity' (a "
+    "conversation's own upstream), 'spilled' (its own was busy or down), 'load' (no key).",
+    ["upstream", "routed"],
+)
 
 # retrieval: embeddings, KB indexes, reindex jobs, searches
 _SEARCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

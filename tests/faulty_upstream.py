@@ -29,14 +29,17 @@ class FaultyUpstream:
         self.status = status
         self.model = model
         self.generations = 0
+        self.sessions: list[str | None] = []
+        """The ``X-Concierge-Session`` header of each generation asked (None: absent)."""
         self.url = ""
 
     async def _models(self, _: Request) -> JSONResponse:
         card = {"id": self.model, "object": "model", "owned_by": "test", "max_model_len": 2048}
         return JSONResponse({"object": "list", "data": [card]})
 
-    async def _chat(self, _: Request) -> JSONResponse:
+    async def _chat(self, request: Request) -> JSONResponse:
         self.generations += 1
+        self.sessions.append(request.headers.get("x-concierge-session"))
         error = {"type": "injected_fault", "message": f"injected HTTP {self.status}", "param": None}
         return JSONResponse({"error": error}, status_code=self.status)
 

@@ -89,15 +89,27 @@ class EngineClient(Protocol):
         ...
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        """Stream a chat completion for ``messages`` (chat template applied by the engine)."""
+        """Stream a chat completion for ``messages`` (chat template applied by the engine).
+
+        ``affinity`` (a conversation's id) asks that requests with the same key reach the
+        same replica, whose prefix cache holds their earlier turns; one engine ignores it.
+        """
         ...
 
     def stream_completion(
-        self, prompt: str, options: SamplingOptions, request_id: str
+        self,
+        prompt: str,
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        """Stream a raw-text completion of ``prompt``."""
+        """Stream a raw-text completion of ``prompt`` (``affinity`` as for chat)."""
         ...
 
     async def judge_yes_no(

@@ -1,10 +1,17 @@
 """Generation on one or more OpenAI-compatible servers (``vllm serve`` replicas, say).
 
-Each request goes to the healthy upstream with the fewest requests in flight and has a
-deadline (``request_timeout_s``) after which it is closed upstream and answered with 504. A
-replica that refuses connections or answers 5xx before the first token is marked
-down and the request moves to the next one, so a dead replica costs a retry, not an
-error; a background loop probes every replica's ``/v1/models`` and brings recovered
+Each request goes to the healthy upstream with the fewest requests in flight, or, when it
+carries an affinity key (a conversation's id), to that key's own upstream: the one the key
+ranks first by rendezvous hashing, so a conversation's turns meet the prefix cache that
+holds its earlier ones, and only a few keys move when an upstream joins or leaves. A key's
+upstream that is down, or busier than the least busy by more than ``AFFINITY_SLACK``, is
+passed over for the next in the key's ranking. The key also travels as the
+``X-Concierge-Session`` header, for a router in front of several replicas (vLLM's
+production-stack router: ``--routing-logic session --session-key x-concierge-session``).
+Every request has a deadline (``request_timeout_s``) after which it is closed upstream
+and answered with 504. A replica that refuses connections or answers 5xx before the first
+token is marked down and the request moves to the next one, so a dead replica costs a
+retry, not an error; a background loop probes every replica's ``/v1/models`` and brings recovered
 ones back. Once tokens have reached the client a failure can no longer be hidden
 and is raised as ``UpstreamError``. Client errors (4xx) are the caller's fault and
 are passed on as 400s, never retried.
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -35,15 +43,17 @@ from core.errors import (
     UpstreamTimeoutError,
 )
 from models.engine.base import ChatMessage, GenerationChunk, ModelInfo, SamplingOptions
-from models.engine.judge import (
-    JUDGE_OPTIONS,
-    JUDGE_TOP_LOGPROBS,
-    all_or_cancel,
-    yes_probability,
-    yes_probability_of_text,
-)
+from models.engine.judge import JUDGE_OPTIONS, JUDGE_TOP_LOGPROBS, all_or_cancel
+from models.engine.openai_wire import error_message, judged_score, read_sse, sampling_payload
 
 log = logging.getLogger(__name__)
+
+AFFINITY_HEADER = "X-Concierge-Session"
+AFFINITY_SLACK = 8
+"""How many more requests in flight than the least busy upstream a key's own upstream may
+have before the key spills to its next: continuous batching makes a few more cheap, and a
+prefix-cache hit saves the conversation's whole prompt; a hot conversation must not pile
+up on one replica."""
 
 
 @dataclass(frozen=True)
@@ -175,39 +185,62 @@ class OpenAIRemoteEngine:
         upstream.last_error = error
         metrics.REMOTE_UPSTREAM_HEALTHY.labels(upstream=upstream.label).set(int(healthy))
 
-    def pick(self, exclude: set[str]) -> Upstream:
-        """The healthy upstream with the fewest requests in flight (ties rotate)."""
+    def pick(self, exclude: set[str], affinity: str | None = None) -> Upstream:
+        """The upstream for a request: ``affinity``'s own (see the module), else the healthy
+        one with the fewest requests in flight (ties rotate)."""
+        return self._route(exclude, affinity)[0]
+
+    def _route(self, exclude: set[str], affinity: str | None) -> tuple[Upstream, str]:
         candidates = [u for u in self._upstreams if u.healthy and u.base_url not in exclude]
         if not candidates:
             raise EngineUnavailableError("no healthy upstream engine is available")
         fewest = min(u.in_flight for u in candidates)
+        if affinity:
+            ranked = sorted(self._upstreams, key=lambda u: _rendezvous(affinity, u.base_url))
+            for rank, upstream in enumerate(ranked):
+                if upstream in candidates and upstream.in_flight <= fewest + AFFINITY_SLACK:
+                    return upstream, "affinity" if rank == 0 else "spilled"
         tied = [u for u in candidates if u.in_flight == fewest]
-        return tied[next(self._tiebreak) % len(tied)]
+        return tied[next(self._tiebreak) % len(tied)], "load"
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         body = {"messages": [{"role": m.role, "content": m.content} for m in messages]}
-        return self._stream("chat/completions", body, options, request_id)
+        return self._stream("chat/completions", body, options, request_id, affinity)
 
     def stream_completion(
-        self, prompt: str, options: SamplingOptions, request_id: str
+        self,
+        prompt: str,
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        return self._stream("completions", {"prompt": prompt}, options, request_id)
+        return self._stream("completions", {"prompt": prompt}, options, request_id, affinity)
 
     async def _stream(
-        self, path: str, body: dict[str, Any], options: SamplingOptions, request_id: str
+        self,
+        path: str,
+        body: dict[str, Any],
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         if self._client is None:
             raise EngineUnavailableError("the remote engine has not started")
         tried: set[str] = set()
         deadline = time.monotonic() + self._config.request_timeout_s
         while True:
-            upstream = self.pick(tried)
+            upstream, routed = self._route(tried, affinity)
             tried.add(upstream.base_url)
+            metrics.REMOTE_UPSTREAM_REQUESTS.labels(upstream=upstream.label, routed=routed).inc()
             payload = {
                 **body,
-                **_sampling_payload(options),
+                **sampling_payload(options),
                 "model": upstream.model_id,
                 "stream": True,
                 "stream_options": {"include_usage": True},
@@ -215,11 +248,11 @@ class OpenAIRemoteEngine:
             upstream.in_flight += 1
             metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).inc()
             try:
-                response = await self._open_stream(upstream, path, payload, request_id)
+                response = await self._open_stream(upstream, path, payload, request_id, affinity)
                 if response is None:
                     continue  # upstream failed before any token: try the next one
                 self._open[request_id] = response
-                async for chunk in _read_sse(response, chat=path.startswith("chat")):
+                async for chunk in read_sse(response, chat=path.startswith("chat")):
                     if time.monotonic() > deadline:
                         await response.aclose()  # the upstream aborts the request
                         raise UpstreamTimeoutError(
@@ -234,15 +267,20 @@ class OpenAIRemoteEngine:
                 metrics.REMOTE_UPSTREAM_IN_FLIGHT.labels(upstream=upstream.label).dec()
 
     async def _open_stream(
-        self, upstream: Upstream, path: str, payload: dict[str, Any], request_id: str
+        self,
+        upstream: Upstream,
+        path: str,
+        payload: dict[str, Any],
+        request_id: str,
+        affinity: str | None = None,
     ) -> httpx.Response | None:
         """Send the request; None means 'this upstream failed, fail over'."""
         assert self._client is not None
+        headers = {"X-Request-Id": request_id}
+        if affinity:
+            headers[AFFINITY_HEADER] = affinity
         request = self._client.build_request(
-            "POST",
-            f"{upstream.base_url}/{path}",
-            json=payload,
-            headers={"X-Request-Id": request_id},
+            "POST", f"{upstream.base_url}/{path}", json=payload, headers=headers
         )
         try:
             response = await self._client.send(request, stream=True)
@@ -252,7 +290,7 @@ class OpenAIRemoteEngine:
         if response.status_code < 400:
             return response
         try:
-            detail = await _error_message(response)
+            detail = await error_message(response)
         except httpx.HTTPError as exc:
             self._mark(upstream, healthy=False, error=_describe(exc))
             return None
@@ -287,7 +325,7 @@ class OpenAIRemoteEngine:
     async def _judge(self, messages: Sequence[ChatMessage], request_id: str) -> float:
         body: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            **_sampling_payload(JUDGE_OPTIONS),
+            **sampling_payload(JUDGE_OPTIONS),
         }
         if not self._logprobs_refused:
             asked = {**body, "logprobs": True, "top_logprobs": JUDGE_TOP_LOGPROBS}
@@ -357,6 +395,12 @@ class OpenAIRemoteEngine:
             self._client = None
 
 
+def _rendezvous(key: str, base_url: str) -> int:
+    """Rank of ``base_url`` for ``key``, lowest first (highest-random-weight hashing)."""
+    digest = hashlib.blake2b(f"{key}\x00{base_url}".encode(), digest_size=8).digest()
+    return -int.from_bytes(digest, "big")
+
+
 class _ProbeFailure(Exception):
     """An upstream answered its health probe, but not with a usable model list."""
 
@@ -364,91 +408,3 @@ class _ProbeFailure(Exception):
 def _describe(exc: BaseException) -> str:
     """A failure's kind without its text: httpx messages embed URLs, which may hold secrets."""
     return str(exc) if isinstance(exc, _ProbeFailure) else type(exc).__name__
-
-
-def _sampling_payload(options: SamplingOptions) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "temperature": options.temperature,
-        "top_p": options.top_p,
-        "presence_penalty": options.presence_penalty,
-        "frequency_penalty": options.frequency_penalty,
-    }
-    if options.max_tokens is not None:
-        payload["max_tokens"] = options.max_tokens
-    if options.seed is not None:
-        payload["seed"] = options.seed
-    if options.stop:
-        payload["stop"] = list(options.stop)
-    if options.ignore_eos:
-        payload["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
-    return payload
-
-
-def judged_score(answer: dict[str, Any]) -> float:
-    """The yes-probability of a one-token chat completion: from the first token's
-    ``top_logprobs`` when the answer has them, else from its text."""
-    try:
-        choice = answer["choices"][0]
-        content = (choice.get("logprobs") or {}).get("content") or []
-        if content:
-            first = content[0]
-            candidates = first.get("top_logprobs") or [first]
-            return yes_probability(
-                (str(c.get("token", "")), float(c["logprob"])) for c in candidates
-            )
-        return yes_probability_of_text(str((choice.get("message") or {}).get("content") or ""))
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise UpstreamError(f"upstream sent a judgment in an unexpected shape: {exc!r}") from exc
-
-
-async def _error_message(response: httpx.Response) -> str:
-    raw = await response.aread()
-    await response.aclose()
-    try:
-        error = json.loads(raw).get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    except (ValueError, AttributeError):
-        pass
-    return raw.decode(errors="replace")[:500] or f"HTTP {response.status_code}"
-
-
-async def _read_sse(response: httpx.Response, *, chat: bool) -> AsyncIterator[GenerationChunk]:
-    """Translate an OpenAI SSE stream into chunks; the finish arrives with final usage."""
-    prompt_tokens = 0
-    output_tokens = 0
-    finish: Any = None
-    try:
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                break
-            event = json.loads(data)
-            if "error" in event:
-                error = event["error"]
-                message = error.get("message") if isinstance(error, dict) else str(error)
-                raise UpstreamError(f"upstream failed mid-stream: {message}")
-            usage = event.get("usage")
-            if usage:
-                prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                output_tokens = int(usage.get("completion_tokens") or output_tokens)
-            for choice in event.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                if text:
-                    output_tokens += 1
-                    yield GenerationChunk(text, prompt_tokens, output_tokens)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"upstream connection failed mid-stream: {exc}") from exc
-    except ValueError as exc:
-        raise UpstreamError(f"upstream sent an unreadable event: {exc}") from exc
-    finally:
-        await response.aclose()
-    if finish not in {"stop", "length", "abort"}:
-        finish = "stop"
-    yield GenerationChunk("", prompt_tokens, output_tokens, finish_reason=finish)

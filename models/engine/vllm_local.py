@@ -190,12 +190,20 @@ class VllmLocalEngine:
             return list(tokenizer.encode(prompt))
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, request_id: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         return self._stream(lambda: self._render_chat(messages), options, request_id, "messages")
 
     def stream_completion(
-        self, prompt: str, options: SamplingOptions, request_id: str
+        self,
+        prompt: str,
+        options: SamplingOptions,
+        request_id: str,
+        affinity: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         return self._stream(lambda: self._encode(prompt), options, request_id, "prompt")
 

@@ -105,17 +105,19 @@ class EngineGate:
         admission: Admission | None = None,
         started: float | None = None,
         request_id: str | None = None,
+        affinity: str | None = None,
     ) -> GenerationCall:
         """Admit (unless ``admission`` was taken already) and start a generation: a chat
         for messages, a text completion for a plain ``str`` prompt. ``started`` is when the
-        caller's clock for time-to-first-token began (default: now)."""
+        caller's clock for time-to-first-token began (default: now); ``affinity`` keeps a
+        conversation on one replica (``EngineClient.stream_chat``)."""
         rid = request_id or uuid.uuid4().hex
         engine = self.engine
 
         def open_stream() -> AsyncIterator[GenerationChunk]:
             if isinstance(prompt, str):
-                return engine.stream_completion(prompt, options, rid)
-            return engine.stream_chat(prompt, options, rid)
+                return engine.stream_completion(prompt, options, rid, affinity)
+            return engine.stream_chat(prompt, options, rid, affinity)
 
         started = time.perf_counter() if started is None else started
         admission = admission or await self.admit(endpoint)

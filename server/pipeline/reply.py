@@ -358,6 +358,7 @@ class ReplyPipeline:
                     admission=admission,
                     started=prepared.started,
                     request_id=f"reply-{uuid.uuid4().hex}",
+                    affinity=prepared.conversation.conversation_id,
                 )
             except ConciergeError:
                 metrics.REPLIES.labels(outcome="error").inc()

@@ -103,7 +103,9 @@ class GenerationService:
         self._check_output_limit(request)
         model = self._check_model(request.model)
         messages = [ChatMessage(m.engine_role(), m.text()) for m in request.messages]
-        call = await self._gate.open("chat", messages, _options(request))
+        call = await self._gate.open(
+            "chat", messages, _options(request), affinity=request.user or None
+        )
         answer = _Answer.of(call, model)
         if request.stream:
             return _chunks(answer, request.include_usage)
@@ -123,7 +125,9 @@ class GenerationService:
         """Text completion, full or streamed."""
         self._check_output_limit(request)
         model = self._check_model(request.model)
-        call = await self._gate.open("completion", request.prompt_text(), _options(request))
+        call = await self._gate.open(
+            "completion", request.prompt_text(), _options(request), affinity=request.user or None
+        )
         answer = _Answer.of(call, model)
         if request.stream:
             return _chunks(answer, request.include_usage)

@@ -397,3 +397,38 @@ def test_settings_base_class_is_pydantic_settings() -> None:
     # settings_env_names relies on env_prefix + field name being the variable name
     assert issubclass(Settings, BaseSettings)
     assert Settings.model_config.get("env_prefix") == "CONCIERGE_"
+
+
+# --- the generation tier: vllm serve replicas behind Concierge's own routing ------------
+
+REMOTE_OVERLAY = K8S / "remote"
+
+
+def test_the_remote_overlay_names_every_vllm_replica_it_runs() -> None:
+    """``kubectl apply -k deploy/k8s/remote``: Concierge lists each replica by its own DNS
+    name (``<statefulset>-<i>.<headless service>``), so it can keep a conversation on one."""
+    overlay = load_yaml(REMOTE_OVERLAY / "kustomization.yaml")
+    for resource in overlay["resources"]:
+        assert (REMOTE_OVERLAY / resource).exists(), resource
+    documents = list(yaml.safe_load_all((REMOTE_OVERLAY / "vllm.yaml").read_text()))
+    service = next(d for d in documents if d["kind"] == "Service")
+    statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
+    assert service["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    patched = {
+        op["path"].rsplit("/", 1)[1]: op["value"]
+        for patch in overlay["patches"]
+        if patch["target"]["kind"] == "ConfigMap"
+        for op in yaml.safe_load(patch["patch"])
+    }
+    assert patched["CONCIERGE_ENGINE"] == "openai_remote"
+    assert set(patched) <= settings_env_names()
+    names = [
+        f"http://{statefulset['metadata']['name']}-{i}.{service['metadata']['name']}:8000"
+        for i in range(statefulset["spec"]["replicas"])
+    ]
+    assert patched["CONCIERGE_REMOTE_URLS"].split(",") == names
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    assert "--enable-prefix-caching" in container["args"]
+    model = next(a for a in container["args"] if a.startswith("--model="))
+    assert model == "--model=/data/models/smollm2-135m-instruct"  # what `models prepare` writes

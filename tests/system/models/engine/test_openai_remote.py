@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from core.errors import (
     ConciergeError,
@@ -28,7 +29,12 @@ from core.errors import (
     UpstreamTimeoutError,
 )
 from models.engine.base import ChatMessage, GenerationChunk, SamplingOptions
-from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig, normalize_base_url
+from models.engine.openai_remote import (
+    OpenAIRemoteEngine,
+    RemoteConfig,
+    Upstream,
+    normalize_base_url,
+)
 from tests.faulty_upstream import FaultyUpstream
 from tests.servers import (
     free_port,
@@ -211,6 +217,54 @@ async def test_a_5xx_before_the_first_token_fails_over(base_url: str) -> None:
             assert faulty.generations == 1
             assert not engine.upstreams[0].healthy
             assert engine.upstreams[0].last_error == "HTTP 500"
+        finally:
+            await engine.shutdown()
+
+
+def _routed(upstream: Upstream, routed: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "concierge_remote_upstream_requests_total",
+        {"upstream": upstream.label, "routed": routed},
+    )
+    return value or 0.0
+
+
+async def test_a_conversation_stays_on_its_upstream(base_url: str) -> None:
+    """Two replicas (the session server by two names): every request of a conversation goes
+    to the replica its key ranks first, whose prefix cache holds its earlier turns."""
+    other_name = base_url.replace("127.0.0.1", "localhost")
+    engine = OpenAIRemoteEngine(RemoteConfig((base_url, other_name), health_interval_s=60))
+    await engine.start()
+    try:
+        assert all(u.healthy for u in engine.upstreams)
+        owners = {key: engine.pick(set(), key) for key in ("c-1", "c-2", "c-3", "c-4", "c-5")}
+        assert len({owner.base_url for owner in owners.values()}) == 2  # both get some
+        for key, owner in owners.items():
+            for _ in range(2):
+                before = _routed(owner, "affinity")
+                text, _ = await collect(
+                    engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex, affinity=key)
+                )
+                assert text.strip() and _routed(owner, "affinity") == before + 1
+    finally:
+        await engine.shutdown()
+
+
+async def test_a_conversations_key_travels_and_spills_when_its_replica_fails(
+    base_url: str,
+) -> None:
+    with FaultyUpstream(500).running() as faulty:
+        engine = OpenAIRemoteEngine(RemoteConfig((faulty.url, base_url), health_interval_s=60))
+        await engine.start()
+        try:
+            failing, live = engine.upstreams
+            key = next(f"c-{n}" for n in range(100) if engine.pick(set(), f"c-{n}") is failing)
+            text, _ = await collect(
+                engine.stream_chat(QUESTION, GREEDY, uuid.uuid4().hex, affinity=key)
+            )
+            assert text.strip()
+            assert faulty.sessions == [key]  # for a router in front of replicas
+            assert not failing.healthy and engine.pick(set(), key) is live
         finally:
             await engine.shutdown()
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import UpstreamError
 from models.engine.judge import UNDECIDED, all_or_cancel, yes_probability, yes_probability_of_text
-from models.engine.openai_remote import judged_score
+from models.engine.openai_wire import judged_score
 
 
 def test_yes_against_no_is_normalised_over_the_two_words() -> None:
