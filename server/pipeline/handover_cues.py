@@ -114,7 +114,9 @@ _HYPOTHETICAL = _alternation(
         r"souscrire|commander|réserver))\b|\bbefore (?:I|we) (?:buy|sign|book|order|subscribe)\b",
         r"\bwie funktioniert\b|\bwas passiert,? wenn\b",
         r"有什么影响|会怎么样|会有什么|的话会|是怎么处理|一般怎么|好奇问一下|如果有人|"
-        r"(?:支持|接受|允许)[^，。！？]{0,4}(?:拒付|争议|申诉)[^。！!]{0,12}(?:吗|？|\?)",
+        r"(?:支持|接受|允许)[^，。！？]{0,4}(?:拒付|争议|申诉)[^。！!]{0,12}(?:吗|？|\?)|"
+        r"只是了解一下|随便问问|(?:如果|假如|要是)[^。！？]{0,20}(?:拒付|争议)[^。！？]{0,20}"
+        r"(?:会怎么|怎么处理|会不会)",
         r"\bdo you (?:accept|allow|support|take) (?:chargebacks|disputes|card disputes)\b",
     ]
 )
@@ -315,10 +317,23 @@ _SOMEONE_ELSE_PAYS = _alternation(
 wants an invoice, not a refund from us."""
 
 
+_DEMANDS_OUR_REFUND = _alternation(
+    [
+        r"\b(?:refund me|(?:i want|i need|i demand|give me) (?:a |my |the )?(?:full )?refund|"
+        r"you (?:must|should|will|need to) refund)\b",
+        r"\b(?:rembourse[zr]-moi|je (?:veux|demande|exige) (?:un|le|mon) remboursement)\b",
+        r"退给我|给我退|必须退",
+    ]
+)
+
+
 def paid_back_by_someone_else(message: str) -> bool:
-    """The money back the message speaks of comes from a third party, and nothing in it
-    demands a refund from us."""
-    return _SOMEONE_ELSE_PAYS.search(message) is not None and _DEMAND.search(message) is None
+    """The money back the message speaks of comes from a third party ("send me an invoice,
+    my employer reimburses it"), and nothing in it demands a refund from us."""
+    return (
+        _SOMEONE_ELSE_PAYS.search(message) is not None
+        and _DEMANDS_OUR_REFUND.search(message) is None
+    )
 
 
 def asks_for_money_back(message: str) -> bool:

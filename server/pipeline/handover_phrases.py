@@ -104,7 +104,7 @@ LEGAL = {
         r"\b(?:saisir|saisirai|saisis|saisi|saisie) (?:ce jour |aujourd['’]hui |dès maintenant )?"
         r"(?:la justice|le tribunal|un avocat|mon avocat|le médiateur|la médiation)",
         r"\b(?:tribunal|tribunaux|en justice|procès|poursuites?|poursuivre|mise en demeure|"
-        r"action en justice|plainte|porter plainte|huissier)\b",
+        r"action en justice|plainte|porter plainte|huissier|justice de paix|juge de paix)\b",
         r"\b(?:ufc[- ]que choisir|dgccrf|60 millions|association de consommateurs|"
         r"médiateur|conciliateur|signalconso|test-achats)\b",
         r"\b(?:fédération|association|union|office|protection)\b[^.?!]{0,20}\bconsommat\w*",
@@ -159,18 +159,24 @@ CHARGEBACK = {
         r"did not|never) (?:recogni[sz]e|authori[sz]e|agree)",
         r"\b(?:rung|rang|called|phoned|contacted|been on to|spoken to|spoke to)\b[^.?!]{0,40}"
         r"\b(?:claw\w*|revers\w*|pull\w* (?:\w+ ){0,2}back|charg\w* (?:\w+ ){0,2}back)\b",
-        r"\b(?:amex|american express|visa|mastercard|paypal|klarna|my bank|the bank|"
+        r"\b(?:getting|get|got|clawing) (?:it|the money|my money|the deposit) back (?:for me )?"
+        r"(?:through|via|from) (?:the|my) (?:bank|card (?:people|company|issuer|provider))\b"
+        r"(?![^.!?]*\?)|\b(?:the|my) (?:bank|card people|card company)(?:'s| are| is)? "
+        r"(?:getting|get|got|clawing|pulling) (?:it|the money|my money|the deposit) back\b",
+        r"\b(?:amex|american express|visa|mastercard|paypal|klarna|my bank|the bank|monzo|"
+        r"revolut|starling|"
         r"my card (?:company|issuer|provider)|card issuer|credit card company)\b[^.?!]{0,40}"
         r"\b(?:revers\w*|claw\w* (?:it |the money |that )?back|pull\w* (?:it|the (?:payment|"
-        r"charge|money)) back|disput\w*|charg\w* ?back)\b",
+        r"charge|money)) back|disput\w*|charg\w* ?back|(?:getting|get|got) (?:it|the money|"
+        r"my money|the deposit) back)\b",
     ),
     "fr": (
         r"\b(?:rétrofacturation|chargeback)\b",
         r"\bcontest(?:er|erai|e|é) (?:le|la|ce|cette|mon|ma|les) (?:prélèvement|paiement|débit|"
         r"transaction|achat|opération|charge)",
         r"\b(?:faire|fait|fais|ferai|mettre|mis|former|formé) (?:une )?opposition\b",
-        r"\b(?:rejeter|refuser|annuler|bloquer|contester|rembourser) (?:le|ce|cette|la) "
-        r"(?:débit|prélèvement|paiement|transaction|opération)\b",
+        r"\b(?:rejeter|refuser|annuler|bloquer|contester|rembourser) (?:le|ce|cette|la|votre) "
+        r"(?:débit|prélèvement|paiement|transaction|opération|recouvrement)\b",
         r"\b(?:ma|la) banque (?:pour|de|d['’]) ?(?:annuler|rembourser|bloquer|récupérer|contester)|"
         r"demand(?:e|er|é|erai|ons)s? à (?:ma|la|mon) (?:banque|conseiller bancaire)",
         r"\b(?:litige|réclamation) (?:paypal|avec paypal|auprès de (?:ma|la) banque)|"
@@ -218,7 +224,8 @@ DATA_ACTIONS = {
     r"droit (?:d['’]accès|à l['’]oubli|d['’]opposition)|rectifi\w*|arrêtez d['’]utiliser)",
     "de": r"\b(?:löschen|löschung|auskunft|kopie|herausgabe|berichtigen)",
     "es": r"\b(?:borrar|eliminar|suprimir|copia de|acceso a)",
-    "zh": r"删除|删掉|清除|注销|导出|拷贝|副本|查询|查看|提供给我|告诉我你们(?:保存|存)",
+    "zh": r"删除|删掉|清除|注销|导出|拷贝|副本|查询|查看|提供给我|告诉我你们(?:保存|存)|"
+    r"撤回|发到了[^，。！？]{0,12}群|发给了(?:别人|陌生人|其他人|其他客人)|外泄|公开了",
 }
 
 PRIVACY = {
@@ -252,7 +259,7 @@ PRIVACY = {
         r"\b(?:piraté|piratage|usurpation d['’]identité|fuite de données|compte compromis)\b",
         r"\b(?:quelqu['’]un|qqn|qqun|une autre personne|un inconnu) (?:d['’]autre )?"
         r"(?:s['’]est connecté|a accédé|a utilisé|a modifié|a changé|se connecte|utilise mon "
-        r"compte|commande avec mon compte)",
+        r"compte|commande avec mon compte|est (?:dans|sur) mon compte|est entré dans mon compte)",
         r"\bmon (?:numéro|num|mot de passe|mdp|e-?mail|adresse)(?: de (?:tel|tél|téléphone))?"
         r"[^.?!]{0,20}\b(?:a|ont) été (?:changée?s?|modifiée?s?)\b",
         r"\b(?:sans mon|jamais donné mon) (?:consentement|accord|autorisation)\b",
@@ -357,6 +364,7 @@ FAILED_ANSWER = {
         r"\b(?:still (?:not|no|doesn'?t|does not|isn'?t|won'?t|broken|the same|nothing|"
         r"happening|getting|fails|failing|crashes|there|showing|shows|greyed|grayed|grey|gray)|"
         r"same (?:\w+ )?(?:problem|issue|answer|reply|response|thing|error|message|result|page|"
+        r"freeze|crash|glitch|fault|spot|point|place|stage|step|frame|moment|"
         r"screen|code|light|display|symptom|outcome|story))\b|"
         r"\b(?:it|that|this)(?:'s| is)? still\b|\b(?:but|and|yet) still\b|\bno change\b|"
         r"[,;.]\s*still\b|^still\b|\bstill (?:a|an|no|just|stuck|says|shows|blank|black|"
@@ -396,8 +404,8 @@ FAILED_ANSWER = {
     "zh": (
         r"没用|没有用|不管用|无效|不行|没反应|没效果|还是没|还是一样|仍然|依然|照样|试过了|也试了|"
         r"还是(?:不|没|一样|老样子|红|报|显示|提示|那样|原样|转圈|卡|[A-Za-z0-9]|[-\uff0d]\d)|"
-        r"还是\w{0,3}不了|"
-        r"也一样|一样的问题|"
+        r"还是\w{0,3}不(?:了|出来|上|动|开|到)|"
+        r"也一样|一样的问题|一样(?:卡|不|没|打不开|黑屏|转圈|报错)|"
         r"已经试过|都试了|没解决|"
         r"没有解决|一样的(?:回答|答复|话)|同样的(?:回答|答复|话)|重复|答非所问|等于没说|"
         r"说了(?:好几遍|很多次)|又是这",

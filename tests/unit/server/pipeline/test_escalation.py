@@ -127,6 +127,11 @@ def test_each_reason_read_from_words_fires_in_each_language(
         "Please send a VAT invoice for the £1,450 course, my employer is reimbursing me.",
         "Pouvez-vous m'envoyer la facture des 890 € ? Ma mutuelle me rembourse une partie.",
         "请开一张2400元的发票，公司可以报销。",
+        # a chargeback asked about "just to know"; an invoice sent with an ID number
+        "如果我付款以后去银行申请拒付，你们会怎么处理？只是了解一下。",
+        "请把发票发到我邮箱，身份证号码在订单备注里。",
+        "If the tour is cancelled, do I get it back from you, or through my bank?",
+        "Could you send me an invoice for the $2,340 package? My employer reimburses part of it.",
     ],
 )
 def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
@@ -197,6 +202,20 @@ def test_answerable_messages_stay_with_the_assistant(message: str) -> None:
             "Je préférerais parler à un conseiller en chair et en os, s'il vous plaît.",
         ),
         (EscalationReason.EXPLICIT_REQUEST, "I'd like to chat with a flesh-and-blood person."),
+        (
+            EscalationReason.CHARGEBACK,
+            "I rang Starling and they're getting the deposit back for me through the card people.",
+        ),
+        (
+            EscalationReason.CHARGEBACK,
+            "J'ai demandé à ma banque de refuser votre recouvrement pour cet abonnement.",
+        ),
+        (
+            EscalationReason.LEGAL,
+            "Sans remboursement, je dépose une requête à la justice de paix de mon canton.",
+        ),
+        (EscalationReason.PRIVACY, "quelqu'un est dans mon compte, la connexion venait de Lima"),
+        (EscalationReason.PRIVACY, "你们把我的身份证照片发到了一个客户群里，请马上撤回。"),
         (
             EscalationReason.REFUND_LIMIT,
             "Please refund the fee of two hundred and forty-nine US dollars.",
@@ -409,6 +428,9 @@ def test_files_written_for_the_first_policy_keep_their_meaning() -> None:
         ("Redémarré la box aussi, aucun changement.", True),
         ("重新插了一遍探头，还是-18", True),
         ("asked for a new code, that one says expired too", True),
+        ("Tried another browser as well. Same freeze at 3:10.", True),
+        ("用手机热点也试了，一样卡着不动。", True),
+        ("换了浏览器，还是加载不出来。", True),
         ("Your new code says it is valid too, thanks!", False),
     ],
 )
