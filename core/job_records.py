@@ -97,25 +97,31 @@ class JobRecords:
     def save(self, record: JobRecord) -> None:
         """Write the owner's view of a job. A cancel asked for through another replica is
         kept (the owner's copy may not have seen it yet), and a final state is never
-        overwritten by an unfinished one (a sweeper may have failed the job meanwhile)."""
+        overwritten by an unfinished one (a sweeper may have failed the job meanwhile): both
+        are conditions of the one ``UPDATE``, so no read-then-write race can undo them."""
         values = {name: getattr(record, name) for name in JobRecord.__dataclass_fields__}
+        if not record.cancel_requested:
+            del values["cancel_requested"]
+        changed = update(JOBS).where(JOBS.c.job_id == record.job_id)
+        if record.state in UNFINISHED:
+            changed = changed.where(JOBS.c.state.in_(UNFINISHED))
         for _ in range(2):  # a concurrent first save may insert between our two steps
             with self._engine.begin() as conn:
-                row = conn.execute(
-                    select(JOBS.c.state, JOBS.c.cancel_requested).where(
-                        JOBS.c.job_id == record.job_id
-                    )
+                if conn.execute(changed.values(**values)).rowcount:
+                    return
+                exists = conn.execute(
+                    select(JOBS.c.job_id).where(JOBS.c.job_id == record.job_id)
                 ).first()
-                if row is None:
-                    try:
-                        conn.execute(JOBS.insert().values(**values))
-                    except IntegrityError:
-                        continue
-                    return
-                if row.state not in UNFINISHED and record.state in UNFINISHED:
-                    return
-                values["cancel_requested"] = bool(row.cancel_requested or record.cancel_requested)
-                conn.execute(update(JOBS).where(JOBS.c.job_id == record.job_id).values(**values))
+                if exists is not None:
+                    return  # finished already: the unfinished view is stale
+                try:
+                    conn.execute(
+                        JOBS.insert().values(
+                            **{n: getattr(record, n) for n in JobRecord.__dataclass_fields__}
+                        )
+                    )
+                except IntegrityError:
+                    continue
                 return
 
     def load(self, job_id: str) -> JobRecord | None:
@@ -167,19 +173,26 @@ class JobRecords:
                     select(JOBS).where(JOBS.c.state.in_(UNFINISHED), JOBS.c.heartbeat_at < cutoff)
                 ).mappings()
             ]
+            failed = []
             for record in rows:
                 silent = round(now - record.heartbeat_at)
-                conn.execute(
+                marked = conn.execute(
                     update(JOBS)
-                    .where(JOBS.c.job_id == record.job_id, JOBS.c.state.in_(UNFINISHED))
+                    .where(  # its owner may have written since the select: then it lives
+                        JOBS.c.job_id == record.job_id,
+                        JOBS.c.state.in_(UNFINISHED),
+                        JOBS.c.heartbeat_at < cutoff,
+                    )
                     .values(
                         state="failed",
                         finished_at=now,
                         error=f"abandoned: the server running it ({record.owner}) stopped; "
                         f"no word from it for {silent} s",
                     )
-                )
-        return rows
+                ).rowcount
+                if marked:
+                    failed.append(record)
+        return failed
 
     def forget_finished(self, older_than_s: float, now: float | None = None) -> int:
         """Delete finished jobs that ended more than ``older_than_s`` ago; how many."""

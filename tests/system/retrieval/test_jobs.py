@@ -232,6 +232,32 @@ async def test_a_cancel_asked_through_another_replica_stops_the_job(
     await replica_a.shutdown()
 
 
+async def test_cancelling_a_tenants_unfinished_jobs_reaches_every_replica(
+    make_knowledge: KnowledgeFactory, database: Engine
+) -> None:
+    """What removing a tenant's intent head does: its trainings stop on whichever replica
+    runs them, and those of another kind or tenant go on."""
+    replica_a, _ = _replica(make_knowledge, database, "a")
+    replica_b, _ = _replica(make_knowledge, database, "b")
+    replica_a.start_sync()
+
+    async def until_cancelled(job: Job) -> dict[str, Any]:
+        await _until(job.cancel_requested.is_set)
+        raise JobCancelledError("stopped")
+
+    training = replica_a.submit_work("acme", "tenant_intents", until_cancelled)
+    other_tenant = replica_a.submit_work("globex", "tenant_intents", until_cancelled)
+    for job in (training, other_tenant):
+        await replica_a.save(job)
+    assert await replica_b.cancel_unfinished("acme", "tenant_intents") == [training.job_id]
+    await _finished(training.finished)
+    assert training.state is JobState.CANCELLED
+    assert not other_tenant.cancel_requested.is_set()
+    other_tenant.cancel_requested.set()
+    await _finished(other_tenant.finished)
+    await replica_a.shutdown()
+
+
 async def test_a_job_whose_replica_died_is_failed_and_its_reindex_taken_over(
     make_knowledge: KnowledgeFactory, database: Engine
 ) -> None:

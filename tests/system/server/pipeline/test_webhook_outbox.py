@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine
@@ -22,33 +19,21 @@ from server.store.conversations import ConversationStore
 from server.store.tickets import NewTicket, Ticket, TicketStore, WebhookStatus
 from server.tenants import Webhook
 from tests.store_rows import turn
+from tests.webhook_receiver import Receiver, receiving
 
 KEYRING = Keyring.generate()
 LOOPBACK = WebhookPolicy(production=False)  # development: a receiver on loopback is allowed
 
 
-class Receiver(BaseHTTPRequestHandler):
-    tickets: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Receiver.tickets.append(json.loads(body)["ticket"]["ticket_id"])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        return
-
-
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    Receiver.tickets = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
+    with receiving() as url:
+        yield url
+
+
+def _delivered() -> list[str]:
+    """The ticket ids the receiver was sent, in order."""
+    return [json.loads(body)["ticket"]["ticket_id"] for _, body in Receiver.bodies]
 
 
 def _pending_ticket(database: Engine, customer: str) -> Ticket:
@@ -92,7 +77,7 @@ async def test_a_delivery_runs_once_across_replicas_and_a_crash_is_taken_over(
     await replicas[1].sweep()
     assert (await _settled(tickets, fresh.ticket_id)).webhook_status is WebhookStatus.DELIVERED
     await asyncio.sleep(0.2)
-    assert Receiver.tickets == [fresh.ticket_id]  # one delivery, not one per replica
+    assert _delivered() == [fresh.ticket_id]  # one delivery, not one per replica
 
     # a replica that took the delivery and died: its lease holds the ticket, then lapses
     orphan = _pending_ticket(store_engine, "ben")
@@ -102,7 +87,7 @@ async def test_a_delivery_runs_once_across_replicas_and_a_crash_is_taken_over(
     assert await replicas[1].sweep() == 1
     delivered = await _settled(tickets, orphan.ticket_id)
     assert delivered.webhook_status is WebhookStatus.DELIVERED and delivered.webhook_attempts == 1
-    assert Receiver.tickets == [fresh.ticket_id, orphan.ticket_id]
+    assert _delivered() == [fresh.ticket_id, orphan.ticket_id]
     for replica in replicas:
         await replica.close()
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -16,31 +14,13 @@ from server.pipeline.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, deliver,
 from server.security.outbound import WebhookPolicy, pinned
 from server.store.tickets import WebhookStatus
 from server.tenants import Webhook
-
-
-class Receiver(BaseHTTPRequestHandler):
-    statuses: ClassVar[list[int]] = []
-    bodies: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Receiver.bodies.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(Receiver.statuses.pop(0) if Receiver.statuses else 200)
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        return
+from tests.webhook_receiver import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    Receiver.statuses, Receiver.bodies = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
+    with receiving() as url:
+        yield url
 
 
 def run(config: Webhook) -> Any:
