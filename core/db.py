@@ -27,6 +27,10 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 SQLITE_FILE_NAME = "concierge.sqlite3"
 
+POSTGRES_ONLY_TABLES = frozenset({"vector_items"})
+"""Tables that exist on PostgreSQL only, outside ``METADATA`` (migration 0007: pgvector's
+``vector`` has no SQLite counterpart; ``retrieval/pgvector_store.py``)."""
+
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -112,7 +116,9 @@ def release_deleted_bytes(engine: Engine, tables: Sequence[str] = ()) -> bool:
     says what an operator does about those.
     """
     if engine.dialect.name == "postgresql":
-        known = sorted({name for name in tables if name in METADATA.tables})
+        known = sorted(
+            {name for name in tables if name in METADATA.tables or name in POSTGRES_ONLY_TABLES}
+        )
         if known:
             quote = engine.dialect.identifier_preparer.quote
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -1,28 +1,29 @@
 """Customer history: orders, tickets, conversation summaries and notes, per customer.
 
 Entries are embedded when they are added and stored with their vector in SQL (the
-durable copy, committed before ``add`` returns). Each tenant's entries are also held
-in an in-memory FAISS ``IndexIDMap2``, rebuilt from SQL at first use without
-re-embedding. A search names one customer and is restricted to that customer's ids by
-a FAISS id selector evaluated inside the scan, so no other customer's entry can be
-scored, let alone returned; tenants have separate indexes altogether.
+durable copy, committed before ``add`` returns); the vectors are searched through the
+process's ``VectorStore`` (``retrieval/vector_store.py``): in memory with FAISS on SQLite,
+in ``vector_items`` with pgvector on PostgreSQL, where every replica sees an entry or an
+erasure as soon as it commits. A search names one customer and is restricted to that
+customer's vectors inside the search, so no other customer's entry can be scored, let alone
+returned; the texts of the hits are then read back from SQL and decrypted, so no process
+keeps customers' history in clear in memory.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -31,6 +32,8 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    distinct,
+    func,
     select,
 )
 
@@ -40,7 +43,7 @@ from core.db import METADATA
 from core.errors import InvalidRequestError
 from core.ids import check_tenant
 from models.embedder import Embedder
-from retrieval.index import id_selector, search_parameters
+from retrieval.vector_store import StoredVector, VectorSpace, VectorStore, open_vector_store
 
 COLLECTION = "history"
 MAX_CUSTOMER_ID_CHARS = 128
@@ -92,24 +95,22 @@ class HistoryHit:
     score: float
 
 
-@dataclass
-class _TenantHistory:
-    """One tenant's entries in memory. Mutated in place, always under the history lock."""
-
-    index: Any  # faiss.IndexIDMap2 over IndexFlatIP: exact, edited in place
-    customers: dict[str, list[int]]
-    rows: dict[int, tuple[str, HistoryKind, str, float]]
-
-
 class CustomerHistory:
     """Add, search and forget per-customer history entries."""
 
-    def __init__(self, engine: Engine, embedder: Embedder, keyring: Keyring) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        embedder: Embedder,
+        keyring: Keyring,
+        vectors: VectorStore | None = None,
+    ) -> None:
+        """``vectors`` defaults to the store the database calls for (``open_vector_store``)."""
         self._engine = engine
         self._embedder = embedder
-        self._keyring = keyring  # entry texts are stored encrypted, held in memory in clear
-        self._tenants: dict[str, _TenantHistory] = {}
-        self._lock = threading.Lock()
+        self._keyring = keyring  # entry texts are stored encrypted and decrypted per hit
+        self._vectors = vectors if vectors is not None else open_vector_store(engine)
+        self._vectors.register_source(COLLECTION, _stored_vectors)
 
     def add(
         self,
@@ -132,10 +133,10 @@ class CustomerHistory:
         elif vectors.shape[0] != len(entries):
             raise ValueError(f"{len(entries)} entries but {vectors.shape[0]} vectors")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        ids = _new_ids(len(entries))
+        ids = [int(i) for i in _new_ids(len(entries))]
         rows = [
             {
-                "entry_id": int(entry_id),
+                "entry_id": entry_id,
                 "tenant": tenant,
                 "customer_id": customer_id,
                 "kind": str(entry.kind),
@@ -146,21 +147,20 @@ class CustomerHistory:
             }
             for entry_id, entry, vector in zip(ids, entries, vectors, strict=True)
         ]
-        with self._lock:
-            with self._engine.begin() as conn:
-                conn.execute(HISTORY_ENTRIES.insert(), rows)
-            state = self._tenants.get(tenant)
-            if state is not None:
-                state.index.add_with_ids(vectors, ids)
-                state.customers.setdefault(customer_id, []).extend(int(i) for i in ids)
-                for entry_id, entry in zip(ids, entries, strict=True):
-                    state.rows[int(entry_id)] = (
-                        customer_id,
-                        entry.kind,
-                        entry.text,
-                        entry.occurred_at,
-                    )
-        return [int(i) for i in ids]
+        space = self._space(tenant, vectors.shape[1])
+        with self._engine.begin() as conn:
+            conn.execute(HISTORY_ENTRIES.insert(), rows)
+            self._vectors.add(conn, space, ids, vectors, [customer_id] * len(ids))
+        return ids
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Every SQL table an entry is stored in (its row, and its vector's where separate)."""
+        return (HISTORY_ENTRIES.name, *self._vectors.tables)
+
+    @property
+    def vector_store(self) -> str:
+        return self._vectors.kind
 
     def search(
         self,
@@ -174,25 +174,12 @@ class CustomerHistory:
         check_tenant(tenant)
         _check_customer(customer_id)
         started = time.perf_counter()
-        state = self._state(tenant)
-        allowed = state.customers.get(customer_id, [])
-        if kinds:
-            wanted = set(kinds)
-            allowed = [i for i in allowed if state.rows[i][1] in wanted]
-        hits: list[HistoryHit] = []
-        if allowed:
-            selector, _keep_alive = id_selector(np.array(allowed, dtype=np.int64), None)
-            query = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
-            with self._lock:
-                scores, ids = state.index.search(
-                    query, min(top_k, len(allowed)), params=search_parameters(selector)
-                )
-            found = ids[0] >= 0
-            for entry_id, score in zip(
-                ids[0][found].tolist(), scores[0][found].tolist(), strict=True
-            ):
-                owner, kind, text, occurred_at = state.rows[entry_id]
-                hits.append(HistoryHit(entry_id, owner, kind, text, occurred_at, score))
+        space = self._space(tenant, query_vector.shape[-1])
+        allowed = self._ids_of_kinds(tenant, customer_id, kinds) if kinds else None
+        scored = self._vectors.search(
+            space, query_vector, top_k, owner=customer_id, allowed=allowed
+        )
+        hits = self._hits(tenant, customer_id, scored)
         metrics.SEARCH_DURATION.labels(collection=COLLECTION, mode="dense").observe(
             time.perf_counter() - started
         )
@@ -201,107 +188,117 @@ class CustomerHistory:
         return hits
 
     def forget_customer(self, tenant: str, customer_id: str) -> int:
-        """Delete every entry of the customer (SQL and index); return how many."""
+        """Delete every entry of the customer (rows and vectors); return how many."""
         check_tenant(tenant)
-        with self._lock:
-            with self._engine.begin() as conn:
-                removed = conn.execute(
-                    delete(HISTORY_ENTRIES).where(
+        with self._engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(HISTORY_ENTRIES.c.entry_id).where(
                         HISTORY_ENTRIES.c.tenant == tenant,
                         HISTORY_ENTRIES.c.customer_id == customer_id,
                     )
-                ).rowcount
-            state = self._tenants.get(tenant)
-            if state is not None:
-                owned = state.customers.pop(customer_id, [])
-                _drop(state, [(entry_id, customer_id) for entry_id in owned])
-        return int(removed or 0)
+                ).scalars()
+            )
+            for batch in _batches(ids):
+                conn.execute(delete(HISTORY_ENTRIES).where(HISTORY_ENTRIES.c.entry_id.in_(batch)))
+                self._vectors.remove(conn, COLLECTION, tenant, batch)
+        return len(ids)
 
     def purge_before(self, kind: HistoryKind, cutoff: float) -> int:
         """Delete every tenant's entries of ``kind`` that happened before ``cutoff``."""
-        with self._lock:
-            with self._engine.begin() as conn:
-                doomed = conn.execute(
-                    select(
-                        HISTORY_ENTRIES.c.entry_id,
-                        HISTORY_ENTRIES.c.tenant,
-                        HISTORY_ENTRIES.c.customer_id,
-                    ).where(
-                        HISTORY_ENTRIES.c.kind == str(kind),
-                        HISTORY_ENTRIES.c.occurred_at < cutoff,
-                    )
-                ).all()
-                if doomed:
+        with self._engine.begin() as conn:
+            doomed = conn.execute(
+                select(HISTORY_ENTRIES.c.entry_id, HISTORY_ENTRIES.c.tenant).where(
+                    HISTORY_ENTRIES.c.kind == str(kind),
+                    HISTORY_ENTRIES.c.occurred_at < cutoff,
+                )
+            ).all()
+            for tenant in sorted({row.tenant for row in doomed}):
+                ids = [int(row.entry_id) for row in doomed if row.tenant == tenant]
+                for batch in _batches(ids):
                     conn.execute(
-                        delete(HISTORY_ENTRIES).where(
-                            HISTORY_ENTRIES.c.entry_id.in_([row.entry_id for row in doomed])
-                        )
+                        delete(HISTORY_ENTRIES).where(HISTORY_ENTRIES.c.entry_id.in_(batch))
                     )
-            for tenant in {row.tenant for row in doomed}:
-                state = self._tenants.get(tenant)
-                if state is not None:  # a tenant not loaded yet loads without the rows
-                    entries = [(r.entry_id, r.customer_id) for r in doomed if r.tenant == tenant]
-                    _drop(state, entries)
+                    self._vectors.remove(conn, COLLECTION, tenant, batch)
         return len(doomed)
 
-    def _state(self, tenant: str) -> _TenantHistory:
-        state = self._tenants.get(tenant)
-        if state is None:
-            with self._lock:
-                state = self._tenants.get(tenant) or self._load(tenant)
-                self._tenants[tenant] = state
-        return state
-
-    def _load(self, tenant: str) -> _TenantHistory:
-        """Rebuild the tenant's index from SQL (vectors are stored; nothing is re-embedded)."""
-        self._embedder.warm_up()
-        ids: list[int] = []
-        vectors: list[npt.NDArray[np.float32]] = []
-        customers: dict[str, list[int]] = {}
-        rows: dict[int, tuple[str, HistoryKind, str, float]] = {}
-        query = select(HISTORY_ENTRIES).where(
-            HISTORY_ENTRIES.c.tenant == tenant,
-            HISTORY_ENTRIES.c.model == self._embedder.model_name,
-        )
-        with self._engine.connect() as conn:
-            for row in conn.execute(query).mappings():
-                entry_id = int(row["entry_id"])
-                ids.append(entry_id)
-                vectors.append(np.frombuffer(row["embedding"], dtype=np.float32))
-                customers.setdefault(row["customer_id"], []).append(entry_id)
-                rows[entry_id] = (
-                    row["customer_id"],
-                    HistoryKind(row["kind"]),
-                    self._keyring.decrypt(row["text"], _TEXT),
-                    float(row["occurred_at"]),
-                )
-        matrix = (
-            np.vstack(vectors)
-            if vectors
-            else np.zeros((0, self._embedder.dimension), dtype=np.float32)
-        )
-        # always exact: a customer filter on IVF would have to probe every list anyway
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._embedder.dimension))
-        if ids:
-            index.add_with_ids(matrix, np.array(ids, dtype=np.int64))
-        return _TenantHistory(index, customers, rows)
-
     def stats(self, tenant: str) -> dict[str, Any]:
-        state = self._state(tenant)
-        return {"entries": int(state.index.ntotal), "customers": len(state.customers)}
+        """Entries and customers of the tenant, counted in SQL (the same on every replica)."""
+        check_tenant(tenant)
+        with self._engine.connect() as conn:
+            entries, customers = conn.execute(
+                select(func.count(), func.count(distinct(HISTORY_ENTRIES.c.customer_id))).where(
+                    HISTORY_ENTRIES.c.tenant == tenant
+                )
+            ).one()
+        return {"entries": int(entries), "customers": int(customers)}
+
+    def _space(self, tenant: str, dimension: int) -> VectorSpace:
+        return VectorSpace(COLLECTION, tenant, self._embedder.model_name, int(dimension))
+
+    def _ids_of_kinds(
+        self, tenant: str, customer_id: str, kinds: Sequence[HistoryKind]
+    ) -> list[int]:
+        with self._engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(HISTORY_ENTRIES.c.entry_id).where(
+                        HISTORY_ENTRIES.c.tenant == tenant,
+                        HISTORY_ENTRIES.c.customer_id == customer_id,
+                        HISTORY_ENTRIES.c.kind.in_([str(k) for k in kinds]),
+                    )
+                ).scalars()
+            )
+
+    def _hits(
+        self, tenant: str, customer_id: str, scored: Sequence[tuple[int, float]]
+    ) -> list[HistoryHit]:
+        """The rows of the scored ids, best first; an id without a row is dropped."""
+        if not scored:
+            return []
+        with self._engine.connect() as conn:
+            rows = {
+                int(row.entry_id): row
+                for row in conn.execute(
+                    select(
+                        HISTORY_ENTRIES.c.entry_id,
+                        HISTORY_ENTRIES.c.kind,
+                        HISTORY_ENTRIES.c.text,
+                        HISTORY_ENTRIES.c.occurred_at,
+                    ).where(
+                        HISTORY_ENTRIES.c.tenant == tenant,
+                        HISTORY_ENTRIES.c.customer_id == customer_id,
+                        HISTORY_ENTRIES.c.entry_id.in_([entry_id for entry_id, _ in scored]),
+                    )
+                )
+            }
+        return [
+            HistoryHit(
+                entry_id,
+                customer_id,
+                HistoryKind(rows[entry_id].kind),
+                self._keyring.decrypt(rows[entry_id].text, _TEXT),
+                float(rows[entry_id].occurred_at),
+                score,
+            )
+            for entry_id, score in scored
+            if entry_id in rows
+        ]
 
 
-def _drop(state: _TenantHistory, entries: Sequence[tuple[int, str]]) -> None:
-    """Remove ``(entry_id, customer_id)`` entries from a loaded tenant's memory and index."""
-    if not entries:
-        return
-    ids = np.array([entry_id for entry_id, _ in entries], dtype=np.int64)
-    state.index.remove_ids(faiss.IDSelectorBatch(ids))
-    for entry_id, customer_id in entries:
-        state.rows.pop(entry_id, None)
-        owned = state.customers.get(customer_id)
-        if owned is not None and entry_id in owned:
-            owned.remove(entry_id)
+def _stored_vectors(conn: Connection, tenant: str, model: str) -> Iterator[StoredVector]:
+    """The tenant's stored history vectors of one model (what the FAISS store loads)."""
+    query = select(
+        HISTORY_ENTRIES.c.entry_id, HISTORY_ENTRIES.c.customer_id, HISTORY_ENTRIES.c.embedding
+    ).where(HISTORY_ENTRIES.c.tenant == tenant, HISTORY_ENTRIES.c.model == model)
+    for row in conn.execute(query):
+        yield int(row.entry_id), row.customer_id, bytes(row.embedding)
+
+
+def _batches(ids: Sequence[int], size: int = 1000) -> Iterator[list[int]]:
+    """Ids in slices small enough for one ``IN (...)`` on either backend."""
+    for start in range(0, len(ids), size):
+        yield [int(i) for i in ids[start : start + size]]
 
 
 def _check_customer(customer_id: str) -> None:

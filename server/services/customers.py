@@ -116,6 +116,8 @@ class CustomerService:
         removed = self.conversations.forget_customer(tenant, customer_id)
         removed["history_entries"] = self.history.forget_customer(tenant, customer_id)
         erased = [table for table, count in removed.items() if count]  # keyed by table name
+        if removed["history_entries"]:  # pgvector keeps the vectors in a table of its own
+            erased.extend(self.history.tables[1:])
         removed.update(self.customers.forget(tenant, customer_id, erased))
         return removed
 

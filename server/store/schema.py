@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
-from core.db import METADATA
+from core.db import METADATA, POSTGRES_ONLY_TABLES
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -67,6 +67,18 @@ class SchemaUpgrade:
 def create_schema(engine: Engine) -> None:
     """Bring the database to the newest schema (idempotent); what start-up calls."""
     upgrade_schema(engine)
+
+
+def compared_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's ``include_object``: leave the PostgreSQL-only tables out of comparisons."""
+    del obj, reflected, compare_to
+    if type_ == "table":
+        return name not in POSTGRES_ONLY_TABLES
+    if type_ == "index":
+        return not (name or "").startswith(tuple(f"ix_{t}_" for t in POSTGRES_ONLY_TABLES))
+    return True
 
 
 def declared_metadata() -> MetaData:

@@ -1,7 +1,9 @@
-"""Two Concierge replicas on one PostgreSQL and one data directory, as docs/deploy.md runs
-them: a job started on one is read on the other, a key's rate limit is spent once across
-both, and a replica killed in the middle of a reindex leaves the job failed and the
-reindex finished by the survivor, never stuck.
+"""Two Concierge replicas on one PostgreSQL (with pgvector) and one data directory, as
+docs/deploy.md runs them: history written through one is in the other's next prompt, and
+an erasure through one leaves nothing of the customer in the other's; a job started on one
+is read on the other, a key's rate limit is spent once across both, and a replica killed in
+the middle of a reindex leaves the job failed and the reindex finished by the survivor,
+never stuck.
 
 Both replicas forward generation to the session engine (remote mode), so they start in
 seconds; the kill makes this a soak test.
@@ -9,6 +11,8 @@ seconds; the kill makes this a soak test.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from core.db import create_database_engine
 from server.store.api_keys import ApiKeyStore, Role
@@ -38,6 +43,9 @@ class Replicas:
     """An admin key's token, without a rate limit of note."""
     limited: str
     """An admin key's token allowed 6 requests a minute, 3 at once."""
+    service: str
+    """A service key's token: customers and replies."""
+    database_url: str
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +63,7 @@ def replicas(
     keys = ApiKeyStore(engine)
     admin = keys.create(TENANT, Role.ADMIN, "replica test", rate_limit_per_minute=100_000)
     limited = keys.create(TENANT, Role.ADMIN, "limited", rate_limit_per_minute=6)
+    service = keys.create(TENANT, Role.SERVICE, "replica test", rate_limit_per_minute=100_000)
     engine.dispose()
     shared = isolated_data_dir(tmp_path_factory.mktemp("replicas-data"), data_dir)
     env = {
@@ -70,7 +79,7 @@ def replicas(
     try:
         launcher.wait_ready(a, 120)
         launcher.wait_ready(b, 120)
-        yield Replicas(a, b, admin.token, limited.token)
+        yield Replicas(a, b, admin.token, limited.token, service.token, url)
     finally:
         for server in (a, b):
             if launcher.alive(server):
@@ -93,6 +102,71 @@ def _bulk(tag: str) -> list[dict[str, str]]:
         }
         for n in range(DOCUMENTS)
     ]
+
+
+def _history_rows(database_url: str, customer_id: str) -> int:
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM history_entries WHERE customer_id = :c"),
+                    {"c": customer_id},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _history_block(reply: httpx.Response) -> str:
+    """The customer-history block of the prompt a replica built, or '' when it had none."""
+    assert reply.status_code == 200, reply.text
+    content = "\n".join(message["content"] for message in reply.json()["prompt"])
+    block = re.search(r"<customer_history>\n(.*?)\n</customer_history>", content, re.DOTALL)
+    return block.group(1) if block else ""
+
+
+def test_history_and_erasure_through_one_replica_reach_the_others_next_prompt(
+    replicas: Replicas,
+) -> None:
+    customer_id = f"shared-{uuid.uuid4().hex[:8]}"
+    marker = f"zebra{uuid.uuid4().hex[:6]}"
+    note = f"Bought the {marker} kettle in teal, order Q-{uuid.uuid4().hex[:6]}"
+    question = {"customer_id": customer_id, "include_prompt": True}
+    a_admin = _client(replicas.a, replicas.admin)
+    a, b = _client(replicas.a, replicas.service), _client(replicas.b, replicas.service)
+    with a_admin, a, b:
+        kettle = {
+            "id": f"{marker}.txt",
+            "title": "Kettles",
+            "text": f"The {marker} kettle boils 1.7 litres.",
+        }
+        loaded = a_admin.post(
+            f"/admin/kb/{TENANT}/documents:bulk",
+            params={"wait": "true"},
+            json={"documents": [kettle]},
+        )
+        assert loaded.status_code == 200, loaded.text
+        assert a.put(f"/v1/customers/{customer_id}", json={"name": "Robin"}).status_code == 200
+        # B searches this tenant's history first: a copy kept per process would now be stale
+        first = b.post(
+            "/v1/support/reply", json={**question, "message": f"Is the {marker} kettle big?"}
+        )
+        assert note not in _history_block(first)
+        event = {"kind": "note", "payload": {"text": note}}
+        assert a.post(f"/v1/customers/{customer_id}/events", json=event).status_code == 201
+        asked = {**question, "message": f"Which {marker} kettle did I buy?"}
+        assert note in _history_block(b.post("/v1/support/reply", json=asked))
+
+        deadline = time.monotonic() + 30  # B files each exchange in the background
+        while _history_rows(replicas.database_url, customer_id) < 3:
+            assert time.monotonic() < deadline, "B's exchanges never reached the history"
+            time.sleep(0.2)
+        assert a_admin.delete(f"/v1/customers/{customer_id}").status_code == 200
+        assert a.put(f"/v1/customers/{customer_id}", json={"name": "New"}).status_code == 200
+        after = b.post("/v1/support/reply", json=asked)
+        assert _history_block(after) == "", "B's prompt for the reused id holds nothing old"
+        assert "Robin" not in json.dumps(after.json()["prompt"])
 
 
 def test_a_job_started_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from server.store.schema import declared_metadata
+from server.store.schema import compared_object, declared_metadata
 
 
 def run_migrations() -> None:
@@ -30,6 +30,7 @@ def run_migrations() -> None:
         # SQLite can't ALTER most things; batch mode rebuilds the table instead
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared_object,
     )
     with context.begin_transaction():
         context.run_migrations()

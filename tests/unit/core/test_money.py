@@ -353,7 +353,8 @@ def written(amount: Decimal, places: int, thousands: str, decimal_sign: str) -> 
 
 
 def not_a_marker(word: str) -> bool:
-    return not find_amounts(f"{word} 1") and not find_amounts(f"1 {word}")
+    """Neither a currency marker nor a number word ("seventy €1" is read as €70)."""
+    return not any(find_amounts(probe) for probe in (f"{word} 1", f"1 {word}", f"{word} euros"))
 
 
 words = st.lists(

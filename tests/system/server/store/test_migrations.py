@@ -18,12 +18,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 
-from core.db import create_database_engine
+from core.db import POSTGRES_ONLY_TABLES, create_database_engine
 from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
 from server.cli.main import main
 from server.store.schema import (
     BASELINE_TABLES,
     alembic_config,
+    compared_object,
     current_revision,
     declared_metadata,
     head_revision,
@@ -37,7 +38,9 @@ RETRIEVAL_ERA_TABLES = ("kb_documents", "history_entries")
 
 def schema_differences(engine: Engine) -> list[object]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": compared_object}
+        )
         return list(compare_metadata(context, declared_metadata()))
 
 
@@ -58,7 +61,8 @@ def test_upgrading_an_empty_database_builds_exactly_the_declared_schema(engine: 
         assert (result.before, result.after, result.adopted) == (None, head_revision(), False)
         assert schema_differences(engine) == []
         tables = set(inspect(engine).get_table_names())
-        assert tables == set(declared_metadata().tables) | {"alembic_version"}
+        postgres_only = POSTGRES_ONLY_TABLES if engine.dialect.name == "postgresql" else set()
+        assert tables == set(declared_metadata().tables) | {"alembic_version"} | postgres_only
     finally:
         engine.dispose()
 
@@ -116,7 +120,7 @@ def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -
     """Separate processes, as in a rolling deploy: Alembic's context is process-global."""
     script = (
         "import sys\n"
-        "from core.db import create_database_engine\n"
+        "from core.db import POSTGRES_ONLY_TABLES, create_database_engine\n"
         "from server.store.schema import upgrade_schema\n"
         "engine = create_database_engine(sys.argv[1])\n"
         "print(upgrade_schema(engine).before)\n"

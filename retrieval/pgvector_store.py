@@ -1,0 +1,223 @@
+"""``PgVectorStore``: vectors as rows of ``vector_items`` in PostgreSQL with pgvector.
+
+Every replica reads and writes the same rows, in the callers' transactions: an entry
+committed through one replica is found by the next search on any other, and an erasure is
+a ``DELETE`` that no process can outlive with a copy in memory.
+
+The table holds every collection and tenant, under any model and dimension (a tenant may
+have its own embedder): ``embedding`` is an unsized ``vector`` and each dimension gets its
+own partial HNSW index over ``embedding::vector(<dim>)`` (created by migration 0007 for the
+shipped embedders' 384 and 768, and on first use for any other).
+
+Two ways to search, chosen by the filter:
+
+* **Narrow** (an ``owner`` or an ``allowed`` list: one customer's history): exact. The query
+  orders by the uncast column, which no HNSW index matches, so PostgreSQL reads the few
+  rows through the ``(collection, tenant, owner)`` or primary-key b-tree and sorts them. A
+  graph search filtered down to 100 of a million rows would miss most of them.
+* **Wide** (a whole collection of a tenant): the HNSW index, with pgvector's iterative
+  scan (``hnsw.iterative_scan = relaxed_order``), so the tenant filter and the excluded
+  ids are applied while the graph is walked and the scan goes on until ``top_k`` rows pass
+  them, instead of filtering a fixed ``ef_search`` candidates afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    text,
+)
+
+from retrieval.vector_store import Vectors, VectorSource, VectorSpace
+
+TABLE = "vector_items"
+SHIPPED_DIMENSIONS = (384, 768)
+"""The dimensions of the registry's embedders: their HNSW indexes come with the schema."""
+
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+EF_SEARCH = 100
+"""Candidates per graph step; pgvector's default is 40. Measured in bench/vector_stores.py."""
+INDEX_LOCK_KEY = 0x76656374  # "vect": one advisory-lock key for building an HNSW index
+MAX_SCAN_TUPLES = 20_000
+"""How far an iterative scan may walk before it gives up on filling ``top_k``."""
+
+_METADATA = MetaData()
+"""Not ``core.db.METADATA``: this table exists on PostgreSQL only (migration 0007)."""
+
+VECTOR_ITEMS = Table(
+    TABLE,
+    _METADATA,
+    Column("collection", String(16), primary_key=True),
+    Column("tenant", String(64), primary_key=True),
+    Column("item_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("owner", String(128), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("dimension", Integer, nullable=False),
+    Column("embedding", VECTOR(), nullable=False),
+)
+
+
+def hnsw_index_name(dimension: int) -> str:
+    return f"ix_{TABLE}_hnsw_{int(dimension)}"
+
+
+def create_hnsw_index_sql(dimension: int) -> str:
+    """The partial HNSW index of one dimension (cosine distance)."""
+    dim = int(dimension)
+    return (
+        f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(dim)} ON {TABLE} "
+        f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+        f"WHERE dimension = {dim}"
+    )
+
+
+def vector_literal(vector: Vectors) -> str:
+    """pgvector's text form, ``[0.1,0.2,...]``: what a bound ``vector`` parameter carries."""
+    return "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+class PgVectorStore:
+    """The shared store of every replica on one PostgreSQL database."""
+
+    kind = "pgvector"
+    tables: tuple[str, ...] = (TABLE,)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._indexed = set(SHIPPED_DIMENSIONS)
+        self._lock = threading.Lock()
+
+    def register_source(self, collection: str, source: VectorSource) -> None:
+        del collection, source  # the rows of vector_items are read directly
+
+    def add(
+        self,
+        conn: Connection,
+        space: VectorSpace,
+        ids: Sequence[int],
+        vectors: Vectors,
+        owners: Sequence[str | None],
+    ) -> None:
+        if not ids:
+            return
+        self._ensure_index(space.dimension)
+        rows = [
+            {
+                "collection": space.collection,
+                "tenant": space.tenant,
+                "item_id": int(item_id),
+                "owner": owner,
+                "model": space.model,
+                "dimension": space.dimension,
+                "embedding": np.asarray(vector, dtype=np.float32),
+            }
+            for item_id, vector, owner in zip(ids, vectors, owners, strict=True)
+        ]
+        conn.execute(VECTOR_ITEMS.insert(), rows)
+
+    def remove(self, conn: Connection, collection: str, tenant: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        conn.execute(
+            delete(VECTOR_ITEMS).where(
+                VECTOR_ITEMS.c.collection == collection,
+                VECTOR_ITEMS.c.tenant == tenant,
+                VECTOR_ITEMS.c.item_id.in_([int(i) for i in ids]),
+            )
+        )
+
+    def search(
+        self,
+        space: VectorSpace,
+        query: Vectors,
+        top_k: int,
+        *,
+        allowed: Sequence[int] | None = None,
+        owner: str | None = None,
+        excluded: Sequence[int] = (),
+    ) -> list[tuple[int, float]]:
+        if top_k <= 0 or (allowed is not None and not allowed):
+            return []
+        narrow = owner is not None or allowed is not None
+        dim = int(space.dimension)
+        # narrow: the uncast column matches no HNSW index, so the b-tree rows are sorted
+        column = "embedding" if narrow else f"embedding::vector({dim})"
+        filters = [
+            "collection = :collection",
+            "tenant = :tenant",
+            "model = :model",
+            f"dimension = {dim}",  # a literal, so the planner matches the partial index
+        ]
+        params: dict[str, Any] = {
+            "collection": space.collection,
+            "tenant": space.tenant,
+            "model": space.model,
+            "query": vector_literal(query),
+            "top_k": int(top_k),
+        }
+        if owner is not None:
+            filters.append("owner = :owner")
+            params["owner"] = owner
+        if allowed is not None:
+            filters.append("item_id = ANY(:allowed)")
+            params["allowed"] = [int(i) for i in allowed]
+        if excluded:
+            filters.append("NOT (item_id = ANY(:excluded))")
+            params["excluded"] = [int(i) for i in excluded]
+        statement = text(
+            f"SELECT item_id, {column} <=> CAST(:query AS vector({dim})) AS distance "
+            f"FROM {TABLE} WHERE {' AND '.join(filters)} "
+            f"ORDER BY {column} <=> CAST(:query AS vector({dim})) LIMIT :top_k"
+        )
+        with self._engine.begin() as conn:
+            if not narrow:
+                conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+                conn.execute(text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
+                conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
+            rows = conn.execute(statement, params).all()
+        # relaxed order: an iterative scan may return neighbours slightly out of order
+        hits = [(int(row.item_id), 1.0 - float(row.distance)) for row in rows]
+        hits.sort(key=lambda hit: -hit[1])
+        return hits
+
+    def count(self, space: VectorSpace) -> int:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(func.count()).where(
+                    VECTOR_ITEMS.c.collection == space.collection,
+                    VECTOR_ITEMS.c.tenant == space.tenant,
+                    VECTOR_ITEMS.c.model == space.model,
+                )
+            ).scalar_one()
+        return int(found)
+
+    def _ensure_index(self, dimension: int) -> None:
+        """A dimension no shipped embedder has gets its HNSW index before its first row."""
+        if dimension in self._indexed:
+            return
+        with self._lock:
+            if dimension in self._indexed:
+                return
+            with self._engine.begin() as conn:
+                # one replica builds it; the others wait here, then find it there
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INDEX_LOCK_KEY})
+                conn.execute(text(create_hnsw_index_sql(dimension)))
+            self._indexed.add(dimension)
