@@ -407,6 +407,20 @@ class DocumentStore:
             ).all()
         return {doc_id: content_hash for doc_id, content_hash in rows}
 
+    def change_stamp(self, tenant: str) -> tuple[int, float]:
+        """``(documents, newest updated_at)``: differs after any create, edit or delete.
+
+        What every process serving the tenant's KB compares before a search, so a document
+        deleted or edited through one replica stops matching on all of them at once.
+        """
+        with self._engine.connect() as conn:
+            count, newest = conn.execute(
+                select(func.count(), func.max(KB_DOCUMENTS.c.updated_at)).where(
+                    KB_DOCUMENTS.c.tenant == tenant
+                )
+            ).one()
+        return int(count), float(newest or 0.0)
+
     def load(self, tenant: str, doc_ids: Sequence[str]) -> list[Document]:
         """The named documents (missing ones are skipped), in the order asked."""
         found: dict[str, Document] = {}

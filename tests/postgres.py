@@ -107,8 +107,12 @@ class PostgresServer:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout_s: float = 60.0) -> None:
-        """Create the cluster and start it; raises with the server log if it fails."""
+    def start(self, timeout_s: float = 60.0, settings: dict[str, str] | None = None) -> None:
+        """Create the cluster and start it; raises with the server log if it fails.
+
+        ``settings`` are added to ``postgresql.conf`` (a benchmark sizes its buffers).
+        """
+        extra = dict(settings or {})
         password_file = self._root / "password"
         password_file.write_text(self._password + "\n")
         if self._as_root:
@@ -130,15 +134,16 @@ class PostgresServer:
         )
         password_file.unlink()
         self.port = _free_port()
-        settings = {
+        conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self._root}'",
             "fsync": "on",
             "max_connections": "200",
+            **extra,
         }
-        with open(self._data / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        with open(self._data / "postgresql.conf", "a", encoding="utf-8") as conf_file:
+            conf_file.writelines(f"{key} = {value}\n" for key, value in conf.items())
         self._run(
             "pg_ctl",
             "--pgdata",

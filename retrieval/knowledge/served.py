@@ -8,7 +8,12 @@ reindex.
 Staleness is what keeps deleted and edited documents out of answers at once: when a
 document is deleted or changed in the store, the chunks the served version holds for
 it are excluded inside every search (FAISS id selector, BM25 row mask) until the
-reindex that removes or replaces them is published.
+reindex that removes or replaces them is published. The store is the same SQL database
+for every replica, so each ``served`` call first compares the tenant's
+``DocumentStore.change_stamp`` with the one its exclusions were computed from: a delete or
+an edit through any replica (or the CLI) is effective on every replica's next search,
+not only on the one that took the write. A new version published by another process is
+picked up by ``refresh`` (the lifespan polls every ``index_refresh_interval_s``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class ServedVersions:
         self.root = root
         self.store = store
         self._served: dict[str, ServedIndex] = {}
+        self._stamps: dict[str, tuple[int, float]] = {}
+        """The store's change stamp each tenant's exclusions were computed from."""
         self._refused: dict[str, set[int]] = {}
         self._tenant_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -46,14 +53,20 @@ class ServedVersions:
         return self.root / check_tenant(tenant) / COLLECTION
 
     def served(self, tenant: str) -> ServedIndex:
-        """The tenant's current snapshot, loading it on first use."""
+        """The tenant's current snapshot, loading it on first use; its exclusions follow the
+        store's latest change, whoever made it."""
+        stamp = self.store.change_stamp(tenant)  # read first: a later change recomputes again
         current = self._served.get(tenant)
-        if current is None:
+        if current is None or self._stamps.get(tenant) != stamp:
             with self._lock_for(tenant):
                 current = self._served.get(tenant)
                 if current is None:
                     current = self._load_newest(tenant)
                     self._install(tenant, current)
+                elif self._stamps.get(tenant) != stamp and current.version is not None:
+                    current = self._with_staleness(tenant, current.version)
+                    self._install(tenant, current)
+                self._stamps[tenant] = stamp
         return current
 
     def refresh(self, tenant: str) -> bool:

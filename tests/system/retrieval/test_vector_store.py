@@ -7,7 +7,17 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    text,
+)
 
 from retrieval.vector_store import StoredVector, VectorSpace, VectorStore, open_vector_store
 
@@ -144,3 +154,32 @@ def test_vectors_of_another_model_are_not_compared(collection: Collection) -> No
     collection.add("acme", [1, 2], unit(2, seed=7), ["a", "b"])
     other = VectorSpace("test", "acme", "another-model", DIMENSION)
     assert collection.store.search(other, unit(1, seed=8)[0], 5) == []
+
+
+def test_pgvector_walks_its_hnsw_index_inside_the_tenant_filter(collection: Collection) -> None:
+    if collection.store.kind != "pgvector":
+        pytest.skip("the graph path is pgvector's; FAISS here is always exact")
+    from retrieval.pgvector_store import PgVectorStore, hnsw_index_name
+
+    graph = PgVectorStore(collection.engine, exact_max_rows=0)  # every wide search: HNSW
+    vectors = unit(600, seed=9)
+    ids = list(range(1, 601))
+    collection.add("acme", ids[:300], vectors[:300], ["a"] * 300)
+    collection.add("globex", ids[300:], vectors[300:], ["b"] * 300)
+    query = unit(1, seed=10)[0]
+    space = collection.space("acme")
+    with collection.engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a 600-row table is tiny
+        plan = conn.execute(
+            text(
+                "EXPLAIN SELECT item_id FROM vector_items WHERE collection = 'test' AND "
+                f"tenant = 'acme' AND dimension = {DIMENSION} ORDER BY "
+                f"embedding::vector({DIMENSION}) <=> CAST(:q AS vector({DIMENSION})) LIMIT 10"
+            ),
+            {"q": "[" + ",".join(map(str, query.tolist())) + "]"},
+        ).scalars()
+        assert any(hnsw_index_name(DIMENSION) in line for line in plan)
+    hits = graph.search(space, query, 10)
+    assert [item for item, _ in hits] == exact(vectors[:300], ids[:300], query, 10)
+    skipped = graph.search(space, query, 10, excluded=[hits[0][0]])
+    assert hits[0][0] not in {item for item, _ in skipped} and len(skipped) == 10
