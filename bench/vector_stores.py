@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=lambda v: [int(x) for x in v.split(",")],
         default=[40, 100, 200],
         help="HNSW candidate lists to measure, graph forced (pgvector's default: 40; the "
-        "server's: 200, exact search below 20k rows)",
+        "server's: 200, exact search below 50k rows)",
     )
     parser.add_argument("--wait-idle", type=float, default=60.0)
     parser.add_argument("--no-doc", action="store_true")

@@ -27,9 +27,10 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 SQLITE_FILE_NAME = "concierge.sqlite3"
 
-POSTGRES_ONLY_TABLES = frozenset({"vector_items"})
-"""Tables that exist on PostgreSQL only, outside ``METADATA`` (migration 0007: pgvector's
-``vector`` has no SQLite counterpart; ``retrieval/pgvector_store.py``)."""
+POSTGRES_ONLY_TABLES = frozenset({"vector_items", "kb_chunks", "kb_terms", "kb_index_state"})
+"""Tables that exist on PostgreSQL only, outside ``METADATA``: what every replica shares
+and SQLite's single process keeps elsewhere (migrations 0007 and 0008: pgvector's vectors,
+``retrieval/pgvector_store.py``, and the shared KB index, ``retrieval/knowledge/sql_index.py``)."""
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -335,6 +335,11 @@ class DocumentStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        """The database the documents live in (the KB index follows it: ``KnowledgeBase``)."""
+        return self._engine
+
     def upsert(self, tenant: str, documents: Sequence[Document]) -> list[StoreChange]:
         """Insert or replace documents in one transaction; unchanged ones are not touched."""
         changes: list[StoreChange] = []

@@ -16,7 +16,7 @@ Two ways to search, chosen by the filter and the size of what it leaves
   history) and for a space of at most ``EXACT_MAX_ROWS`` vectors. The query orders by the
   uncast column, which no HNSW index matches, so PostgreSQL reads the rows through the
   ``(collection, tenant, owner)`` or primary-key b-tree and sorts them. A graph search
-  filtered down to 100 of a million rows would miss most of them, and below 20k rows the
+  filtered down to 100 of a million rows would miss most of them, and below 50k rows the
   scan is about as fast as the graph.
 * **HNSW** for a large space: the index with pgvector's iterative scan
   (``hnsw.iterative_scan = relaxed_order``), so the tenant filter and the excluded ids are
@@ -61,7 +61,7 @@ HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 200
 """Candidates the graph walk keeps, and rows fetched to rank exactly; pgvector's default
 is 40. Measured in bench/vector_stores.py."""
-EXACT_MAX_ROWS = 20_000
+EXACT_MAX_ROWS = 50_000
 """A space this small is scanned exactly (no approximation, and no slower than the graph)."""
 SIZE_TTL_S = 30.0
 """How long a space's row count, which picks the way to search, is trusted."""

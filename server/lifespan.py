@@ -254,7 +254,7 @@ async def _warm_up_retrieval(retrieval: Retrieval) -> None:
     try:
         await asyncio.to_thread(retrieval.embedder.warm_up)
         for tenant in await asyncio.to_thread(retrieval.knowledge.tenants):
-            await asyncio.to_thread(retrieval.knowledge.served, tenant)
+            await asyncio.to_thread(retrieval.knowledge.version_number, tenant)
     except Exception:
         log.exception("loading the embedder or the indexes failed")
     await asyncio.to_thread(freeze_startup_heap)  # the embedder and indexes live for good

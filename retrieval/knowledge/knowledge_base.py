@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,23 @@ from models.tenant_embedders import TenantEmbedders
 from retrieval.documents import Document, DocumentStore, StoreChange
 from retrieval.index import published_versions
 from retrieval.knowledge.config import RetrievalConfig
-from retrieval.knowledge.records import ServedIndex
-from retrieval.knowledge.reindex import Reindexer
+from retrieval.knowledge.records import IndexedBase, IndexView, ServedIndex
+from retrieval.knowledge.reindex import IndexStorage, Reindexer
 from retrieval.knowledge.search import KnowledgeSearch
-from retrieval.knowledge.served import ServedVersions
+from retrieval.knowledge.served import FileStorage, ServedVersions
+from retrieval.knowledge.sql_index import SqlKbIndex
+from retrieval.vector_store import open_vector_store
 
 
 class KnowledgeBase:
     """Per-tenant KB indexes over a ``DocumentStore``: search, document edits, reindex.
 
-    ``embedder`` is the base embedder; ``tuned`` adds tenants' own tuned ones (the
-    default: none), which their KBs use for documents and queries alike.
+    Where the published indexes live follows the store's database: on SQLite, versions
+    on disk under ``root`` (FAISS + bm25s, ``served.py``); on PostgreSQL, rows every
+    replica shares (pgvector + BM25 in SQL, ``sql_index.py``), so a reindex, a delete or
+    an edit through one replica is what every replica searches next. ``embedder`` is the
+    base embedder; ``tuned`` adds tenants' own tuned ones (the default: none), which
+    their KBs use for documents and queries alike.
     """
 
     def __init__(
@@ -41,8 +47,15 @@ class KnowledgeBase:
         self.embedders = tuned or TenantEmbedders(embedder)
         self.config = config or RetrievalConfig()
         self._versions = ServedVersions(root, store)
-        searching = KnowledgeSearch(self._versions, self.embedders, self.config, search_workers)
-        reindexer = Reindexer(self._versions, store, self.embedders, self.config)
+        self._shared: SqlKbIndex | None = None
+        storage: IndexStorage = FileStorage(self._versions, self.config.keep_versions)
+        views: Callable[[str], IndexView | None] = self._versions.view
+        if store.engine.dialect.name == "postgresql":
+            self._shared = SqlKbIndex(store.engine, store, open_vector_store(store.engine))
+            storage, views = self._shared, self._shared.view
+        searching = KnowledgeSearch(views, self.embedders, self.config, search_workers)
+        self._storage = storage
+        reindexer = Reindexer(storage, store, self.embedders, self.config)
         # searching and reindexing are the parts' own methods (search.py, reindex.py)
         self.search = searching.search
         self.asearch = searching.asearch
@@ -56,6 +69,11 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------ reading
 
+    @property
+    def shared(self) -> bool:
+        """Whether the indexes are the rows every replica shares (PostgreSQL)."""
+        return self._shared is not None
+
     def tenant_root(self, tenant: str) -> Path:
         return self._versions.tenant_root(tenant)
 
@@ -67,11 +85,28 @@ class KnowledgeBase:
         return sorted(on_disk | set(self.store.tenants()))
 
     def served(self, tenant: str) -> ServedIndex:
-        """The tenant's current snapshot, loading it on first use."""
+        """The tenant's current snapshot on disk, loading it on first use (SQLite only)."""
+        if self._shared is not None:
+            raise RuntimeError("a shared (PostgreSQL) KB index has no version on disk")
         return self._versions.served(tenant)
 
+    def published(self, tenant: str) -> IndexedBase | None:
+        """What the tenant's published index holds (its documents by content hash)."""
+        return self._storage.base(tenant)
+
+    def version_number(self, tenant: str) -> int | None:
+        """The number of the tenant's published index, ``None`` before the first."""
+        if self._shared is not None:
+            state = self._shared.state(tenant)
+            return None if state is None else state.version
+        version = self._versions.served(tenant).version
+        return None if version is None else version.number
+
     def refresh(self, tenant: str) -> bool:
-        """Serve a newer version published by another process (the CLI); True if swapped."""
+        """Serve a newer version published by another process (the CLI); True if swapped.
+        Shared indexes need no refresh: every search reads the published rows."""
+        if self._shared is not None:
+            return False
         return self._versions.refresh(tenant)
 
     # ------------------------------------------------------------ writing documents
@@ -80,19 +115,29 @@ class KnowledgeBase:
         """Store documents; edited ones stop matching with their old text at once."""
         changes = self.store.upsert(check_tenant(tenant), documents)
         if any(change.action != "unchanged" for change in changes):
-            self._versions.mark_stale(tenant)
+            self._documents_changed(tenant)
         return changes
 
     def delete_documents(self, tenant: str, doc_ids: Sequence[str]) -> list[StoreChange]:
         """Delete documents; they stop matching at once, before any reindex."""
         changes = self.store.delete(check_tenant(tenant), doc_ids)
         if any(change.action == "deleted" for change in changes):
-            self._versions.mark_stale(tenant)
+            self._documents_changed(tenant)
         return changes
+
+    def _documents_changed(self, tenant: str) -> None:
+        """Stale chunks stop matching now (on disk: this process; shared: every replica
+        already, through the change stamp) and the pending-documents gauge follows."""
+        if self._shared is not None:
+            self._shared.export_metrics(tenant)
+        else:
+            self._versions.mark_stale(tenant)
 
     # ------------------------------------------------------------ stats
 
     def stats(self, tenant: str) -> dict[str, Any]:
+        if self._shared is not None:
+            return self._shared_stats(tenant)
         served = self.served(tenant)
         version = served.version
         return {
@@ -108,4 +153,23 @@ class KnowledgeBase:
             "age_seconds": round(time.time() - version.manifest.created_at, 3) if version else None,
             "versions_on_disk": published_versions(self.tenant_root(tenant)),
             "load_error": served.load_error,
+        }
+
+    def _shared_stats(self, tenant: str) -> dict[str, Any]:
+        assert self._shared is not None
+        view = self._shared.view(tenant)
+        state = None if view is None else view.state
+        return {
+            "tenant": tenant,
+            "documents_stored": self.store.count(tenant),
+            "version": state.version if state else None,
+            "documents_indexed": state.documents if state else 0,
+            "chunks": state.chunks if state else 0,
+            "stale_chunks": len(view.excluded) if view else 0,
+            "index_kind": "pgvector" if state else None,
+            "embedding_model": state.embedding_model if state else None,
+            "created_at": state.created_at if state else None,
+            "age_seconds": round(time.time() - state.created_at, 3) if state else None,
+            "versions_on_disk": [],
+            "load_error": None,
         }

@@ -1,10 +1,12 @@
-"""What a KB version holds (chunk records, documents, indexes) and what searches read."""
+"""What a KB version holds (chunk records, documents, indexes) and what searches read
+(``IndexView``: a version on disk, or the shared rows of ``sql_index.py``)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -81,3 +83,82 @@ class ServedIndex:
     load_error: str | None = None
     pending_documents: int = 0
     """Documents added, changed or deleted in the store since this version was built."""
+
+
+@dataclass(frozen=True)
+class IndexedBase:
+    """What a tenant's published index holds, as a reindex compares it with the store."""
+
+    number: int
+    embedding_model: str
+    settings: dict[str, Any]
+    documents: dict[str, dict[str, Any]]  # doc_id -> {content_hash, chunk_ids}
+    chunks: int
+
+
+class IndexView(Protocol):
+    """A tenant's published index as one search reads it, wherever it lives: a version
+    on disk (``FileView``) or the shared rows in PostgreSQL (``sql_index.SqlView``).
+    Stale chunks (of documents deleted or edited since) are already left out."""
+
+    @property
+    def size(self) -> int:
+        """Rows in the index (chunks and example-question rows)."""
+
+    @property
+    def embedding_model(self) -> str:
+        """The model the vectors were made with: queries must use the same."""
+
+    def dense(self, query_vector: npt.NDArray[np.float32], pool: int) -> dict[int, float]:
+        """The ``pool`` chunks closest to the query: ``chunk_id -> cosine``."""
+
+    def dense_scores(
+        self, query_vector: npt.NDArray[np.float32], chunk_ids: Sequence[int]
+    ) -> dict[int, float]:
+        """Exact cosines of the named chunks (the lexical-only candidates of a fusion)."""
+
+    def lexical(self, query: str, pool: int) -> tuple[dict[int, float], float]:
+        """BM25 ``chunk_id -> score`` of the best ``pool``, and the share of the query's
+        words the index knows (``LexicalIndex.known_share``)."""
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The records of the named chunks that exist."""
+
+
+@dataclass(frozen=True)
+class FileView:
+    """``IndexView`` over a served version on disk (FAISS, bm25s, records in memory)."""
+
+    served: ServedIndex
+    version: KbVersion
+
+    @property
+    def size(self) -> int:
+        return self.version.vectors.size
+
+    @property
+    def embedding_model(self) -> str:
+        return self.version.manifest.embedding_model
+
+    def dense(self, query_vector: npt.NDArray[np.float32], pool: int) -> dict[int, float]:
+        scores, ids = self.version.vectors.search(query_vector, pool, excluded=self.served.excluded)
+        return dict(zip(ids.tolist(), scores.tolist(), strict=True))
+
+    def dense_scores(
+        self, query_vector: npt.NDArray[np.float32], chunk_ids: Sequence[int]
+    ) -> dict[int, float]:
+        vectors = self.version.vectors
+        rows = {i: vectors.row_of(i) for i in chunk_ids}
+        return {
+            i: float(vectors.vectors[r] @ query_vector) for i, r in rows.items() if r is not None
+        }
+
+    def lexical(self, query: str, pool: int) -> tuple[dict[int, float], float]:
+        lexical = self.version.lexical
+        scores, rows = lexical.search(query, pool, row_mask=self.served.row_mask)
+        found = dict(zip(self.version.vectors.ids[rows].tolist(), scores.tolist(), strict=True))
+        return found, lexical.known_share(query)
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        rows = {i: self.version.vectors.row_of(i) for i in chunk_ids}
+        return {i: self.version.chunks[r] for i, r in rows.items() if r is not None}

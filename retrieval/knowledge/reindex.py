@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,11 +19,8 @@ from models.embedder import Embedder
 from models.tenant_embedders import TenantEmbedders
 from retrieval.chunking import text_hash
 from retrieval.documents import Document, DocumentStore
-from retrieval.index import VectorIndex, collect_garbage, exclusive_writer
 from retrieval.knowledge.config import RetrievalConfig
-from retrieval.knowledge.records import ChunkRecord, KbVersion, chunk_id_for
-from retrieval.knowledge.served import ServedVersions
-from retrieval.knowledge.versions import load_version, publish_version
+from retrieval.knowledge.records import ChunkRecord, IndexedBase, chunk_id_for
 
 EMBED_BATCH_DOCUMENTS = 16
 
@@ -140,11 +138,35 @@ class ReindexReport:
         }
 
 
+class IndexStorage(Protocol):
+    """Where a tenant's published KB index lives: versions on disk (``served.FileStorage``)
+    or the rows every replica shares in PostgreSQL (``sql_index.SqlKbIndex``)."""
+
+    def writer(self, tenant: str) -> AbstractContextManager[None]:
+        """Held for a whole reindex: one writer per tenant across processes."""
+
+    def base(self, tenant: str) -> IndexedBase | None:
+        """The published index (read under the writer lock), or ``None`` before any."""
+
+    def publish(
+        self,
+        tenant: str,
+        removed: set[str],
+        chunks: list[ChunkRecord],
+        vectors: npt.NDArray[np.float32],
+        documents: dict[str, dict[str, Any]],
+        embedding_model: str,
+        settings: dict[str, Any],
+    ) -> tuple[int, int]:
+        """Publish the base less ``removed`` plus the new chunks, all at once; returns the
+        new version's number and its number of rows."""
+
+
 @dataclass(eq=False)
 class Reindexer:
     """Builds and publishes new versions of a tenant's KB from its stored documents."""
 
-    versions: ServedVersions
+    storage: IndexStorage
     store: DocumentStore
     embedders: TenantEmbedders
     config: RetrievalConfig
@@ -163,7 +185,7 @@ class Reindexer:
         ones are removed; unchanged ones keep their vectors. Full: everything is
         re-embedded (after a change of embedding model or chunking settings). Holds the
         tenant's writer lock (across processes) for the whole build; readers keep
-        searching the served version meanwhile. Raises ``JobCancelledError`` when
+        searching the published version meanwhile. Raises ``JobCancelledError`` when
         ``cancelled()`` turns true; nothing is published then. The documents are
         embedded by the tenant's own tuned embedder where it has one.
         """
@@ -172,10 +194,8 @@ class Reindexer:
         embedder.warm_up()  # model loading is not reindex time
         report = ReindexReport(tenant=tenant, mode=mode, version=None)
         started = time.perf_counter()
-        root = self.versions.tenant_root(tenant)
-        with exclusive_writer(root):
-            self.versions.refresh(tenant)
-            base = self.versions.served(tenant).version
+        with self.storage.writer(tenant):
+            base = self.storage.base(tenant)
             if base is not None and not self._compatible(base, embedder):
                 mode = report.mode = ReindexMode.FULL
             wanted = self.store.hashes(tenant)
@@ -193,7 +213,7 @@ class Reindexer:
                 progress(0, len(todo))
             if base is not None and not todo and not removed:
                 report.version = base.number
-                report.chunks = base.vectors.size
+                report.chunks = base.chunks
                 report.seconds = time.perf_counter() - started
                 return report
             new_chunks, new_vectors, new_docs = self._embed_documents(
@@ -203,14 +223,16 @@ class Reindexer:
             report.embedded_chunks = len(new_chunks)
             if cancelled and cancelled():
                 raise JobCancelledError("reindex cancelled before publishing")
-            version = self._build_version(
-                tenant, base, removed, new_chunks, new_vectors, new_docs, embedder.model_name
+            report.version, report.chunks = self.storage.publish(
+                tenant,
+                removed,
+                new_chunks,
+                new_vectors,
+                new_docs,
+                embedder.model_name,
+                {"tenant": tenant, **self.config.index_settings()},
             )
-            report.version = version.number
-            report.chunks = version.vectors.size
             report.published = True
-            self.versions.serve(tenant, version)
-            collect_garbage(root, self.config.keep_versions, {version.number})
         report.seconds = time.perf_counter() - started
         metrics.REINDEX_DOCUMENTS.labels(action="embedded").inc(report.embedded_documents)
         metrics.REINDEX_DOCUMENTS.labels(action="reused").inc(report.reused_documents)
@@ -222,11 +244,11 @@ class Reindexer:
             )
         return report
 
-    def _compatible(self, version: KbVersion, embedder: Embedder) -> bool:
-        """Whether ``version``'s vectors can be reused: same model and chunking settings."""
-        built_with = {k: version.manifest.extra.get(k) for k in self.config.index_settings()}
+    def _compatible(self, base: IndexedBase, embedder: Embedder) -> bool:
+        """Whether ``base``'s vectors can be reused: same model and chunking settings."""
+        built_with = {k: base.settings.get(k) for k in self.config.index_settings()}
         return (
-            version.manifest.embedding_model == embedder.model_name
+            base.embedding_model == embedder.model_name
             and built_with == self.config.index_settings()
         )
 
@@ -263,42 +285,3 @@ class Reindexer:
             np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), np.float32)
         )
         return records, stacked, documents
-
-    def _build_version(
-        self,
-        tenant: str,
-        base: KbVersion | None,
-        removed: set[str],
-        new_chunks: list[ChunkRecord],
-        new_vectors: npt.NDArray[np.float32],
-        new_docs: dict[str, dict[str, Any]],
-        embedding_model: str,
-    ) -> KbVersion:
-        """``base`` less the ``removed`` documents plus the new ones, published and loaded."""
-        root = self.versions.tenant_root(tenant)
-        if base is None:
-            kept_chunks: list[ChunkRecord] = []
-            documents: dict[str, dict[str, Any]] = {}
-            vectors = VectorIndex.build(
-                np.array([c.chunk_id for c in new_chunks], dtype=np.int64), new_vectors
-            )
-        else:
-            kept_chunks = [c for c in base.chunks if c.doc_id not in removed]
-            documents = {d: e for d, e in base.documents.items() if d not in removed}
-            gone = np.array(
-                [i for d in removed for i in base.documents[d]["chunk_ids"]], dtype=np.int64
-            )
-            vectors = base.vectors.with_changes(
-                gone, np.array([c.chunk_id for c in new_chunks], dtype=np.int64), new_vectors
-            )
-        chunks = kept_chunks + new_chunks
-        documents.update(new_docs)
-        number = publish_version(
-            root,
-            vectors,
-            chunks,
-            documents,
-            embedding_model=embedding_model,
-            extra={"tenant": tenant, **self.config.index_settings()},
-        )
-        return load_version(root, number)

@@ -1,9 +1,12 @@
-"""Hybrid search over a served version: FAISS and BM25 candidates, fused into one ranking."""
+"""Hybrid search over a tenant's published index: dense and BM25 candidates, fused into one
+ranking. The index is read through an ``IndexView`` (a version on disk, or the rows every
+replica shares in PostgreSQL), so the fusion is the same code on both."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
 
@@ -14,8 +17,7 @@ from core import metrics
 from models.embedder import Embedder
 from models.tenant_embedders import TenantEmbedders
 from retrieval.knowledge.config import Fusion, RetrievalConfig, SearchMode
-from retrieval.knowledge.records import COLLECTION, ChunkRecord, KbVersion, ServedIndex
-from retrieval.knowledge.served import ServedVersions
+from retrieval.knowledge.records import COLLECTION, ChunkRecord, IndexView
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,10 @@ def _min_max(scores: dict[int, float]) -> dict[int, float]:
 
 @dataclass(eq=False)
 class KnowledgeSearch:
-    """Searches the snapshots of ``ServedVersions``; async searches run on a thread pool."""
+    """Searches the tenants' published indexes; async searches run on a thread pool."""
 
-    versions: ServedVersions
+    views: Callable[[str], IndexView | None]
+    """The tenant's published index as a search reads it (``None`` before the first)."""
     embedders: TenantEmbedders
     config: RetrievalConfig
     workers: InitVar[int]
@@ -88,11 +91,10 @@ class KnowledgeSearch:
         """Top ``top_k`` chunks of the tenant's KB for ``query`` (synchronous)."""
         mode = mode or self.config.default_mode
         started = time.perf_counter()
-        served = self.versions.served(tenant)
-        version = served.version
+        view = self.views(tenant)
         hits: list[SearchHit] = []
-        if version is not None and version.vectors.size:
-            hits = self._search_version(served, version, query, query_vector, top_k, mode)
+        if view is not None and view.size:
+            hits = self._search_view(view, query, query_vector, top_k, mode)
         metrics.SEARCH_DURATION.labels(collection=COLLECTION, mode=str(mode)).observe(
             time.perf_counter() - started
         )
@@ -117,18 +119,17 @@ class KnowledgeSearch:
     def query_embedder(self, tenant: str) -> Embedder:
         """The embedder of the tenant's queries: the one its served version was built
         with (a tuned one, or the base). Loads the served version on first use."""
-        version = self.versions.served(tenant).version
-        if version is None:
+        view = self.views(tenant)
+        if view is None:
             return self.embedders.base
-        return self.embedders.named(tenant, version.manifest.embedding_model)
+        return self.embedders.named(tenant, view.embedding_model)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _search_version(
+    def _search_view(
         self,
-        served: ServedIndex,
-        version: KbVersion,
+        view: IndexView,
         query: str,
         query_vector: npt.NDArray[np.float32] | None,
         top_k: int,
@@ -141,14 +142,12 @@ class KnowledgeSearch:
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
         if mode is not SearchMode.LEXICAL and query_vector is not None:
-            scores, ids = version.vectors.search(query_vector, pool, excluded=served.excluded)
-            dense = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+            dense = view.dense(query_vector, pool)
         lexical_weight = self.config.lexical_weight
         if mode is not SearchMode.DENSE:
-            scores, rows = version.lexical.search(query, pool, row_mask=served.row_mask)
-            lexical = dict(zip(version.vectors.ids[rows].tolist(), scores.tolist(), strict=True))
+            lexical, known_share = view.lexical(query, pool)
             # BM25 has a say in proportion to how much of the question it can read
-            lexical_weight *= version.lexical.known_share(query)
+            lexical_weight *= known_share
         if mode is SearchMode.DENSE:
             fused = dense
         elif mode is SearchMode.LEXICAL:
@@ -157,21 +156,18 @@ class KnowledgeSearch:
             fused = _reciprocal_rank_fusion(dense, lexical, lexical_weight, self.config.rrf_k)
         else:
             if query_vector is not None:  # exact dense scores for lexical-only candidates
-                for chunk_id in lexical.keys() - dense.keys():
-                    row = version.vectors.row_of(chunk_id)
-                    if row is not None:
-                        dense[chunk_id] = float(version.vectors.vectors[row] @ query_vector)
+                dense.update(view.dense_scores(query_vector, sorted(lexical.keys() - dense.keys())))
             fused = _weighted_fusion(dense, lexical, lexical_weight)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        records = view.chunks([chunk_id for chunk_id, _ in ranked])
         hits: list[SearchHit] = []
         shown: set[tuple[str, int]] = set()
         for chunk_id, score in ranked:
             if len(hits) == top_k:
                 break
-            row = version.vectors.row_of(chunk_id)
-            if row is None:  # pragma: no cover - ids and chunks are written together
+            chunk = records.get(chunk_id)
+            if chunk is None:  # published by another replica since the candidates were found
                 continue
-            chunk = version.chunks[row]
             if chunk.passage in shown:  # an example question of a lead already found
                 continue
             shown.add(chunk.passage)

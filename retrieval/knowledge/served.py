@@ -21,17 +21,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from core import metrics
 from core.errors import IndexCorruptError
 from core.ids import check_tenant
 from retrieval.documents import DocumentStore
-from retrieval.index import published_versions
-from retrieval.knowledge.records import COLLECTION, KbVersion, ServedIndex
-from retrieval.knowledge.versions import load_version
+from retrieval.index import VectorIndex, collect_garbage, exclusive_writer, published_versions
+from retrieval.knowledge.records import (
+    COLLECTION,
+    ChunkRecord,
+    FileView,
+    IndexedBase,
+    KbVersion,
+    ServedIndex,
+)
+from retrieval.knowledge.versions import load_version, publish_version
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,11 @@ class ServedVersions:
                     self._install(tenant, current)
                 self._stamps[tenant] = stamp
         return current
+
+    def view(self, tenant: str) -> FileView | None:
+        """The served version as a search reads it; ``None`` before the first one."""
+        served = self.served(tenant)
+        return None if served.version is None else FileView(served, served.version)
 
     def refresh(self, tenant: str) -> bool:
         """Serve a newer version published by another process (the CLI); True if swapped.
@@ -177,3 +192,71 @@ class ServedVersions:
     def _lock_for(self, tenant: str) -> threading.Lock:
         with self._locks_guard:
             return self._tenant_locks.setdefault(tenant, threading.Lock())
+
+
+class FileStorage:
+    """``IndexStorage`` on disk: a reindex writes a new version folder and serves it.
+
+    The writer lock is an ``flock`` on the tenant's folder; other processes sharing the
+    folder pick the version up through ``ServedVersions.refresh``.
+    """
+
+    def __init__(self, versions: ServedVersions, keep_versions: int) -> None:
+        self.versions = versions
+        self.keep_versions = keep_versions
+
+    def writer(self, tenant: str) -> AbstractContextManager[None]:
+        return exclusive_writer(self.versions.tenant_root(tenant))
+
+    def base(self, tenant: str) -> IndexedBase | None:
+        self.versions.refresh(tenant)  # another process may have published meanwhile
+        version = self.versions.served(tenant).version
+        if version is None:
+            return None
+        return IndexedBase(
+            version.number,
+            version.manifest.embedding_model,
+            dict(version.manifest.extra),
+            version.documents,
+            version.vectors.size,
+        )
+
+    def publish(
+        self,
+        tenant: str,
+        removed: set[str],
+        chunks: list[ChunkRecord],
+        vectors: npt.NDArray[np.float32],
+        documents: dict[str, dict[str, Any]],
+        embedding_model: str,
+        settings: dict[str, Any],
+    ) -> tuple[int, int]:
+        """The served version less the ``removed`` documents plus the new ones, published
+        as a new folder, loaded and served; old folders beyond ``keep_versions`` go."""
+        root = self.versions.tenant_root(tenant)
+        base = self.versions.served(tenant).version
+        new_ids = np.array([c.chunk_id for c in chunks], dtype=np.int64)
+        if base is None:
+            kept_chunks: list[ChunkRecord] = []
+            all_documents: dict[str, dict[str, Any]] = {}
+            index = VectorIndex.build(new_ids, vectors)
+        else:
+            kept_chunks = [c for c in base.chunks if c.doc_id not in removed]
+            all_documents = {d: e for d, e in base.documents.items() if d not in removed}
+            gone = np.array(
+                [i for d in removed for i in base.documents[d]["chunk_ids"]], dtype=np.int64
+            )
+            index = base.vectors.with_changes(gone, new_ids, vectors)
+        all_documents.update(documents)
+        number = publish_version(
+            root,
+            index,
+            kept_chunks + list(chunks),
+            all_documents,
+            embedding_model=embedding_model,
+            extra=settings,
+        )
+        version = load_version(root, number)
+        self.versions.serve(tenant, version)
+        collect_garbage(root, self.keep_versions, {version.number})
+        return version.number, version.vectors.size

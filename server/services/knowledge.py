@@ -209,11 +209,10 @@ class KnowledgeService:
         started = time.perf_counter()
         mode = SearchMode(body.mode) if body.mode else None
         hits = await self._kb.asearch(tenant, body.query, body.top_k, mode)
-        served = self._kb.served(tenant)
         return SearchOut(
             tenant=tenant,
             mode=str(mode or self._kb.config.default_mode),
-            version=served.version.number if served.version else None,
+            version=await asyncio.to_thread(self._kb.version_number, tenant),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             results=[_hit_out(hit) for hit in hits],
         )

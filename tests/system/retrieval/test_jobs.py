@@ -30,10 +30,10 @@ def _many(count: int, prefix: str = "doc") -> list[Document]:
 
 def _indexed_hashes(kb: KnowledgeBase, tenant: str) -> dict[str, str]:
     """``doc_id -> content_hash`` as the served index has them (empty before any index)."""
-    version = kb.served(tenant).version
-    if version is None:
+    published = kb.published(tenant)
+    if published is None:
         return {}
-    return {doc_id: entry["content_hash"] for doc_id, entry in version.documents.items()}
+    return {doc_id: entry["content_hash"] for doc_id, entry in published.documents.items()}
 
 
 async def _finished(job_finished: asyncio.Event) -> None:
