@@ -169,6 +169,36 @@ def test_history_and_erasure_through_one_replica_reach_the_others_next_prompt(
         assert "Robin" not in json.dumps(after.json()["prompt"])
 
 
+def test_a_kb_write_and_a_delete_through_one_replica_are_served_by_the_other(
+    replicas: Replicas,
+) -> None:
+    marker = f"okapi{uuid.uuid4().hex[:6]}"
+    article = {
+        "id": f"{marker}.md",
+        "title": "Okapi deliveries",
+        "text": f"# Okapi deliveries\n\nParcels marked {marker} travel by okapi in 3 days.",
+    }
+    with _client(replicas.a, replicas.admin) as a, _client(replicas.b, replicas.admin) as b:
+
+        def found_on_b() -> list[str]:
+            searched = b.post(f"/admin/kb/{TENANT}/search", json={"query": f"{marker} parcels"})
+            assert searched.status_code == 200, searched.text
+            return [hit["document_id"] for hit in searched.json()["results"]]
+
+        before = found_on_b()  # B has read the tenant's index before the write
+        assert f"{marker}.md" not in before
+        written = a.post(
+            f"/admin/kb/{TENANT}/documents:bulk",
+            params={"wait": "true"},
+            json={"documents": [article]},
+        )
+        assert written.status_code == 200, written.text
+        assert found_on_b()[0] == f"{marker}.md", "the reindex A published is what B searches"
+        deleted = a.delete(f"/admin/kb/{TENANT}/documents/{marker}.md")
+        assert deleted.status_code in (200, 204), deleted.text
+        assert f"{marker}.md" not in found_on_b(), "the delete through A is effective on B at once"
+
+
 def test_a_job_started_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:
     with _client(replicas.a, replicas.admin) as a, _client(replicas.b, replicas.admin) as b:
         started = a.post(
