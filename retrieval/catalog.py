@@ -4,6 +4,13 @@ Catalogs are small (hundreds to tens of thousands of products), so each tenant's
 product vectors sit in one normalized matrix and a search is one matrix-vector
 product: exact, no index to train, and fast enough (50k x 384 floats is ~4 ms).
 Vectors are stored with the rows in SQL, so a restart does not re-embed.
+
+Several replicas share the rows: before each read a process compares the tenant's change
+stamp (products and newest ``updated_at``, one indexed query) with the one its matrix was
+loaded at, and reloads when another replica (or the CLI) changed the catalog. A
+recommendation blends the query's cosine with the closest of the customer's own products,
+a score no vector index ranks by, so the exact product stays in memory rather than in
+pgvector.
 """
 
 from __future__ import annotations
@@ -16,7 +23,19 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import JSON, Column, Engine, Float, LargeBinary, String, Table, Text, delete, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+)
 
 from core import metrics
 from core.db import METADATA
@@ -69,6 +88,8 @@ class _TenantCatalog:
     products: list[Product]
     vectors: npt.NDArray[np.float32]
     rows: dict[str, int]
+    stamp: tuple[int, float] = (0, 0.0)
+    """The tenant's change stamp when these rows were read."""
 
 
 class ProductCatalog:
@@ -193,14 +214,25 @@ class ProductCatalog:
 
     def _state(self, tenant: str) -> _TenantCatalog:
         check_tenant(tenant)
+        stamp = self._stamp(tenant)  # read first: a change after it reloads next time
         with self._lock:
             state = self._tenants.get(tenant)
-            if state is None:
-                state = self._load(tenant)
+            if state is None or state.stamp != stamp:
+                state = self._load(tenant, stamp)
                 self._tenants[tenant] = state
             return state
 
-    def _load(self, tenant: str) -> _TenantCatalog:
+    def _stamp(self, tenant: str) -> tuple[int, float]:
+        """``(products, newest updated_at)``: differs after any put or delete, by anyone."""
+        with self._engine.connect() as conn:
+            count, newest = conn.execute(
+                select(func.count(), func.max(PRODUCTS.c.updated_at)).where(
+                    PRODUCTS.c.tenant == tenant
+                )
+            ).one()
+        return int(count), float(newest or 0.0)
+
+    def _load(self, tenant: str, stamp: tuple[int, float]) -> _TenantCatalog:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(PRODUCTS).where(PRODUCTS.c.tenant == tenant).order_by(PRODUCTS.c.product_id)
@@ -223,4 +255,5 @@ class ProductCatalog:
             if rows
             else np.zeros((0, dim), np.float32)
         )
-        return _TenantCatalog(products, vectors, {p.product_id: i for i, p in enumerate(products)})
+        rows_of = {p.product_id: i for i, p in enumerate(products)}
+        return _TenantCatalog(products, vectors, rows_of, stamp)
