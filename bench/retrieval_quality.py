@@ -93,6 +93,8 @@ class MethodResult:
     not_ranked: int  # queries whose intent was not among the returned documents
     search_s: float
     per_intent_recall_at_1: dict[str, float] = field(default_factory=dict)
+    database: str = "sqlite"
+    """Where the KB index lived: version files (sqlite) or the shared rows (postgresql)."""
 
 
 def methods() -> list[Method]:
@@ -174,7 +176,7 @@ def summarize(
 
 
 def run_retrieval(
-    data: Path, embedder: Embedder, limit: int | None
+    data: Path, embedder: Embedder, limit: int | None, database: str = "sqlite"
 ) -> tuple[list[MethodResult], dict[str, Any]]:
     """Build every KB through the product path, query it with every instruction."""
     canonical, queries, intents = load_bitext(data)
@@ -188,7 +190,7 @@ def run_retrieval(
     log.info("embedded %d queries in %.1f s", len(queries), timing["embed_queries_s"])
     results: list[MethodResult] = []
     built: dict[str, int] = {}  # tenant -> chunks
-    with scratch_store() as (root, store):
+    with scratch_store(database) as (root, store):
         for variant in VARIANTS:
             for method in methods():
                 # title_weight is baked into the vectors: one tenant (index) per weight
@@ -207,7 +209,9 @@ def run_retrieval(
                     )
                 finally:
                     kb.shutdown()
-                result = summarize(variant, method, ranks, intents, seconds)
+                result = replace(
+                    summarize(variant, method, ranks, intents, seconds), database=database
+                )
                 log.info(
                     "%s / %s: R@1 %.3f R@3 %.3f MRR %.3f (%.1f s)",
                     variant.label,
@@ -282,15 +286,19 @@ def _versus(value: float, reference: float) -> str:
     return f"{value - reference:+.3f} ({value / reference:.2f}x)"
 
 
+INDEX_KINDS = {"sqlite": "files: FAISS + bm25s", "postgresql": "PostgreSQL: pgvector + BM25 in SQL"}
+
+
 def retrieval_table(results: Sequence[MethodResult]) -> str:
     head = (
-        "| KB | method | R@1 | R@3 | MRR | R@1 vs 0.721 | R@3 vs 0.911 | not ranked | default |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|:---:|"
+        "| index | KB | method | R@1 | R@3 | MRR | R@1 vs 0.721 | R@3 vs 0.911 | not ranked "
+        "| default |\n|---|---|---|---:|---:|---:|---:|---:|---:|:---:|"
     )
     lines = [head]
     for r in results:
         lines.append(
-            f"| {r.variant} | {r.method} | {r.recall_at_1:.3f} | {r.recall_at_3:.3f} | "
+            f"| {INDEX_KINDS[r.database]} | {r.variant} | {r.method} | {r.recall_at_1:.3f} | "
+            f"{r.recall_at_3:.3f} | "
             f"{r.mrr:.3f} | {_versus(r.recall_at_1, REFERENCE_RECALL_AT_1)} | "
             f"{_versus(r.recall_at_3, REFERENCE_RECALL_AT_3)} | {r.not_ranked} | "
             f"{'**default**' if r.default else ''} |"
@@ -362,6 +370,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default=EMBEDDING_MODEL, help="embedding model name")
     parser.add_argument("--limit", type=int, default=None, help="use only N Bitext queries")
     parser.add_argument("--no-banking77", dest="banking77", action="store_false")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="where the KB index lives: version files (SQLite, the embedded default), the "
+        "rows replicas share (PostgreSQL with pgvector), or both side by side",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Banking77 validation split seed")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for JSON and PNG")
     return parser.parse_args(argv)
@@ -376,7 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_started = time.perf_counter()
         embedder.warm_up()
         load_s = time.perf_counter() - load_started
-        results, info = run_retrieval(args.data, embedder, args.limit)
+        databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+        results = []
+        for database in databases:
+            found, info = run_retrieval(args.data, embedder, args.limit, database)
+            results += found
         banking = run_banking77(args.data, embedder, args.seed) if args.banking77 else None
     finally:
         embedder.shutdown()

@@ -295,7 +295,7 @@ def graph_search(engine: Engine, query: Vectors, tenant: str, owner: str) -> lis
             text(
                 "SELECT item_id FROM vector_items WHERE collection = :c AND tenant = :t "
                 "AND owner = :o AND dimension = 384 "
-                "ORDER BY embedding::vector(384) <=> CAST(:q AS vector(384)) LIMIT 10"
+                "ORDER BY embedding::vector(384) <#> CAST(:q AS vector(384)) LIMIT 10"
             ),
             {"c": COLLECTION, "t": tenant, "o": owner, "q": vector_literal(query)},
         ).scalars()

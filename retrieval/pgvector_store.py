@@ -90,11 +90,11 @@ def hnsw_index_name(dimension: int) -> str:
 
 
 def create_hnsw_index_sql(dimension: int) -> str:
-    """The partial HNSW index of one dimension (cosine distance)."""
+    """The partial HNSW index of one dimension (inner product, as FAISS's ``IndexFlatIP``)."""
     dim = int(dimension)
     return (
         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(dim)} ON {TABLE} "
-        f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+        f"USING hnsw ((embedding::vector({dim})) vector_ip_ops) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
         f"WHERE dimension = {dim}"
     )
@@ -199,9 +199,9 @@ class PgVectorStore:
             filters.append("NOT (item_id = ANY(:excluded))")
             params["excluded"] = [int(i) for i in excluded]
         statement = text(
-            f"SELECT item_id, {column} <=> CAST(:query AS vector({dim})) AS distance "
+            f"SELECT item_id, {column} <#> CAST(:query AS vector({dim})) AS distance "
             f"FROM {TABLE} WHERE {' AND '.join(filters)} "
-            f"ORDER BY {column} <=> CAST(:query AS vector({dim})) LIMIT :fetch"
+            f"ORDER BY {column} <#> CAST(:query AS vector({dim})) LIMIT :fetch"
         )
         with self._engine.begin() as conn:
             if graph:
@@ -210,7 +210,7 @@ class PgVectorStore:
                 conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
             rows = conn.execute(statement, params).all()
         # relaxed order: an iterative scan returns neighbours roughly best first
-        hits = [(int(row.item_id), 1.0 - float(row.distance)) for row in rows]
+        hits = [(int(row.item_id), -float(row.distance)) for row in rows]  # <#> is -(a . b)
         hits.sort(key=lambda hit: -hit[1])
         return hits[:top_k]
 

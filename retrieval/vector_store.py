@@ -12,7 +12,8 @@ its database (``open_vector_store``):
   ``vector_items`` written in the caller's transaction, so every replica sees a committed
   write at once and an erasure is a ``DELETE``; nothing is cached in a process.
 
-Both search by cosine similarity (inner product of unit vectors) inside the filters given,
+Both rank by inner product (the cosine, for unit vectors; the KB's field vectors are
+deliberately not unit length, ``knowledge/reindex.field_vectors``) inside the filters given,
 never as a post-filter of a global top k: ``allowed`` (these ids only), ``owner`` (one
 customer's vectors) and ``excluded`` (never these ids).
 
@@ -95,7 +96,7 @@ class VectorStore(Protocol):
         owner: str | None = None,
         excluded: Sequence[int] = (),
     ) -> list[tuple[int, float]]:
-        """Up to ``top_k`` ``(id, cosine)`` pairs, best first, inside the filters."""
+        """Up to ``top_k`` ``(id, inner product)`` pairs, best first, inside the filters."""
 
     def count(self, space: VectorSpace) -> int:
         """How many vectors the space holds."""

@@ -174,7 +174,7 @@ def test_pgvector_walks_its_hnsw_index_inside_the_tenant_filter(collection: Coll
             text(
                 "EXPLAIN SELECT item_id FROM vector_items WHERE collection = 'test' AND "
                 f"tenant = 'acme' AND dimension = {DIMENSION} ORDER BY "
-                f"embedding::vector({DIMENSION}) <=> CAST(:q AS vector({DIMENSION})) LIMIT 10"
+                f"embedding::vector({DIMENSION}) <#> CAST(:q AS vector({DIMENSION})) LIMIT 10"
             ),
             {"q": "[" + ",".join(map(str, query.tolist())) + "]"},
         ).scalars()

@@ -52,7 +52,7 @@ def upgrade() -> None:
     for dim in DIMENSIONS:
         op.execute(
             f"CREATE INDEX ix_vector_items_hnsw_{dim} ON vector_items "
-            f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"USING hnsw ((embedding::vector({dim})) vector_ip_ops) "
             f"WITH (m = 16, ef_construction = 64) WHERE dimension = {dim}"
         )
     _copy_history_vectors(bind)
