@@ -304,7 +304,7 @@ def graph_search(engine: Engine, query: Vectors, tenant: str, owner: str) -> lis
 
 def _no_engine() -> Engine:
     """The FAISS store reads its vectors through the registered source, not a database."""
-    return create_database_engine("sqlite://")
+    return create_database_engine("sqlite:///:memory:")
 
 
 def table(rows: Sequence[Row], markdown: bool) -> str:

@@ -18,7 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+)
 
 METADATA = MetaData()
 
@@ -98,6 +108,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # deleted rows are overwritten with zeros, not left in free pages (erasure)
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def change_stamp(engine: Engine, table: Table, tenant: str) -> tuple[int, float]:
+    """``(rows, newest updated_at)`` of a tenant in ``table``: differs after any insert,
+    update or delete by anyone, so a process that keeps a copy of the rows (or something
+    derived from them) knows with one indexed query when to read them again. ``table``
+    needs ``tenant`` and ``updated_at`` columns, and writers set ``updated_at`` to now."""
+    with engine.connect() as conn:
+        count, newest = conn.execute(
+            select(func.count(), func.max(table.c.updated_at)).where(table.c.tenant == tenant)
+        ).one()
+    return int(count), float(newest or 0.0)
 
 
 def release_deleted_bytes(engine: Engine, tables: Sequence[str] = ()) -> bool:

@@ -33,12 +33,11 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    func,
     select,
 )
 
 from core import metrics
-from core.db import METADATA
+from core.db import METADATA, change_stamp
 from core.ids import check_tenant
 from models.embedder import Embedder
 
@@ -224,13 +223,7 @@ class ProductCatalog:
 
     def _stamp(self, tenant: str) -> tuple[int, float]:
         """``(products, newest updated_at)``: differs after any put or delete, by anyone."""
-        with self._engine.connect() as conn:
-            count, newest = conn.execute(
-                select(func.count(), func.max(PRODUCTS.c.updated_at)).where(
-                    PRODUCTS.c.tenant == tenant
-                )
-            ).one()
-        return int(count), float(newest or 0.0)
+        return change_stamp(self._engine, PRODUCTS, tenant)
 
     def _load(self, tenant: str, stamp: tuple[int, float]) -> _TenantCatalog:
         with self._engine.connect() as conn:

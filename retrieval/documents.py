@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Float, String, Table, Text, delete, func, select
 
-from core.db import METADATA
+from core.db import METADATA, change_stamp
 from core.errors import InvalidRequestError
 from core.ids import check_document_id
 from core.json_input import read_json
@@ -418,13 +418,7 @@ class DocumentStore:
         What every process serving the tenant's KB compares before a search, so a document
         deleted or edited through one replica stops matching on all of them at once.
         """
-        with self._engine.connect() as conn:
-            count, newest = conn.execute(
-                select(func.count(), func.max(KB_DOCUMENTS.c.updated_at)).where(
-                    KB_DOCUMENTS.c.tenant == tenant
-                )
-            ).one()
-        return int(count), float(newest or 0.0)
+        return change_stamp(self._engine, KB_DOCUMENTS, tenant)
 
     def load(self, tenant: str, doc_ids: Sequence[str]) -> list[Document]:
         """The named documents (missing ones are skipped), in the order asked."""

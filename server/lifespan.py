@@ -253,8 +253,14 @@ async def running_retrieval(settings: Settings) -> AsyncIterator[Retrieval]:
 async def _warm_up_retrieval(retrieval: Retrieval) -> None:
     try:
         await asyncio.to_thread(retrieval.embedder.warm_up)
-        for tenant in await asyncio.to_thread(retrieval.knowledge.tenants):
-            await asyncio.to_thread(retrieval.knowledge.version_number, tenant)
+        knowledge = retrieval.knowledge
+        for tenant in await asyncio.to_thread(knowledge.tenants):
+            number = await asyncio.to_thread(knowledge.version_number, tenant)
+            if number is None and knowledge.shared:
+                # documents but no shared index yet (upgraded from version folders): owed
+                documents = await asyncio.to_thread(knowledge.store.count, tenant)
+                if documents:
+                    await asyncio.to_thread(retrieval.jobs.promise, tenant)
     except Exception:
         log.exception("loading the embedder or the indexes failed")
     await asyncio.to_thread(freeze_startup_heap)  # the embedder and indexes live for good

@@ -141,13 +141,15 @@ class SqlView:
         return self.state.embedding_model
 
     def dense(self, query_vector: npt.NDArray[np.float32], pool: int) -> dict[int, float]:
+        if not self.state.dimension:  # published without a single vector
+            return {}
         hits = self.index.vectors.search(self._space(), query_vector, pool, excluded=self.excluded)
         return dict(hits)
 
     def dense_scores(
         self, query_vector: npt.NDArray[np.float32], chunk_ids: Sequence[int]
     ) -> dict[int, float]:
-        if not chunk_ids:
+        if not chunk_ids or not self.state.dimension:
             return {}
         hits = self.index.vectors.search(
             self._space(), query_vector, len(chunk_ids), allowed=list(chunk_ids)

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from core.db import create_database_engine
+from retrieval.documents import Document, DocumentStore
 from server.store.api_keys import ApiKeyStore, Role
 from server.store.schema import upgrade_schema
 from tests.forked_processes import ForkedServer, shared_launcher
@@ -33,6 +34,8 @@ from tests.servers import isolated_data_dir, remote_engine_env
 TENANT = "default"
 DOCUMENTS = 200
 TAKEOVER_TIMEOUT_S = 240.0
+LEGACY_DOCUMENT = "legacy-pangolin.md"
+LEGACY_TEXT = "# Legacy\n\nPangolin parcels are wrapped in three layers of paper."
 
 
 @dataclass
@@ -64,6 +67,8 @@ def replicas(
     admin = keys.create(TENANT, Role.ADMIN, "replica test", rate_limit_per_minute=100_000)
     limited = keys.create(TENANT, Role.ADMIN, "limited", rate_limit_per_minute=6)
     service = keys.create(TENANT, Role.SERVICE, "replica test", rate_limit_per_minute=100_000)
+    # documents stored before the KB index moved into PostgreSQL: no shared index yet
+    DocumentStore(engine).upsert(TENANT, [Document(LEGACY_DOCUMENT, LEGACY_TEXT, "Legacy")])
     engine.dispose()
     shared = isolated_data_dir(tmp_path_factory.mktemp("replicas-data"), data_dir)
     env = {
@@ -197,6 +202,19 @@ def test_a_kb_write_and_a_delete_through_one_replica_are_served_by_the_other(
         deleted = a.delete(f"/admin/kb/{TENANT}/documents/{marker}.md")
         assert deleted.status_code in (200, 204), deleted.text
         assert f"{marker}.md" not in found_on_b(), "the delete through A is effective on B at once"
+
+
+def test_documents_without_a_shared_index_are_indexed_at_start_up(replicas: Replicas) -> None:
+    with _client(replicas.b, replicas.admin) as b:
+        deadline = time.monotonic() + 120  # the owed reindex runs as a job on a replica
+        while True:
+            searched = b.post(f"/admin/kb/{TENANT}/search", json={"query": "pangolin parcels"})
+            assert searched.status_code == 200, searched.text
+            found = [hit["document_id"] for hit in searched.json()["results"]]
+            if LEGACY_DOCUMENT in found:
+                break
+            assert time.monotonic() < deadline, f"never indexed: {searched.json()}"
+            time.sleep(0.5)
 
 
 def test_a_job_started_on_one_replica_is_read_on_the_other(replicas: Replicas) -> None:

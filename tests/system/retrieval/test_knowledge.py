@@ -88,6 +88,33 @@ def test_search_finds_the_relevant_article_by_meaning_and_by_keyword(
     assert hit.title == "Shipping" and hit.section == "Shipping" and hit.position == 0
 
 
+def test_keywords_in_chinese_match_on_both_index_paths(kb: KnowledgeBase) -> None:
+    """The lexical half reads Chinese by the same terms on disk (bm25s) and in SQL."""
+    kb.put_documents(
+        "shop-zh",
+        [
+            Document(
+                "returns-zh.md",
+                "# 退货\n\n退货政策: 三十天内可退货。",
+                "退货",
+                DocumentFormat.MARKDOWN,
+            ),
+            Document(
+                "wifi-zh.md",
+                "# 网络\n\n路由器 AX3000 重启后指示灯闪烁。",
+                "网络",
+                DocumentFormat.MARKDOWN,
+            ),
+        ],
+    )
+    kb.reindex("shop-zh")
+    hits = kb.search("shop-zh", "AX3000 指示灯闪烁", None, 2, SearchMode.LEXICAL)
+    assert [hit.doc_id for hit in hits] == ["wifi-zh.md"]
+    assert [h.doc_id for h in kb.search("shop-zh", "退货政策", None, 2, SearchMode.LEXICAL)] == [
+        "returns-zh.md"
+    ]
+
+
 def test_an_example_question_finds_its_article_in_the_customers_words(
     make_knowledge: KnowledgeFactory, embedder: Embedder
 ) -> None:
