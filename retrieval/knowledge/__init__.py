@@ -1,10 +1,11 @@
 """The knowledge base: documents -> chunks -> published index versions -> hybrid search.
 
-Each tenant has its own index under ``<data_dir>/retrieval/<tenant>/kb``: tenants are
-separated by construction, not by a filter. Searches read an immutable snapshot of a
-published version that one reference assignment replaces, so they never see a
-half-swapped index and never wait for a reindex; chunks of deleted and edited documents
-are excluded from it at once (``served.py``).
+On SQLite each tenant has its own index under ``<data_dir>/retrieval/<tenant>/kb``:
+tenants are separated by construction, not by a filter. Searches read an immutable
+snapshot of a published version that one reference assignment replaces, so they never see
+a half-swapped index and never wait for a reindex; chunks of deleted and edited documents
+are excluded from it at once (``served.py``). On PostgreSQL the same index is rows every
+replica shares, published by one transaction (``sql_index.py``).
 
 ``KnowledgeBase`` (``knowledge_base.py``) is the entry point; behind it:
 
@@ -12,8 +13,9 @@ are excluded from it at once (``served.py``).
 * ``records.py``  chunk records, loaded versions, the served snapshot
 * ``versions.py`` a version on disk: atomic publish, loading and verifying
 * ``served.py``   which version each tenant serves: refresh, refusal of corrupt ones, staleness
-* ``search.py``   hybrid search: FAISS + BM25 candidates and their fusion
-* ``reindex.py``  full and incremental builds, cancellation, progress
+* ``sql_index.py`` the shared index on PostgreSQL: chunks, BM25 postings, pgvector vectors
+* ``search.py``   hybrid search over an ``IndexView``: dense + BM25 candidates, their fusion
+* ``reindex.py``  full and incremental builds through an ``IndexStorage``, cancellation
 """
 
 from retrieval.knowledge.config import Fusion, RetrievalConfig, SearchMode

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -312,14 +313,8 @@ class SqlKbIndex:
             if not frequencies:
                 return {}, share
             n = state.chunks
-            weights = {
-                hashes[term]: count
-                * float(
-                    np.log(
-                        1
-                        + (n - frequencies[hashes[term]] + 0.5) / (frequencies[hashes[term]] + 0.5)
-                    )
-                )
+            weights = {  # a term the query repeats counts as often, as in bm25s
+                hashes[term]: count * _idf(n, frequencies[hashes[term]])
                 for term, count in multiplicity.items()
                 if hashes[term] in frequencies
             }
@@ -492,6 +487,11 @@ class SqlKbIndex:
                 vectors[start : start + len(batch)],
                 [None] * len(batch),
             )
+
+
+def _idf(chunks: int, frequency: int) -> float:
+    """Lucene's BM25 idf (bm25s's default method): never negative, even for common terms."""
+    return math.log(1 + (chunks - frequency + 0.5) / (frequency + 0.5))
 
 
 def _by_hash(counted: Counter[str]) -> dict[int, int]:
