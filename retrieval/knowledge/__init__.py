@@ -14,6 +14,7 @@ replica shares, published by one transaction (``sql_index.py``).
 * ``versions.py`` a version on disk: atomic publish, loading and verifying
 * ``served.py``   which version each tenant serves: refresh, refusal of corrupt ones, staleness
 * ``sql_index.py`` the shared index on PostgreSQL: chunks, BM25 postings, pgvector vectors
+  (its tables: ``sql_tables.py``)
 * ``search.py``   hybrid search over an ``IndexView``: dense + BM25 candidates, their fusion
 * ``reindex.py``  full and incremental builds through an ``IndexStorage``, cancellation
 """

@@ -30,7 +30,6 @@ a b-tree key holds.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import time
 from collections import Counter
@@ -41,16 +40,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
     Connection,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
     delete,
     func,
     select,
@@ -61,6 +52,13 @@ from sqlalchemy.dialects.postgresql import insert
 from core import metrics
 from retrieval.documents import DocumentStore
 from retrieval.knowledge.records import COLLECTION, ChunkRecord, IndexedBase
+from retrieval.knowledge.sql_tables import (
+    KB_CHUNKS,
+    KB_INDEX_STATE,
+    KB_TERMS,
+    IndexState,
+    term_hash,
+)
 from retrieval.lexical import terms
 from retrieval.vector_store import VectorSpace, VectorStore
 
@@ -68,60 +66,7 @@ BM25_K1 = 1.5
 BM25_B = 0.75
 WRITE_BATCH = 1000
 
-_METADATA = MetaData()
-"""Not ``core.db.METADATA``: these tables exist on PostgreSQL only (migration 0008)."""
-
-KB_CHUNKS = Table(
-    "kb_chunks",
-    _METADATA,
-    Column("tenant", String(64), primary_key=True),
-    Column("chunk_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("doc_id", String(200), nullable=False),
-    Column("doc_hash", String(64), nullable=False),
-    Column("record", JSON, nullable=False),
-    Column("terms", Integer, nullable=False),
-)
-KB_TERMS = Table(
-    "kb_terms",
-    _METADATA,
-    Column("tenant", String(64), primary_key=True),
-    Column("term_hash", BigInteger, primary_key=True, autoincrement=False),
-    Column("chunk_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("tf", Integer, nullable=False),
-)
-KB_INDEX_STATE = Table(
-    "kb_index_state",
-    _METADATA,
-    Column("tenant", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("embedding_model", String(200), nullable=False),
-    Column("dimension", Integer, nullable=False),
-    Column("settings", JSON, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("documents", Integer, nullable=False),
-    Column("chunks", Integer, nullable=False),
-    Column("total_terms", BigInteger, nullable=False),
-)
 WRITER_LOCK_PREFIX = 0x6B62  # "kb": a tenant's writer lock is this, then its hash
-
-
-def term_hash(term: str) -> int:
-    """A stable positive 63-bit id of a BM25 term."""
-    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "big") >> 1
-
-
-@dataclass(frozen=True)
-class IndexState:
-    """What ``kb_index_state`` says about a tenant's published index."""
-
-    version: int
-    embedding_model: str
-    dimension: int
-    settings: dict[str, Any]
-    created_at: float
-    documents: int
-    chunks: int
-    total_terms: int
 
 
 @dataclass(frozen=True)
