@@ -89,9 +89,18 @@ class KnowledgeSearch:
         mode: SearchMode | None = None,
     ) -> list[SearchHit]:
         """Top ``top_k`` chunks of the tenant's KB for ``query`` (synchronous)."""
+        return self._search(self.views(tenant), query, query_vector, top_k, mode)
+
+    def _search(
+        self,
+        view: IndexView | None,
+        query: str,
+        query_vector: npt.NDArray[np.float32] | None,
+        top_k: int,
+        mode: SearchMode | None,
+    ) -> list[SearchHit]:
         mode = mode or self.config.default_mode
         started = time.perf_counter()
-        view = self.views(tenant)
         hits: list[SearchHit] = []
         if view is not None and view.size:
             hits = self._search_view(view, query, query_vector, top_k, mode)
@@ -105,21 +114,25 @@ class KnowledgeSearch:
     async def asearch(
         self, tenant: str, query: str, top_k: int = 5, mode: SearchMode | None = None
     ) -> list[SearchHit]:
-        """Embed the query and search, off the event loop."""
+        """Embed the query and search, off the event loop. The index is read once, so the
+        query is embedded by the model of the very version it searches."""
         mode = mode or self.config.default_mode
         vector = None
         loop = asyncio.get_running_loop()
+        view = await loop.run_in_executor(self._executor, self.views, tenant)
         if mode is not SearchMode.LEXICAL:
-            embedder = await loop.run_in_executor(self._executor, self.query_embedder, tenant)
+            embedder = await loop.run_in_executor(self._executor, self._embedder_of, tenant, view)
             vector = (await embedder.embed([query], purpose="query"))[0]
         return await loop.run_in_executor(
-            self._executor, lambda: self.search(tenant, query, vector, top_k, mode)
+            self._executor, lambda: self._search(view, query, vector, top_k, mode)
         )
 
     def query_embedder(self, tenant: str) -> Embedder:
         """The embedder of the tenant's queries: the one its served version was built
         with (a tuned one, or the base). Loads the served version on first use."""
-        view = self.views(tenant)
+        return self._embedder_of(tenant, self.views(tenant))
+
+    def _embedder_of(self, tenant: str, view: IndexView | None) -> Embedder:
         if view is None:
             return self.embedders.base
         return self.embedders.named(tenant, view.embedding_model)

@@ -370,6 +370,14 @@ def test_a_corrupt_new_version_from_another_process_is_refused_while_the_old_ser
     assert _search(kb, embedder, "kettle warranty")[0] == "warranty.md"
 
 
+def test_a_delete_through_another_process_stops_matching_here_at_once(
+    kb: KnowledgeBase, make_knowledge: KnowledgeFactory, embedder: Embedder
+) -> None:
+    assert _search(kb, embedder, "JD01")[0] == "shipping.md"
+    make_knowledge().delete_documents(TENANT, ["shipping.md"])  # another replica, or the CLI
+    assert "shipping.md" not in _search(kb, embedder, "JD01")  # no reindex, no refresh
+
+
 def test_a_version_published_by_another_process_is_picked_up(
     kb: KnowledgeBase, make_knowledge: KnowledgeFactory, embedder: Embedder
 ) -> None:

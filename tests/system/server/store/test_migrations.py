@@ -18,8 +18,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 
+from core.crypto import Keyring, column_purpose
 from core.db import POSTGRES_ONLY_TABLES, create_database_engine
+from models.embedder import Embedder
 from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
+from retrieval.history import HISTORY_ENTRIES, CustomerHistory, HistoryKind
 from server.cli.main import main
 from server.store.schema import (
     BASELINE_TABLES,
@@ -114,6 +117,37 @@ def test_every_migration_downgrades_to_nothing_and_upgrades_again(store_engine: 
     assert revision_of(store_engine) is None
     assert upgrade_schema(store_engine).after == head_revision()
     assert schema_differences(store_engine) == []
+
+
+def test_history_stored_before_pgvector_is_searched_after_the_upgrade(
+    store_engine: Engine, embedder: Embedder
+) -> None:
+    if store_engine.dialect.name != "postgresql":
+        pytest.skip("migration 0007 copies history vectors into pgvector, on PostgreSQL only")
+    with store_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+    keyring = Keyring.generate()
+    vector = embedder.embed_sync(["Order 1001: red kettle, paid"])[0]
+    with store_engine.begin() as conn:
+        conn.execute(
+            HISTORY_ENTRIES.insert(),
+            {
+                "entry_id": 42,
+                "tenant": "acme",
+                "customer_id": "alice",
+                "kind": str(HistoryKind.ORDER),
+                "occurred_at": 1.0,
+                "text": keyring.encrypt(
+                    "Order 1001: red kettle, paid", column_purpose(HISTORY_ENTRIES.c.text)
+                ),
+                "embedding": vector.astype("float32").tobytes(),
+                "model": embedder.model_name,
+            },
+        )
+    assert upgrade_schema(store_engine).after == head_revision()
+    query = embedder.embed_sync(["my kettle order"])[0]
+    hits = CustomerHistory(store_engine, embedder, keyring).search("acme", "alice", query, 3)
+    assert [(hit.entry_id, hit.text) for hit in hits] == [(42, "Order 1001: red kettle, paid")]
 
 
 def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -> None:
