@@ -14,6 +14,8 @@ after commit" needs. PostgreSQL is reached through psycopg 3.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,21 @@ def create_database_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
+def _switch_to_wal(cursor: Any, attempts: int = 50) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: switching a new file's journal needs it to
+    itself, and SQLite answers "database is locked" at once, without waiting out the busy
+    timeout, while another process opening the same new file holds it (two replicas or a
+    replica and the CLI starting together; seen in the concurrent start-up test)."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def _private_database_file(path: Path) -> None:
     """Create the SQLite file readable by its owner only (0600), or tighten one that exists.
 
@@ -101,7 +118,7 @@ def _private_database_file(path: Path) -> None:
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")

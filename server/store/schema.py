@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pgvector.sqlalchemy  # noqa: F401 - registers `vector`, so reflection reads its columns
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from core.db import METADATA, POSTGRES_ONLY_TABLES
