@@ -116,6 +116,7 @@ class PgVectorStore:
 
     kind = "pgvector"
     tables: tuple[str, ...] = (TABLE,)
+    caches = False  # every search reads the shared table
 
     def __init__(
         self, engine: Engine, ef_search: int = EF_SEARCH, exact_max_rows: int = EXACT_MAX_ROWS
@@ -130,6 +131,9 @@ class PgVectorStore:
 
     def register_source(self, collection: str, source: VectorSource) -> None:
         del collection, source  # the rows of vector_items are read directly
+
+    def forget(self, collection: str, tenant: str) -> None:
+        del collection, tenant  # nothing is held in memory
 
     def add(
         self,

@@ -70,6 +70,15 @@ class VectorStore(Protocol):
     tables: tuple[str, ...]
     """SQL tables the store keeps vectors in: an erasure vacuums them too."""
 
+    caches: bool
+    """Whether this process holds vectors in memory, where another process's writes to the
+    owning table do not reach (see ``forget``)."""
+
+    def forget(self, collection: str, tenant: str) -> None:
+        """Drop what this process holds of a tenant's collection, so the next search reads
+        the owning table again: a collection that other processes write (the catalog, which
+        the CLI imports into) calls it when its rows changed."""
+
     def register_source(self, collection: str, source: VectorSource) -> None:
         """Where the collection's stored vectors are read from (the FAISS store's loader)."""
 
@@ -137,6 +146,7 @@ class FaissVectorStore:
 
     kind = "faiss"
     tables: tuple[str, ...] = ()  # the owning tables hold the vectors
+    caches = True
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -168,6 +178,13 @@ class FaissVectorStore:
             for space, loaded in self._spaces.items():
                 if space.collection == collection and space.tenant == tenant:
                     loaded.remove(ids)
+
+    def forget(self, collection: str, tenant: str) -> None:
+        with self._lock:
+            for space in [
+                s for s in self._spaces if (s.collection, s.tenant) == (collection, tenant)
+            ]:
+                del self._spaces[space]
 
     def search(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import numpy as np
+import pytest
+from sqlalchemy import Engine, text
 
 from models.embedder import Embedder
-from retrieval.catalog import Product, ProductCatalog
+from retrieval.catalog import QUERY_CANDIDATES, Product, ProductCatalog
 
 
 def test_a_catalog_change_through_one_process_is_what_the_other_searches(
@@ -26,3 +28,45 @@ def test_a_catalog_change_through_one_process_is_what_the_other_searches(
     assert first.delete("shop", "kettle")
     assert [m.product.product_id for m, _, _ in second.search("shop", query, 5)] == ["grinder"]
     assert second.get("shop", "kettle") is None
+
+
+def test_a_large_catalog_ranks_as_an_exact_scan_of_every_product_would(
+    database: Engine, embedder: Embedder
+) -> None:
+    """Beyond ``QUERY_CANDIDATES`` products a search scores only the store's candidates
+    (nearest the question, nearest each owned product): the blended top 5 must still be
+    what scoring every product exactly gives."""
+    catalog = ProductCatalog(database, embedder)
+    kinds = ["kettle", "grinder", "mug", "toaster", "blender", "scale", "teapot", "whisk"]
+    products = [
+        Product(f"p{n:03d}", f"{kinds[n % 8].title()} model {n}", kinds[n % 8], f"Size {n % 5}")
+        for n in range(3 * QUERY_CANDIDATES)
+    ]
+    catalog.put("shop", products)
+    owned = ["p001", "p013"]
+    related = catalog.vectors_of("shop", owned)
+    query = embedder.embed_sync(["a kettle for my tea"])[0]
+    found = catalog.search("shop", query, 5, exclude=owned, history_vectors=related)
+
+    every = catalog.vectors_of("shop", [p.product_id for p in products])
+    blended = 0.6 * (every @ query) + 0.4 * (every @ related.T).max(axis=1)
+    exact = [products[i].product_id for i in np.argsort(-blended, kind="stable")]
+    assert [m.product.product_id for m, _, _ in found] == [p for p in exact if p not in owned][:5]
+
+
+def test_catalog_vectors_are_in_the_shared_store_on_postgresql(
+    database: Engine, embedder: Embedder
+) -> None:
+    if database.dialect.name != "postgresql":
+        pytest.skip("SQLite searches the catalog in this process's memory")
+    catalog = ProductCatalog(database, embedder)
+    catalog.put("shop", [Product("kettle", "Steel kettle", "kitchen", "Boils 1.7 litres")])
+    count = "SELECT count(*) FROM vector_items WHERE collection = 'catalog' AND tenant = 'shop'"
+    with database.connect() as conn:
+        assert conn.execute(text(count)).scalar() == 1
+    catalog.put("shop", [Product("kettle", "Glass kettle", "kitchen", "Boils 1.5 litres")])
+    with database.connect() as conn:
+        assert conn.execute(text(count)).scalar() == 1, "a replaced product keeps one vector"
+    assert catalog.delete("shop", "kettle")
+    with database.connect() as conn:
+        assert conn.execute(text(count)).scalar() == 0

@@ -16,11 +16,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, column, func, inspect, select, table, text
 
 from core.crypto import Keyring, column_purpose
 from core.db import POSTGRES_ONLY_TABLES, create_database_engine
 from models.embedder import Embedder
+from retrieval.catalog import PRODUCTS, ProductCatalog, product_item_id
 from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
 from retrieval.history import HISTORY_ENTRIES, CustomerHistory, HistoryKind
 from server.cli.main import main
@@ -34,6 +35,21 @@ from server.store.schema import (
     upgrade_schema,
 )
 from tests.servers import REPO
+
+OLD_PRODUCT_COLUMNS = (
+    "tenant",
+    "product_id",
+    "name",
+    "category",
+    "description",
+    "price",
+    "currency",
+    "tags",
+    "embedding",
+    "model",
+    "updated_at",
+)
+"""The products table as revisions 0001-0008 built it (no ``item_id``)."""
 
 RETRIEVAL_ERA_TABLES = ("kb_documents", "history_entries")
 """What ``create_all`` made before the support tables existed."""
@@ -148,6 +164,48 @@ def test_history_stored_before_pgvector_is_searched_after_the_upgrade(
     query = embedder.embed_sync(["my kettle order"])[0]
     hits = CustomerHistory(store_engine, embedder, keyring).search("acme", "alice", query, 3)
     assert [(hit.entry_id, hit.text) for hit in hits] == [(42, "Order 1001: red kettle, paid")]
+
+
+def test_products_stored_before_catalog_vectors_are_searched_after_the_upgrade(
+    store_engine: Engine, embedder: Embedder
+) -> None:
+    """Migration 0009 gives each product its vector-store id (and, on PostgreSQL, copies its
+    vector into pgvector), so a catalog imported earlier recommends without a re-import."""
+    with store_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0008")
+    texts = {"kettle": "Steel kettle (kitchen). Boils 1.7 litres", "mug": "Mug (kitchen). Tea"}
+    vectors = embedder.embed_sync(list(texts.values()))
+    old_products = table(
+        "products", *(column(name, PRODUCTS.c[name].type) for name in OLD_PRODUCT_COLUMNS)
+    )
+    with store_engine.begin() as conn:
+        conn.execute(
+            old_products.insert(),
+            [
+                {
+                    "tenant": "acme",
+                    "product_id": product_id,
+                    "name": product_id,
+                    "category": "kitchen",
+                    "description": text_,
+                    "price": None,
+                    "currency": "EUR",
+                    "tags": [],
+                    "embedding": vector.astype("float32").tobytes(),
+                    "model": embedder.model_name,
+                    "updated_at": 1.0,
+                }
+                for (product_id, text_), vector in zip(texts.items(), vectors, strict=True)
+            ],
+        )
+    assert upgrade_schema(store_engine).after == head_revision()
+    assert schema_differences(store_engine) == []
+    with store_engine.connect() as conn:
+        ids = dict(conn.execute(select(PRODUCTS.c.product_id, PRODUCTS.c.item_id)).all())
+    assert ids == {p: product_item_id(p) for p in texts}
+    query = embedder.embed_sync(["something to boil water"])[0]
+    found = ProductCatalog(store_engine, embedder).search("acme", query, 1)
+    assert [match.product.product_id for match, _, _ in found] == ["kettle"]
 
 
 def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -> None:
