@@ -18,12 +18,13 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 # labelled data the classifier heads are retrained from (make classifier-heads, classifiers)
 DATA ?= $(or $(CONCIERGE_TRAINING_DATA_DIR),../shared/data)
 
-.PHONY: run test test-fast lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine bench-answers bench-overload bench-tune-embedder clean help
+.PHONY: run test test-fast test-postgres lint format install install-dev models classifiers demo bench bench-setup bench-paired bench-paired-llama bench-engine bench-answers bench-overload bench-tune-embedder clean help
 
 help:
 	@echo "make run    install (CPU vLLM), prepare the default models, load the demo KB, serve on $(HOST):$(PORT)"
 	@echo "make test   install with dev tools, lint, and run the whole test suite (unit, system, soak)"
 	@echo "make test-fast  the same without tests/soak (kill loops, fuzzing, extra engines)"
+	@echo "make test-postgres  the system tests with every test server on PostgreSQL + pgvector"
 	@echo "make classifier-heads DATA=DIR  retrain the shipped sentiment/intent heads from DIR"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench  serving benchmark: Concierge vs vLLM serve vs llama-server (docs/benchmarks.md)"
@@ -109,6 +110,15 @@ test-fast: lint
 	$(VENV)/bin/concierge models prepare
 	$(VENV)/bin/concierge models prepare embeddinggemma-300m  # the multilingual tests load it
 	$(VENV)/bin/pytest tests/unit tests/system $(PYTEST_ARGS)
+
+# the single-box system tests once more with every test server and CLI run storing in
+# PostgreSQL with pgvector (a database per data directory) instead of SQLite; about 12 minutes.
+# Not part of `make test`, which runs the store and retrieval layers on both databases and
+# the two-replica tests on PostgreSQL within CI's time.
+test-postgres: lint
+	$(VENV)/bin/concierge models prepare
+	$(VENV)/bin/concierge models prepare embeddinggemma-300m
+	CONCIERGE_TEST_SERVER_DATABASE=postgresql $(VENV)/bin/pytest tests/system $(PYTEST_ARGS)
 
 # bench/ is not installed with Concierge: its benchmarks run as modules from the repository root.
 # llama.cpp's llama-server, the CPU peer of the serving benchmark, built from the sources in

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.servers import CONCIERGE, REPO
+from tests.servers import CONCIERGE, REPO, with_server_database
 
 
 def invoke(
@@ -26,7 +26,11 @@ def invoke(
     with tempfile.TemporaryDirectory(prefix="concierge-cli-") as folder:
         stdout, stderr = Path(folder) / "stdout", Path(folder) / "stderr"
         child = shared_launcher().spawn(
-            list(args), {**os.environ, **(env or {})}, stdout, stderr, cwd=REPO
+            list(args),
+            with_server_database({**os.environ, **(env or {})}),
+            stdout,
+            stderr,
+            cwd=REPO,
         )
         try:
             code = child.wait(timeout)
@@ -52,7 +56,7 @@ def invoke_installed(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env=with_server_database({**os.environ, **(env or {})}),
         check=False,
     )
 

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.postgres import INSTALL_HINT, PostgresServer, find_bindir
+from tests.postgres import (
+    INSTALL_HINT,
+    PostgresServer,
+    find_bindir,
+    shared_postgres,
+    stop_shared_postgres,
+)
 from tests.servers import REPO, ServerProcess, isolated_data_dir, local_engine_env, start_server
 
 if TYPE_CHECKING:
@@ -123,15 +129,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     """
     if os.environ.get("CONCIERGE_TEST_POSTGRES", "1") == "0":
         pytest.skip("CONCIERGE_TEST_POSTGRES=0: PostgreSQL store tests skipped")
-    bindir = find_bindir()
-    if bindir is None:
+    if find_bindir() is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
-    running = PostgresServer(bindir)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+    yield shared_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -167,10 +167,12 @@ def store_engine(database_url: str) -> Iterator[Engine]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The warm launcher of forked ``concierge`` processes ends with the session."""
+    """The warm launcher of forked ``concierge`` processes and the run's PostgreSQL end with
+    the session."""
     from tests.forked_processes import close_shared_launcher
 
     close_shared_launcher()
+    stop_shared_postgres()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

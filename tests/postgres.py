@@ -40,6 +40,32 @@ class PostgresUnavailableError(RuntimeError):
     """The binaries are missing or the server did not come up."""
 
 
+_shared: PostgresServer | None = None
+
+
+def shared_postgres() -> PostgresServer:
+    """The run's one PostgreSQL, started at first use and stopped by ``stop_shared_postgres``
+    (the session's end): the store tests' databases and, under ``make test-postgres``, every
+    test server's database live in it."""
+    global _shared
+    if _shared is None:
+        bindir = find_bindir()
+        if bindir is None:
+            raise PostgresUnavailableError(INSTALL_HINT)
+        running = PostgresServer(bindir)
+        running.start()
+        _shared = running
+    return _shared
+
+
+def stop_shared_postgres() -> None:
+    """Stop the run's PostgreSQL if one was started."""
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
+
+
 def find_bindir() -> Path | None:
     """Where ``initdb`` and ``pg_ctl`` of a server with pgvector live.
 
@@ -178,6 +204,19 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop it even if a connection was leaked (PostgreSQL 13+ ``WITH (FORCE)``)."""
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def database_bytes(self, name: str) -> bytes:
+        """Everything on disk for database ``name``, as a stolen disk shows it: its relation
+        files after a checkpoint, and the write-ahead log (shared by the cluster's databases)."""
+        with psycopg.connect(self._conninfo(name), autocommit=True) as conn:
+            conn.execute(b"CHECKPOINT")
+            row = conn.execute(
+                b"SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
+        assert row is not None
+        folders = (self._data / "base" / str(row[0]), self._data / "pg_wal")
+        files = sorted(path for folder in folders for path in folder.rglob("*") if path.is_file())
+        return b"".join(path.read_bytes() for path in files)
 
     # ------------------------------------------------------------------ internals
 

@@ -6,6 +6,7 @@ its own settings; its log goes to a file that is printed when start-up fails.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -28,6 +29,42 @@ CONCIERGE = Path(sys.executable).parent / "concierge"
 TEST_STOP: StopSignals = ((signal.SIGINT, 30.0), (signal.SIGKILL, 10.0))
 """A test server gets 30 s to shut down gracefully, then it is killed."""
 
+SERVER_DATABASE = os.environ.get("CONCIERGE_TEST_SERVER_DATABASE", "sqlite")
+"""What the test servers and CLI runs store in: ``sqlite`` (each data directory's own file,
+the embedded default) or ``postgresql`` (``make test-postgres``: a database of its own per
+data directory in the run's PostgreSQL, so the same single-box tests run on both paths)."""
+if SERVER_DATABASE not in ("sqlite", "postgresql"):
+    raise ValueError(f"CONCIERGE_TEST_SERVER_DATABASE={SERVER_DATABASE!r}: sqlite or postgresql")
+
+_server_databases: dict[Path, str] = {}
+
+
+def server_database_url(data_dir: Path) -> str:
+    """The database of the test server (or CLI run) whose data directory is ``data_dir``:
+    its SQLite file, or its own PostgreSQL database, created at first use and kept for the
+    run, so a restarted server finds what it stored."""
+    from core.db import SQLITE_FILE_NAME
+
+    folder = data_dir.resolve()
+    if SERVER_DATABASE == "sqlite":
+        return f"sqlite:///{folder / SQLITE_FILE_NAME}"
+    if folder not in _server_databases:
+        from tests.postgres import shared_postgres
+
+        name = "server_" + hashlib.sha256(str(folder).encode()).hexdigest()[:20]
+        _server_databases[folder] = shared_postgres().create_database(name)
+    return _server_databases[folder]
+
+
+def with_server_database(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the data directory's database named when the run stores in PostgreSQL
+    and the caller did not choose a database itself."""
+    full = dict(env)
+    data_dir = full.get("CONCIERGE_DATA_DIR")
+    if SERVER_DATABASE == "postgresql" and data_dir and not full.get("CONCIERGE_DATABASE_URL"):
+        full["CONCIERGE_DATABASE_URL"] = server_database_url(Path(data_dir))
+    return full
+
 
 def start_server(
     log_dir: Path,
@@ -49,7 +86,9 @@ def start_server(
     """
     port = port or free_port()
     log_path = log_dir / f"{name}-{port}.log"
-    full_env = {**os.environ, **env, "CONCIERGE_HOST": "127.0.0.1", "CONCIERGE_PORT": str(port)}
+    full_env = with_server_database(
+        {**os.environ, **env, "CONCIERGE_HOST": "127.0.0.1", "CONCIERGE_PORT": str(port)}
+    )
     forked = full_env.get("CONCIERGE_ENGINE") == "openai_remote" and not fresh_process
     return ServerProcess(
         [str(CONCIERGE), "serve"],
@@ -127,12 +166,28 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def query_server_database(data_dir: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    """Rows of ``sql`` from a test server's SQLite file, opened read-only (no lock held)."""
-    from core.db import SQLITE_FILE_NAME
+    """Rows of ``sql`` (``?`` placeholders) from a test server's database: its SQLite file
+    opened read-only (no lock held), or its PostgreSQL database."""
+    url = server_database_url(data_dir)
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True) as conn:
+            return list(conn.execute(sql, params))
+    import psycopg
 
-    database = f"file:{data_dir / SQLITE_FILE_NAME}?mode=ro"
-    with sqlite3.connect(database, uri=True) as connection:
-        return list(connection.execute(sql, params))
+    with psycopg.connect(url) as connection:
+        return [tuple(row) for row in connection.execute(sql.replace("?", "%s"), params)]
+
+
+def server_database_bytes(data_dir: Path) -> bytes:
+    """What a test server's database holds on disk: the SQLite file with its write-ahead
+    log, or its PostgreSQL database's files and the cluster's log (``database_bytes``)."""
+    url = server_database_url(data_dir)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return b"".join(p.read_bytes() for p in sorted(path.parent.glob(f"{path.name}*")))
+    from tests.postgres import shared_postgres
+
+    return shared_postgres().database_bytes(url.rsplit("/", 1)[1])
 
 
 def isolated_data_dir(path: Path, shared: Path) -> Path:

@@ -50,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 
 from core import metrics
+from core.ids import check_tenant
 from retrieval.documents import DocumentStore
 from retrieval.knowledge.records import COLLECTION, ChunkRecord, IndexedBase
 from retrieval.knowledge.sql_tables import (
@@ -126,6 +127,7 @@ class SqlKbIndex:
     # ------------------------------------------------------------------ reading
 
     def state(self, tenant: str) -> IndexState | None:
+        check_tenant(tenant)  # as the file path's folder name does: a bad id is the caller's
         with self.engine.connect() as conn:
             row = (
                 conn.execute(select(KB_INDEX_STATE).where(KB_INDEX_STATE.c.tenant == tenant))
@@ -138,6 +140,7 @@ class SqlKbIndex:
 
     def view(self, tenant: str) -> SqlView | None:
         """The tenant's published index with its stale chunks, or ``None`` before any."""
+        check_tenant(tenant)
         stamp = self.store.change_stamp(tenant)  # read first: a later change recomputes
         state = self.state(tenant)
         if state is None:

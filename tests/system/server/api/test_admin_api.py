@@ -15,6 +15,7 @@ import pytest
 
 from tests.cli import invoke
 from tests.error_shape import assert_error_shape
+from tests.servers import SERVER_DATABASE
 
 
 @pytest.fixture
@@ -152,7 +153,9 @@ def test_bulk_json_and_files_then_reindex_job_and_stats(base_url: str, tenant: s
 
     stats = httpx.get(f"{base_url}/admin/kb/{tenant}/stats", timeout=10).json()
     assert stats["documents_stored"] == stats["documents_indexed"] == 5
-    assert stats["version"] == job["result"]["version"] and stats["index_kind"] == "flat"
+    assert stats["version"] == job["result"]["version"] and stats["index_kind"] == (
+        "pgvector" if SERVER_DATABASE == "postgresql" else "flat"
+    )
     assert stats["stale_chunks"] == 0 and stats["age_seconds"] >= 0
 
     again = httpx.post(f"{base_url}/admin/jobs/{job_id}/cancel", timeout=10)

@@ -15,12 +15,13 @@ from server.store.conversation_tables import TURNS
 from server.store.conversations import ConversationStore
 from server.store.schema import create_schema
 from tests.cli import invoke, run_cli
+from tests.servers import server_database_url
 from tests.store_rows import turn
 
 
 def test_rotate_reencrypts_the_database_and_drops_the_old_key(tmp_path: Path) -> None:
     env = {"CONCIERGE_DATA_DIR": str(tmp_path)}
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=tmp_path, database_url=server_database_url(tmp_path))
     first = load_keyring(settings)  # what the first server start does: creates the key file
     first_id = first.primary_id  # (``first`` itself follows the file once it changes)
     engine = create_database_engine(settings.effective_database_url)

@@ -7,17 +7,17 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from core.db import create_database_engine, default_database_url
+from core.db import create_database_engine
 from retrieval.history import HISTORY_ENTRIES
 from server.store.customers import CUSTOMER_EVENTS
 from tests.cli import invoke, run_cli
-from tests.servers import REPO
+from tests.servers import REPO, server_database_url
 
 EXAMPLES = REPO / "examples"
 
 
 def _count(data_dir: Path, table: object) -> int:
-    engine = create_database_engine(default_database_url(data_dir))
+    engine = create_database_engine(server_database_url(data_dir))
     try:
         with engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from tests.servers import (
     isolated_data_dir,
     query_server_database,
     remote_engine_env,
+    server_database_bytes,
     start_server,
 )
 
@@ -342,7 +343,7 @@ def test_keys_are_stored_as_digests_only(secured: SecuredServer) -> None:
     for token in secured.keys.values():
         secret = token.split("_", 2)[2]
         assert secret not in stored
-    database = (secured.data_dir / "concierge.sqlite3").read_bytes()
+    database = server_database_bytes(secured.data_dir)
     assert not any(token.split("_", 2)[2].encode() in database for token in secured.keys.values())
 
 

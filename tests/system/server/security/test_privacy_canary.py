@@ -10,14 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from core.db import SQLITE_FILE_NAME
 from server.config import Settings
 from server.lifespan import load_keyring
 from server.security.privacy import (
     PiiKind,
     mask,
 )
-from tests.servers import ServerProcess, query_server_database
+from tests.servers import ServerProcess, query_server_database, server_database_bytes
 from tests.unit.server.security.test_privacy import card_number
 
 
@@ -71,7 +70,7 @@ def test_canary_pii_never_reaches_the_prompt_the_stored_turn_the_history_or_the_
     for canary in canaries:
         assert all(canary not in text for text in turns + history)
         assert canary not in log
-    files = b"".join(p.read_bytes() for p in data_dir.glob(f"{SQLITE_FILE_NAME}*"))
+    files = server_database_bytes(data_dir)
     assert order in turns[0], "the message was stored (encrypted)"
     for clear in (*canaries, order):  # the database and its WAL, as a stolen disk shows them
         assert clear.encode() not in files, "nothing a customer wrote is on disk in clear"
