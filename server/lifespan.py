@@ -34,7 +34,7 @@ from models.engine.base import EngineClient
 from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig
 from models.engine.vllm_local import VllmLocalConfig, VllmLocalEngine
 from models.prepare import models_dir
-from models.registry import ModelRegistry, ModelTask
+from models.registry import LocalFolder, ModelRegistry, ModelTask
 from models.tenant_embedders import TenantEmbedders
 from retrieval.catalog import ProductCatalog
 from retrieval.documents import DocumentStore
@@ -351,6 +351,8 @@ def served_model_folder(settings: Settings) -> Path | None:
         spec = ModelRegistry().resolve(settings.model, ModelTask.GENERATE)
     except ModelNotFoundError:
         return None
+    if isinstance(spec.source, LocalFolder):  # a folder given by path holds its own tokenizer
+        return spec.source.path
     folder = models_dir(settings.data_dir) / spec.name
     return folder if folder.is_dir() else None
 

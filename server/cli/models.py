@@ -78,7 +78,12 @@ def add_models_commands(commands: Any) -> None:
 
 def _models_list(_: argparse.Namespace, settings: Settings) -> int:
     from models.prepare import models_dir, verify_folder
-    from models.registry import ChunkedPyPIArchive, ModelRegistry, PackagedGGUF
+    from models.registry import (
+        ChunkedPyPIArchive,
+        ModelRegistry,
+        NumberedPyPIParts,
+        PackagedGGUF,
+    )
 
     rows = [("NAME", "TASK", "SOURCE", "STATE")]
     for spec in ModelRegistry().specs():
@@ -91,6 +96,10 @@ def _models_list(_: argparse.Namespace, settings: Settings) -> int:
             problem = verify_folder(models_dir(settings.data_dir) / spec.name)
             state = "prepared" if problem is None else problem
             where = f"pypi:{source.package} {source.versions[0]}..{source.versions[-1]}"
+        elif isinstance(source, NumberedPyPIParts):
+            problem = verify_folder(models_dir(settings.data_dir) / spec.name)
+            state = "prepared" if problem is None else problem
+            where = f"pypi:{source.package.format(n='1')}..{source.parts} {source.version}"
         else:
             state = "ready (no conversion)"
             where = f"pypi:{getattr(source, 'package', '')}"
