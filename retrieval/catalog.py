@@ -193,8 +193,9 @@ class ProductCatalog:
         return _product(row) if row is not None else None
 
     def vectors_of(self, tenant: str, product_ids: Sequence[str]) -> npt.NDArray[np.float32]:
-        """The stored vectors of the named products that exist, in the order named (unknown
-        ids, and products embedded by another model, are skipped)."""
+        """The stored vectors of the named products that exist, one row per name in the
+        order named (a name given twice gives two rows; unknown ids are skipped), so a
+        caller that filtered the names by ``get`` can index its list by row."""
         check_tenant(tenant)
         with self._engine.connect() as conn:
             stored = {
@@ -202,12 +203,11 @@ class ProductCatalog:
                 for row in conn.execute(
                     select(PRODUCTS.c.product_id, PRODUCTS.c.embedding).where(
                         PRODUCTS.c.tenant == tenant,
-                        PRODUCTS.c.model == self._embedder.model_name,
                         PRODUCTS.c.product_id.in_(list(product_ids)),
                     )
                 )
             }
-        found = [stored[p] for p in dict.fromkeys(product_ids) if p in stored]
+        found = [stored[p] for p in product_ids if p in stored]
         return np.vstack(found) if found else np.zeros((0, self._embedder.dimension), np.float32)
 
     def search(

@@ -70,3 +70,16 @@ def test_catalog_vectors_are_in_the_shared_store_on_postgresql(
     assert catalog.delete("shop", "kettle")
     with database.connect() as conn:
         assert conn.execute(text(count)).scalar() == 0
+
+
+def test_vectors_of_gives_one_row_per_name_in_the_order_named(
+    database: Engine, embedder: Embedder
+) -> None:
+    """``_closest_owned`` indexes its list of owned products by row: a product bought twice
+    must give two rows, or the anchor named in a recommendation's reason is the wrong one."""
+    catalog = ProductCatalog(database, embedder)
+    catalog.put("shop", [Product("kettle", "Kettle", "kitchen"), Product("mug", "Mug", "kitchen")])
+    rows = catalog.vectors_of("shop", ["mug", "kettle", "unknown", "mug"])
+    assert rows.shape[0] == 3
+    assert np.array_equal(rows[0], rows[2]) and not np.array_equal(rows[0], rows[1])
+    assert np.array_equal(rows[1], catalog.vectors_of("shop", ["kettle"])[0])
