@@ -6,6 +6,7 @@ says what they may look like, and every layer checks them the same way.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -41,3 +42,11 @@ def check_document_id(doc_id: str) -> str:
 def new_id(prefix: str) -> str:
     """A new random id with a readable kind prefix, such as ``tkt_3f2a...``."""
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def stable_id(text: str) -> int:
+    """A positive 63-bit integer for ``text``, the same in every process and release: the
+    first 63 bits of its BLAKE2b digest. For keys a database or vector index wants as a
+    ``bigint`` (BM25 terms, catalog products); two texts of a few million colliding is a
+    1 in 10^6 chance, which callers that must stay distinct guard with a unique index."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1

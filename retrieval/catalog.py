@@ -18,7 +18,6 @@ products (most catalogs) every product is a candidate and the ranking is exact.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -46,7 +45,7 @@ from sqlalchemy import (
 
 from core import metrics
 from core.db import METADATA, change_stamp
-from core.ids import check_tenant
+from core.ids import check_tenant, stable_id
 from models.embedder import Embedder
 from retrieval.vector_store import StoredVector, VectorSpace, VectorStore, open_vector_store
 
@@ -82,8 +81,7 @@ def product_item_id(product_id: str) -> int:
     digest, so a put that replaces a product replaces its vector under the same number
     (migration 0009 wrote the same numbers; two ids of one tenant colliding is a 1 in 10^10
     chance for 50k products, and the unique index refuses it rather than mixing them up)."""
-    digest = hashlib.blake2b(product_id.encode("utf-8"), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 1) or 1
+    return stable_id(product_id)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """Where stored vectors are searched: one protocol, an in-memory FAISS store and pgvector.
 
-A collection (customer history today) keeps its rows, with each row's vector as bytes,
+A collection (customer history, the catalog) keeps its rows, with each row's vector as bytes,
 in its own SQL table: that copy is durable on every backend. The ``VectorStore`` is the
 searchable side of those vectors, and which implementation serves a process follows from
 its database (``open_vector_store``):
 
 * **SQLite, the embedded default: ``FaissVectorStore``.** One process owns the file, so a
   per-(collection, tenant, model) exact FAISS index in memory, loaded from the owning
-  table at first use and edited in place by the same process's writes, is always current.
+  table at first use and edited in place by the same process's writes, is current for
+  that process; a collection another process also writes (the CLI's catalog import) asks
+  the store to ``forget`` what it holds when the rows changed.
 * **PostgreSQL: ``PgVectorStore``** (``retrieval/pgvector_store.py``). Vectors are rows of
   ``vector_items`` written in the caller's transaction, so every replica sees a committed
   write at once and an erasure is a ``DELETE``; nothing is cached in a process.

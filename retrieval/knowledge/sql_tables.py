@@ -4,11 +4,12 @@ writes them, on a ``MetaData`` of their own (they exist on PostgreSQL only)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Float, Integer, MetaData, String, Table
+
+from core.ids import stable_id
 
 _METADATA = MetaData()
 """Not ``core.db.METADATA``: these tables exist on PostgreSQL only (migration 0008)."""
@@ -48,7 +49,7 @@ KB_INDEX_STATE = Table(
 
 def term_hash(term: str) -> int:
     """A stable positive 63-bit id of a BM25 term."""
-    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "big") >> 1
+    return stable_id(term)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from models.prepare import join_numbered_parts, model_folder
 from models.registry import (
     QUALITY_GENERATION_MODELS,
     ModelRegistry,
-    ModelSpec,
     ModelTask,
     NumberedPyPIParts,
 )
@@ -86,11 +85,6 @@ def test_an_unprepared_quality_model_names_the_command_and_the_download(tmp_path
         model_folder(spec, tmp_path)
 
 
-def test_a_spec_of_numbered_parts_is_hashable_and_names_its_members() -> None:
-    source = ModelSpec(
-        "m",
-        ModelTask.GENERATE,
-        NumberedPyPIParts("p-part{n}", "1", 22, "p_part{n}/data/part{n:02d}.bin", "a", 1, "m.gguf"),
-    ).source
-    assert isinstance(source, NumberedPyPIParts)
+def test_numbered_parts_name_each_part_requirement_and_member() -> None:
+    source = NumberedPyPIParts("p-part{n}", "1", 22, "p_part{n}/data/part{n:02d}.bin", "a", 1, "m")
     assert source.requirement(7) == "p-part7==1" and source.member(7) == "p_part7/data/part07.bin"

@@ -29,10 +29,11 @@ BATCH = 1000
 
 
 def item_id(product_id: str) -> int:
-    """Frozen here as this revision wrote it: the first 63 bits of the id's BLAKE2b digest
-    (``retrieval/catalog.product_item_id`` must keep returning the same numbers)."""
+    """Frozen here as this revision wrote it, not imported: the first 63 bits of the id's
+    BLAKE2b digest (``core.ids.stable_id``, which ``retrieval/catalog.product_item_id`` uses
+    and must keep returning the same numbers)."""
     digest = hashlib.blake2b(product_id.encode("utf-8"), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 1) or 1
+    return int.from_bytes(digest, "big") >> 1
 
 
 def upgrade() -> None:
