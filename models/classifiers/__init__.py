@@ -20,6 +20,7 @@ from models.classifiers.classifier_set import (
     SentimentResult,
 )
 from models.classifiers.embedder_identity import EmbedderIdentity, embedder_identity
+from models.classifiers.handover_head import reading_units
 from models.classifiers.head_store import (
     SHIPPED_HEADS_DIR,
     ClassifiersUnavailableError,
@@ -63,6 +64,7 @@ __all__ = [
     "embedder_identity",
     "parse_tenant_examples",
     "publish_tenant_intents",
+    "reading_units",
     "shipped_heads_dir",
     "train_classifiers",
     "train_shipped_heads",

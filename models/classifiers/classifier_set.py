@@ -222,21 +222,18 @@ class Classifiers:
 
     # ------------------------------------------------------------ hand-over reasons
 
-    def handover_reasons(self, vectors: Vectors) -> list[tuple[str, ...]]:
-        """Per vector, the hand-over reasons the reason head is sure of (``handover_head``):
-        empty where it is not, or where the set has no such head (sets before recipe 7)."""
-        if self._handover is None:
-            return [() for _ in range(len(vectors))]
-        probabilities = self._handover.probabilities(vectors)
-        labels = self._handover.labels
-        return [
-            tuple(
-                label
-                for label, probability in zip(labels, row, strict=True)
-                if label != "none" and probability >= self.handover_min_probability
-            )
-            for row in probabilities
-        ]
+    def message_handover_reasons(self, vectors: Vectors) -> tuple[str, ...]:
+        """The reasons the head is sure of in one message, from the vectors of its
+        ``reading_units`` (the message, then its sentences): per reason, the most sure
+        reading counts, so one decisive sentence in a long letter is not diluted."""
+        if self._handover is None or len(vectors) == 0:
+            return ()
+        strongest = self._handover.probabilities(vectors).max(axis=0)
+        return tuple(
+            label
+            for label, probability in zip(self._handover.labels, strongest, strict=True)
+            if label != "none" and probability >= self.handover_min_probability
+        )
 
     # ------------------------------------------------------------ intent
 

@@ -27,7 +27,9 @@ from models.classifiers import (
     LanguageResult,
     SentimentResult,
     detect_language,
+    reading_units,
 )
+from models.classifiers.handover_head import DID_NOT_HELP
 from models.embedder import Embedder
 from server.pipeline import handover_cues
 
@@ -68,12 +70,17 @@ class Analysis:
     full_amount: bool = False
     """It asks for "the full amount" back without a figure."""
     meant_reasons: tuple[str, ...] = ()
-    """Hand-over reasons the reason head reads in the message's meaning (beside the
-    phrases the rules match): ``safety``, ``legal``, ``chargeback``, ``privacy``,
-    ``explicit_request``."""
+    """What the reason head reads in the message's meaning (beside the phrases the rules
+    match): the reasons ``safety``, ``legal``, ``chargeback``, ``privacy``,
+    ``explicit_request``, and the readings ``money_back`` and ``did_not_help``."""
     kb_vector: npt.NDArray[np.float32] | None = None
     """The message embedded by the model the tenant's KB is built with, where that is not
     the base embedder (a tuned one); None: the KB search uses ``vector``."""
+
+    @property
+    def says_it_did_not_help(self) -> bool:
+        """The reason head reads a failed fix ("reinstalled it, nothing")."""
+        return DID_NOT_HELP in self.meant_reasons
 
     @property
     def kb_query_vector(self) -> npt.NDArray[np.float32]:
@@ -152,7 +159,9 @@ class Analyzer:
         without it, the message's detected language does. Below ``min_intent_confidence``
         the tenant's own intent head defers to the general one, and that to ``unknown``
         (the tenant's ``[intents] min_confidence``)."""
-        vector = self._embedder.embed_sync([message], purpose="query")
+        # One batch: the message, then its sentences for the hand-over reason head.
+        units = self._embedder.embed_sync(reading_units(message), purpose="query")
+        vector = units[:1]
         kb_vector = None
         if tenant is not None and self._kb_embedder is not None:
             kb_embedder = self._kb_embedder(tenant)
@@ -161,7 +170,7 @@ class Analyzer:
         sentiment = self._classifiers.sentiment([message], vector)[0]
         intent = self._classifiers.intent(vector, tenant, min_confidence=min_intent_confidence)[0]
         language = detect_language(message)
-        meant_reasons = self._classifiers.handover_reasons(vector)[0]
+        meant_reasons = self._classifiers.message_handover_reasons(units)
         return Analysis(
             language=language,
             sentiment=sentiment,

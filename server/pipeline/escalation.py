@@ -98,7 +98,7 @@ def earlier_signals(
         negative=negative_streak,
         ungrounded=ungrounded_streak,
         frustrated=sum(1 for t in turns if t.frustrated),
-        failed_answers=sum(1 for t in turns if _fails_an_answer(t.message, t.seq)),
+        failed_answers=sum(1 for t in turns if t.help_failed or fails_an_answer(t.message, t.seq)),
         harm_reported=any(handover_cues.says("safety", t.message) for t in turns),
         handed_over_before=handed_over,
     )
@@ -114,7 +114,7 @@ def next_signals(
     them name the reason the customer gave, not their mood. Told with feeling ("still
     nothing, really disappointing", 还是不行，挺失望的) it counts toward the streak too.
     """
-    failed = _fails_an_answer(message, seq)
+    failed = fails_an_answer(message, seq, analysis.says_it_did_not_help)
     if failed and not analysis.sentiment.frustrated and not handover_cues.tells_a_feeling(message):
         negative = previous.negative
     else:
@@ -129,11 +129,12 @@ def next_signals(
     )
 
 
-def _fails_an_answer(message: str, seq: int) -> bool:
-    """Whether the message says our help did not help. After an answer, any "that did not
-    work" counts; a first message's "it doesn't work" is the problem itself, not a
-    verdict on our help, unless it names advice we gave before ("your steps")."""
-    if not handover_cues.says_it_did_not_help(message):
+def fails_an_answer(message: str, seq: int, read_as_failed: bool = False) -> bool:
+    """Whether the message says our help did not help, in the phrases' words or as the
+    reason head reads it (``read_as_failed``). After an answer, any "that did not work"
+    counts; a first message's "it doesn't work" is the problem itself, not a verdict on
+    our help, unless it names advice we gave before ("your steps")."""
+    if not (read_as_failed or handover_cues.says_it_did_not_help(message)):
         return False
     return seq >= 2 or handover_cues.refers_to_earlier_advice(message)
 

@@ -17,6 +17,7 @@ from typing import Any
 from core import metrics
 from core.ids import new_id
 from retrieval.history import CustomerHistory, HistoryEntry, HistoryKind
+from server.pipeline.escalation import fails_an_answer
 from server.pipeline.memory import ConversationMemory
 from server.pipeline.prepared import PreparedReply
 from server.pipeline.webhook import TicketNotifier
@@ -80,6 +81,9 @@ class ReplyRecorder:
             prompt_tokens=usage["prompt_tokens"],
             output_tokens=usage["completion_tokens"],
             timings=dict(prepared.timings),
+            help_failed=fails_an_answer(
+                prepared.request.message, prepared.seq, analysis.says_it_did_not_help
+            ),
         )
         summary, summarized = self._memory.next_summary(
             prepared.conversation, prepared.memory, prepared.seq

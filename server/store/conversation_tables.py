@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from core.crypto import column_purpose
@@ -74,6 +75,7 @@ TURNS = Table(
     Column("prompt_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),
     Column("timings", JSON, nullable=False),
+    Column("help_failed", Boolean, nullable=False, server_default=false()),
     Index("ix_turns_conversation", "conversation_id", "seq"),
     Index("ix_turns_tenant_time", "tenant", "created_at"),
 )

@@ -91,6 +91,9 @@ class Turn:
     prompt_tokens: int = 0
     output_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    help_failed: bool = False
+    """The customer said our help did not help (``escalation.fails_an_answer``): later
+    turns count it toward ``repeated_failure`` without reading the message again."""
 
 
 class ConversationStore:

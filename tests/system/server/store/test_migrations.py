@@ -25,6 +25,7 @@ from retrieval.catalog import PRODUCTS, ProductCatalog, product_item_id
 from retrieval.documents import KB_DOCUMENTS, Document, DocumentStore
 from retrieval.history import HISTORY_ENTRIES, CustomerHistory, HistoryKind
 from server.cli.main import main
+from server.store.conversations import ConversationStore
 from server.store.schema import (
     BASELINE_TABLES,
     alembic_config,
@@ -35,6 +36,7 @@ from server.store.schema import (
     upgrade_schema,
 )
 from tests.servers import REPO
+from tests.store_rows import turn
 
 OLD_PRODUCT_COLUMNS = (
     "tenant",
@@ -206,6 +208,39 @@ def test_products_stored_before_catalog_vectors_are_searched_after_the_upgrade(
     query = embedder.embed_sync(["something to boil water"])[0]
     found = ProductCatalog(store_engine, embedder).search("acme", query, 1)
     assert [match.product.product_id for match, _, _ in found] == ["kettle"]
+
+
+def test_turns_stored_before_help_failed_read_false_and_new_ones_keep_it(
+    store_engine: Engine,
+) -> None:
+    """Migration 0010 adds ``turns.help_failed``: older turns read ``false`` (the phrases
+    still count them, from their message), newer ones keep what the reason head read."""
+    store = ConversationStore(store_engine, Keyring.generate())
+    conversation = store.open("acme", "alice", None, "chat", "en")
+
+    def record(seq: int, **extra: object) -> None:
+        nonlocal conversation
+        conversation, _ = store.record_turn(
+            conversation,
+            turn(conversation.conversation_id, seq, f"message {seq}", **extra),
+            negative_streak=0,
+            ungrounded_streak=0,
+            summary="",
+            summarized_turns=0,
+        )
+
+    record(1, help_failed=True)
+    with store_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0009")
+    assert "help_failed" not in {c["name"] for c in inspect(store_engine).get_columns("turns")}
+    assert upgrade_schema(store_engine).after == head_revision()
+    assert schema_differences(store_engine) == []
+    record(2, help_failed=True)
+    turns = store.recent_turns(conversation.conversation_id, 5)
+    assert [(t.seq, t.message, t.help_failed) for t in turns] == [
+        (1, "message 1", False),
+        (2, "message 2", True),
+    ]
 
 
 def test_concurrent_start_ups_upgrade_once_and_both_succeed(database_url: str) -> None:

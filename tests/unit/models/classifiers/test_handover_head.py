@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from models.classifiers import Classifiers, EmbedderIdentity, TrainingDataError
-from models.classifiers.handover_head import HANDOVER_LABELS, load_handover_examples
+from models.classifiers.handover_head import (
+    CONTROL_FIRE_TARGET,
+    HANDOVER_LABELS,
+    HandoverExamples,
+    _choose_threshold,
+    load_handover_examples,
+    reading_units,
+)
 from models.classifiers.head_store import StoredHeads
 from tests.classifier_sets import MODEL, head
 
@@ -31,22 +38,89 @@ def test_the_due_turn_carries_its_first_word_reason_and_later_turns_are_left_out
                 "trigger_turn": 2,
             },
             {
-                "turns": ["It didn't help.", "Still broken."],
+                "turns": ["No wifi.", "Rebooted, nothing.", "Reset it too, still no wifi."],
                 "triggers": ["repeated_failure"],
-                "trigger_turn": 2,
+                "trigger_turn": 3,
             },
             {"turns": ["Is the kettle safe for children?"], "triggers": [], "trigger_turn": None},
+            {
+                "turns": ["No sound.", "Tried that, no.", "Now it works, thanks!"],
+                "triggers": [],
+                "trigger_turn": None,
+                "control": "thanks",
+            },
         ],
     )
     examples = load_handover_examples((path,))
+    # the first failed fix of each is left out: it says what did_not_help means, or not
     assert examples.texts == [
         "My order is late.",
         "My lawyer will call you, refund 900 EUR.",
-        "It didn't help.",
-        "Still broken.",
+        "No wifi.",
+        "Reset it too, still no wifi.",
         "Is the kettle safe for children?",
+        "No sound.",
+        "Now it works, thanks!",
     ]
-    assert examples.labels == ["none", "legal", "none", "none", "none"]
+    assert examples.labels == ["none", "legal", "none", "did_not_help", "none", "none", "none"]
+    assert examples.conversation == [0, 0, 1, 1, 2, 3, 3]
+    assert examples.word_reasons == [("legal",), (), (), ()]
+    assert examples.control == [False, False, True, True]
+
+
+def test_each_conversation_remembers_the_set_it_came_from(tmp_path: Path) -> None:
+    first = write_set(tmp_path / "a.jsonl", [{"turns": ["Hi."], "triggers": []}] * 2)
+    second = write_set(tmp_path / "b.jsonl", [{"turns": ["Hello."], "triggers": []}])
+    assert load_handover_examples((first, second)).group == [0, 0, 1]
+
+
+def test_a_message_is_read_whole_and_sentence_by_sentence() -> None:
+    letter = "The repair was never done. I have asked UBS to recover the amount.\nRegards, Jo"
+    assert reading_units(letter) == [
+        letter,
+        "The repair was never done.",
+        "I have asked UBS to recover the amount.",
+        "Regards, Jo",
+    ]
+    assert reading_units("修好以后还是不行。我要投诉！") == [
+        "修好以后还是不行。我要投诉！",
+        "修好以后还是不行。",
+        "我要投诉！",
+    ]
+    # one sentence, decimals, and fragments too short to mean anything stay whole
+    assert reading_units("It weighs 3.5 kg, is that right?") == ["It weighs 3.5 kg, is that right?"]
+    assert reading_units("Ok. Thanks. Bye.") == ["Ok. Thanks. Bye."]
+
+
+def _examples(controls: int, due: int) -> HandoverExamples:
+    """One turn per conversation: ``controls`` controls, then ``due`` legal hand-overs."""
+    examples = HandoverExamples()
+    for index in range(controls + due):
+        control = index < controls
+        examples.texts.append(f"turn {index}")
+        examples.labels.append("none" if control else "legal")
+        examples.conversation.append(index)
+        examples.group.append(0)
+        examples.word_reasons.append(() if control else ("legal",))
+        examples.control.append(control)
+    return examples
+
+
+def test_the_threshold_is_the_lowest_that_keeps_false_hand_overs_under_the_target() -> None:
+    examples = _examples(controls=20, due=10)
+    probabilities = np.zeros((30, len(HANDOVER_LABELS)), dtype=np.float32)
+    legal = HANDOVER_LABELS.index("legal")
+    probabilities[:2, legal] = 0.52  # two controls (10%) look legal at 0.52
+    probabilities[2, legal] = 0.62  # one control (5%, the target) at 0.62
+    probabilities[20:29, legal] = 0.8  # nine of ten hand-overs are clear
+    probabilities[29, HANDOVER_LABELS.index("privacy")] = 0.9  # one is read as another reason
+    threshold, metrics = _choose_threshold(probabilities, examples)
+    assert threshold == 0.55
+    assert metrics["cv_control_fire_rate"] == pytest.approx(CONTROL_FIRE_TARGET)
+    assert metrics["cv_recall"] == pytest.approx(1.0)
+    assert metrics["cv_right_reason"] == pytest.approx(0.9)
+    assert metrics["cv_did_not_help_recall"] == 0.0
+    assert metrics["cv_controls_with_two_failed_fixes"] == 0.0
 
 
 def test_refund_requests_are_money_back_whether_or_not_above_the_limit(tmp_path: Path) -> None:
@@ -109,8 +183,11 @@ def test_only_reasons_above_the_stored_probability_are_read(tmp_path: Path) -> N
         StoredHeads(tmp_path / "default", 0, heads, manifest),
         embedder=EmbedderIdentity(MODEL, None),
     )
-    vectors = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
-    assert classifiers.handover_reasons(vectors) == [("chargeback",), ()]
+    # rows: the message, then its sentences; one sure sentence is enough
+    diluted = np.array([[0.1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+    assert classifiers.message_handover_reasons(diluted) == ("chargeback",)
+    unsure = np.array([[0.1, 1, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+    assert classifiers.message_handover_reasons(unsure) == ()
     without = Classifiers(
         tmp_path,
         StoredHeads(
@@ -121,4 +198,4 @@ def test_only_reasons_above_the_stored_probability_are_read(tmp_path: Path) -> N
         ),
         embedder=EmbedderIdentity(MODEL, None),
     )
-    assert without.handover_reasons(vectors) == [(), ()]
+    assert without.message_handover_reasons(diluted) == ()

@@ -7,6 +7,7 @@ import numpy as np
 from core.money import find_amounts, mentions_full_amount
 from models.classifiers import IntentResult, LanguageResult, SentimentResult
 from server.pipeline.analyze import Analysis, asks_money_back, requests_a_person
+from server.store.conversations import AnsweredBy, Turn
 
 
 def analysis(
@@ -31,4 +32,24 @@ def analysis(
         amounts=tuple(find_amounts(message, locale=language)),
         full_amount=mentions_full_amount(message),
         meant_reasons=meant_reasons,
+    )
+
+
+def turn(seq: int, message: str, reply: str) -> Turn:
+    """A stored model turn, as the memory window returns it."""
+    return Turn(
+        turn_id=f"t{seq}",
+        conversation_id="c",
+        seq=seq,
+        created_at=0.0,
+        message=message,
+        reply=reply,
+        answered_by=AnsweredBy.MODEL,
+        language="en",
+        sentiment="neutral",
+        sentiment_score=0.0,
+        frustrated=False,
+        intent="x",
+        intent_confidence=1.0,
+        grounded=True,
     )

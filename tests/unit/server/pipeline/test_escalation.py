@@ -4,6 +4,8 @@ thresholds, phrases, currencies)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from server.pipeline import handover_cues
@@ -11,12 +13,15 @@ from server.pipeline.escalation import (
     ConversationSignals,
     EscalationReason,
     decide_escalation,
+    earlier_signals,
+    fails_an_answer,
     next_signals,
     refund_claim,
 )
+from server.pipeline.memory import Memory
 from server.pipeline.profile import OrderSummary
 from server.tenants import EscalationPolicy, parse_tenant_config
-from tests.unit.server.pipeline.helpers import analysis
+from tests.unit.server.pipeline.helpers import analysis, turn
 
 POLICY = EscalationPolicy(rates={"USD": 0.92, "GBP": 1.17, "CNY": 0.13})
 CALM = ConversationSignals()
@@ -328,6 +333,28 @@ def test_repeated_failure_needs_two_verdicts_after_an_answer() -> None:
     )
     chinese = next_signals(next_signals(CALM, fine, "还是不行。", 2, True), fine, "没用。", 3, True)
     assert french.failed_answers == chinese.failed_answers == 2
+
+
+def test_a_failed_fix_the_reason_head_reads_counts_like_the_phrases() -> None:
+    # words no phrase lists: the head's did_not_help reading makes them verdicts
+    read = analysis("BIOS updated too, same keys", meant_reasons=("did_not_help",))
+    assert read.says_it_did_not_help
+    first = next_signals(CALM, read, "Keys dead after the repair.", seq=1, grounded=True)
+    assert first.failed_answers == 0  # a first message is the problem, even read as failed
+    second = next_signals(first, read, "Reinstalled drivers, nada.", 2, True)
+    third = next_signals(second, read, "BIOS updated too, same keys.", 3, True)
+    assert third.failed_answers == 2
+    assert decide_escalation(POLICY, "x", read, third).reason is (EscalationReason.REPEATED_FAILURE)
+    assert fails_an_answer("Reinstalled drivers, nada.", 2, read_as_failed=True)
+    assert not fails_an_answer("Reinstalled drivers, nada.", 2)
+
+
+def test_earlier_turns_count_by_their_stored_verdict_or_their_phrases() -> None:
+    read_then = replace(turn(2, "Reinstalled drivers, nada.", "Try the BIOS."), help_failed=True)
+    said = turn(3, "That didn't help either.", "Sorry.")
+    unsaid = turn(4, "Which BIOS version?", "5.2.")
+    signals = earlier_signals(Memory([read_then, said, unsaid], ""), 0, 0, handed_over=False)
+    assert signals.failed_answers == 2
 
 
 def test_frustration_is_one_frustrated_turn_or_a_negative_streak() -> None:

@@ -14,9 +14,8 @@ from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.memory import Memory
 from server.pipeline.prompt import PromptInputs, compose_prompt, fence, tenant_rules
 from server.pipeline.tokens import CharacterEstimate
-from server.store.conversations import AnsweredBy, Turn
 from server.tenants import BrandVoice
-from tests.unit.server.pipeline.helpers import analysis
+from tests.unit.server.pipeline.helpers import analysis, turn
 
 
 def hit(doc_id: str, text: str, score: float = 0.8) -> SearchHit:
@@ -32,25 +31,6 @@ def hit(doc_id: str, text: str, score: float = 0.8) -> SearchHit:
         score=score,
         dense_score=score,
         lexical_score=None,
-    )
-
-
-def turn(seq: int, message: str, reply: str) -> Turn:
-    return Turn(
-        turn_id=f"t{seq}",
-        conversation_id="c",
-        seq=seq,
-        created_at=0.0,
-        message=message,
-        reply=reply,
-        answered_by=AnsweredBy.MODEL,
-        language="en",
-        sentiment="neutral",
-        sentiment_score=0.0,
-        frustrated=False,
-        intent="x",
-        intent_confidence=1.0,
-        grounded=True,
     )
 
 
