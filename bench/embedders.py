@@ -65,7 +65,8 @@ class ModelFigures:
     bitext_queries: int = 0
     query_ms_p50: float | None = None
     analysis_ms_p50: float | None = None
-    """The analysis stage with this model's own heads (one embedding); None: no heads."""
+    """The analysis stage with this model's own heads (the message and its sentences in one
+    batch); None: no heads."""
     analysis_beside_base_ms_p50: float | None = None
     """MiniLM's analysis plus this model's query vector (two embeddings)."""
     notes: list[str] = field(default_factory=list)

@@ -39,7 +39,7 @@ BITEXT_ROWS_PER_INTENT = 12
 TWEETS_PER_LABEL = 80
 HANDOVER_STRIDE = 3
 """The small copy of the escalation sets keeps every third conversation: each hand-over
-reason still has enough turns for 5-fold cross-validation. The support messages are kept
+reason still has turns in every set left out for the threshold. The support messages are kept
 whole: with a third of them the mood head's bias, chosen for negative recall, read "Thanks
 so much, that worked perfectly" as negative."""
 

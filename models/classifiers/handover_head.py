@@ -4,7 +4,8 @@ The phrase tables of the hand-over rules (``server/pipeline/handover_cues.py``) 
 precise but literal: measured blind, they missed chargebacks and privacy demands written
 in words nobody listed ("I'll get my card company to claw it back", "someone's been
 ordering on my account"). This head is a multinomial logistic regression over the
-message's sentence embedding (the one the pipeline computes anyway) with the labels
+message's sentence embeddings (the message's own, which the pipeline computes anyway,
+and its sentences') with the labels
 ``none`` and the reasons a single message can carry: ``safety``, ``legal``,
 ``chargeback``, ``privacy``, ``explicit_request``, plus two readings that are not reasons
 by themselves: ``money_back``, a request for money back ("the deposit comes back in full,
@@ -34,13 +35,14 @@ Two things make it read a new business's words better than a turn-level fit woul
   reads the whole message and each of its sentences (``reading_units``) and takes, per
   reason, the highest probability.
 * **A threshold chosen set by set.** Each escalation set was written by a different hand
-  for different businesses, so the probability a reason must reach
-  (``HANDOVER_MIN_PROBABILITY``, stored in the manifest) is chosen by leaving one whole set
+  for different businesses, so the probability a reason must reach (``min_probability``
+  in the manifest, ``Classifiers.handover_min_probability``) is chosen by leaving one whole set
   out at a time, at the level the hand-over acts on: the lowest probability at which at most
   ``CONTROL_FIRE_TARGET`` of the must-not-escalate conversations would be handed over by
   the head. Shuffled turn folds would see the same business's words on both sides and
-  pick a threshold that is too cautious for unseen ones (the turn-fold rule chose 0.75 and
-  its head caught 84% of word-borne hand-overs on unseen sets; this one catches about 95%).
+  pick a threshold that is too cautious for unseen ones (the turn-fold rule chose 0.75,
+  where the head alone caught 84% of the word-borne hand-overs of sets it had not seen;
+  the rule here chose 0.55, where it catches 93%: docs/benchmarks.md, round 14).
 """
 
 from __future__ import annotations
@@ -103,6 +105,9 @@ THRESHOLD_GRID: tuple[float, ...] = (
 """Coarse steps where a good embedder lands; the last two let a weak one (MiniLM, which
 cannot read French or Chinese) still keep its false hand-overs down by saying less."""
 MIN_SENTENCE_CHARS = 6
+MAX_SENTENCES_READ = 16
+"""A message's first 16 sentences are read on their own: each costs an embedding on the
+request path, and a message can be 100,000 characters long."""
 MIN_SENTENCE_IDEOGRAPHS = 3
 """A sentence the head reads on its own has at least 6 characters, or 3 Chinese ones
 (我要投诉！ is a whole demand in 5)."""
@@ -113,7 +118,8 @@ _IDEOGRAPH = re.compile(r"[\u4e00-\u9fff]")
 def reading_units(message: str) -> list[str]:
     """The texts the head reads for one message: the message, then its sentences when it
     has more than one (a sentence is cut at ``.!?`` followed by a space, at ``。！？``
-    and at line breaks; shorter fragments than ``MIN_SENTENCE_CHARS`` are left out)."""
+    and at line breaks; shorter fragments than ``MIN_SENTENCE_CHARS`` are left out, and
+    at most ``MAX_SENTENCES_READ`` are read)."""
     parts = [part.strip() for part in _SENTENCE_END.split(message) if part and part.strip()]
     sentences = [
         part
@@ -121,7 +127,7 @@ def reading_units(message: str) -> list[str]:
         if len(part) >= MIN_SENTENCE_CHARS
         or len(_IDEOGRAPH.findall(part)) >= MIN_SENTENCE_IDEOGRAPHS
     ]
-    return [message, *sentences] if len(sentences) > 1 else [message]
+    return [message, *sentences[:MAX_SENTENCES_READ]] if len(sentences) > 1 else [message]
 
 
 @dataclass
@@ -254,6 +260,9 @@ def fit_handover_head(
             np.maximum.at(out_of_set, sentence_owner[mine], by_sentence)
     threshold, metrics = _choose_threshold(out_of_set, examples)
     fitted = model().fit(x, y)
+    if [int(c) for c in fitted.classes_] != list(range(len(names))):
+        missing = sorted(set(names) - {names[int(c)] for c in fitted.classes_})
+        raise TrainingDataError(f"the escalation sets give no example of {', '.join(missing)}")
     head = to_head(fitted, cues=None, labels=names)
     params = {
         "C": C,

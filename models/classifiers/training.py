@@ -84,6 +84,8 @@ RECIPE = 11  # bump when training changes in a way that should retrain unchanged
 # 6: the sentiment head is trained for support messages (support_sentiment.py)
 # 7: a hand-over reason head (handover_head.py)
 # 10: more frustration phrases in the sentiment head's cue features (text_cues.py)
+# 11: the hand-over head reads sentences, learns did_not_help, and its threshold is chosen
+#     leaving one escalation set out (handover_head.py)
 EMBED_PURPOSE = "classifier"
 
 Progress = Callable[[str], None]

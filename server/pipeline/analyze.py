@@ -2,9 +2,12 @@
 
 The message is embedded once here; the same vector feeds the sentiment and intent
 heads, the KB search, the history search and the product recommendations, so a reply
-costs one embedding however many stages use it. A tenant whose KB is built by its own
-tuned embedder (``concierge models tune-embedder``) costs a second one, by that model, for
-its KB search alone: it is computed here too, so the analysis time counts both.
+costs one embedding of the message however many stages use it. In the same batch its
+sentences are embedded for the hand-over reason head alone, when it has more than one
+(``reading_units``): one decisive sentence in a long letter is read on its own. A tenant
+whose KB is built by its own tuned embedder (``concierge models tune-embedder``) costs a
+second embedding, by that model, for its KB search alone: it is computed here too, so the
+analysis time counts both.
 
 Two signals are read directly from the text because a classifier should not be the only
 way to catch them: an explicit request for a person, and a refund request with the
@@ -79,8 +82,9 @@ class Analysis:
 
     @property
     def says_it_did_not_help(self) -> bool:
-        """The reason head reads a failed fix ("reinstalled it, nothing")."""
-        return DID_NOT_HELP in self.meant_reasons
+        """The reason head reads a failed fix ("reinstalled it, nothing") in a message whose
+        mood is not positive: "ah, I had to restart it. Thanks!" is a fix that worked."""
+        return DID_NOT_HELP in self.meant_reasons and self.sentiment.label != "positive"
 
     @property
     def kb_query_vector(self) -> npt.NDArray[np.float32]:
@@ -131,7 +135,8 @@ def asks_money_back(message: str, intent: str, meant_reasons: tuple[str, ...] = 
 
 
 class Analyzer:
-    """Language, sentiment and intent of one message, from one embedding.
+    """Language, sentiment, intent and hand-over readings of one message, from one
+    embedding batch (the message, then its sentences).
 
     ``analyze_sync`` runs in the embedder's worker thread: embedding and the two
     heads are CPU work that must not run on the event loop. ``kb_embedder`` names the

@@ -133,7 +133,10 @@ def fails_an_answer(message: str, seq: int, read_as_failed: bool = False) -> boo
     """Whether the message says our help did not help, in the phrases' words or as the
     reason head reads it (``read_as_failed``). After an answer, any "that did not work"
     counts; a first message's "it doesn't work" is the problem itself, not a verdict on
-    our help, unless it names advice we gave before ("your steps")."""
+    our help, unless it names advice we gave before ("your steps"). The head's reading
+    does not count where the message says it worked: "tried that, no... oh wait, it works
+    now, thanks" reads like a failed fix to a model of meaning."""
+    read_as_failed = read_as_failed and not handover_cues.says_it_worked(message)
     if not (read_as_failed or handover_cues.says_it_did_not_help(message)):
         return False
     return seq >= 2 or handover_cues.refers_to_earlier_advice(message)

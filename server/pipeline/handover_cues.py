@@ -269,6 +269,12 @@ def says_it_did_not_help(message: str) -> bool:
     return _ADVICE_FOLLOWED.search(message) is not None and _WORKED_RE.search(message) is None
 
 
+def says_it_worked(message: str) -> bool:
+    """The customer says a fix worked or thanks us ("oh wait, it works now", « ça marche,
+    merci »), without also saying something did not help ("thanks, but still no sound")."""
+    return _WORKED_RE.search(message) is not None and _FAILED.search(message) is None
+
+
 _FEELING = _alternation(
     [
         r"\b(?:disappoint\w*|unhappy|upset|annoy\w*|irritat\w*|fed up|not (?:impressed|happy|"

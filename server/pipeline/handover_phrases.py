@@ -424,6 +424,7 @@ ADVICE_FOLLOWED = (
 it did not work, unless the message says it did."""
 WORKED = (
     r"\b(?:it )?(?:works|worked|working) now\b|\b(?:fixed|sorted|solved) (?:it|now)\b|"
+    r"\bit works\b|(?<!n't )(?<!not )(?<!never )\b(?:that|it|again) worked\b|\ball good\b|"
     r"\bthank|\bça (?:marche|fonctionne)\b|\bc['’]est bon\b|\bmerci\b|好了|可以了|解决了|谢谢"
 )
 

@@ -12,12 +12,15 @@ from models.classifiers import Classifiers, EmbedderIdentity, TrainingDataError
 from models.classifiers.handover_head import (
     CONTROL_FIRE_TARGET,
     HANDOVER_LABELS,
+    MAX_SENTENCES_READ,
     HandoverExamples,
     _choose_threshold,
+    fit_handover_head,
     load_handover_examples,
     reading_units,
 )
 from models.classifiers.head_store import StoredHeads
+from models.classifiers.training_data import LabelledTexts
 from tests.classifier_sets import MODEL, head
 
 
@@ -87,6 +90,8 @@ def test_a_message_is_read_whole_and_sentence_by_sentence() -> None:
         "修好以后还是不行。",
         "我要投诉！",
     ]
+    many = " ".join(f"Sentence number {n}." for n in range(40))
+    assert len(reading_units(many)) == 1 + MAX_SENTENCES_READ
     # one sentence, decimals, and fragments too short to mean anything stay whole
     assert reading_units("It weighs 3.5 kg, is that right?") == ["It weighs 3.5 kg, is that right?"]
     assert reading_units("Ok. Thanks. Bye.") == ["Ok. Thanks. Bye."]
@@ -199,3 +204,77 @@ def test_only_reasons_above_the_stored_probability_are_read(tmp_path: Path) -> N
         embedder=EmbedderIdentity(MODEL, None),
     )
     assert without.message_handover_reasons(diluted) == ()
+
+
+REASON_WORDS = {
+    "safety": "burn",
+    "legal": "lawyer",
+    "chargeback": "bank",
+    "privacy": "data",
+    "explicit_request": "human",
+}
+WORDS = (*REASON_WORDS.values(), "refund", "nothing", "order")
+
+
+def keyword_embed(texts: list[str]) -> np.ndarray:
+    """A stand-in embedder for the fitting logic: one dimension per keyword, plus noise."""
+    rng = np.random.default_rng(len(texts))
+    rows = [[float(word in text.lower()) for word in WORDS] for text in texts]
+    return np.asarray(rows, dtype=np.float32) + rng.normal(0, 0.05, (len(texts), len(WORDS)))
+
+
+def test_the_head_is_fitted_on_every_set_and_its_threshold_left_one_set_out(
+    tmp_path: Path,
+) -> None:
+    def conversations(set_number: int) -> list[dict[str, object]]:
+        due = [
+            {"turns": [f"{word} {n}"], "triggers": [reason], "trigger_turn": 1}
+            for reason, word in REASON_WORDS.items()
+            for n in range(4)
+        ]
+        refunds = [
+            {"turns": ["refund the 900 EUR"], "triggers": ["refund_limit"], "trigger_turn": 1}
+        ] * 4
+        failed = [
+            {
+                "turns": ["my order broke", "tried it, nothing", "nothing again"],
+                "triggers": ["repeated_failure"],
+                "trigger_turn": 3,
+            }
+        ] * (3 if set_number == 2 else 0)  # only the last set has failed fixes
+        calm = [{"turns": [f"where is my order {n}?"], "triggers": []} for n in range(8)]
+        return [*due, *refunds, *failed, *calm]
+
+    paths = tuple(write_set(tmp_path / f"set-{n}.jsonl", conversations(n)) for n in range(3))
+    examples = load_handover_examples(paths)
+    bitext = LabelledTexts(["human please", "my order"] * 3, ["contact_human_agent", "x"] * 3)
+    head, report = fit_handover_head(keyword_embed, examples, bitext, keyword_embed(bitext.texts))
+    assert tuple(head.labels) == HANDOVER_LABELS
+    assert report.params["threshold_split"] == "leave one escalation set out"
+    metrics = report.metrics
+    assert metrics["cv_recall"] == 1.0 and metrics["cv_right_reason"] == 1.0
+    assert metrics["cv_control_fire_rate"] <= CONTROL_FIRE_TARGET
+    assert metrics["cv_due"] == 60 and metrics["cv_controls"] == 24
+    # each set is scored by a model that never saw it: the one scoring the last set has no
+    # did_not_help column at all (its probabilities are mapped by class), so finds none
+    assert metrics["cv_did_not_help_recall"] == 0.0
+    assert head.labels[int(np.argmax(head.probabilities(keyword_embed(["nothing"]))[0]))] == (
+        "did_not_help"
+    )
+    assert head.labels[int(np.argmax(head.probabilities(keyword_embed(["lawyer"]))[0]))] == "legal"
+
+
+def test_a_label_no_set_gives_an_example_of_is_a_clear_error(tmp_path: Path) -> None:
+    only_legal = write_set(
+        tmp_path / "set.jsonl",
+        [{"turns": ["My lawyer will call."], "triggers": ["legal"], "trigger_turn": 1}] * 3
+        + [{"turns": ["Where is my order?"], "triggers": []}] * 3,
+    )
+    bitext = LabelledTexts(["talk to a human", "track my order"], ["contact_human_agent", "x"])
+    with pytest.raises(TrainingDataError, match="no example of"):
+        fit_handover_head(
+            keyword_embed,
+            load_handover_examples((only_legal,)),
+            bitext,
+            keyword_embed(bitext.texts),
+        )

@@ -349,6 +349,26 @@ def test_a_failed_fix_the_reason_head_reads_counts_like_the_phrases() -> None:
     assert not fails_an_answer("Reinstalled drivers, nada.", 2)
 
 
+@pytest.mark.parametrize(
+    "resolved",
+    [
+        "Oh wait, regenerated it from the desktop site and it works",
+        "Oh wait, holding my card on the reader again worked. All good",
+        "Ah si, il fallait redémarrer l'appli. Merci !",
+        "可以了，谢谢",
+    ],
+)
+def test_a_fix_that_worked_is_no_failed_fix_whatever_the_head_reads(resolved: str) -> None:
+    assert not fails_an_answer(resolved, 3, read_as_failed=True)
+    # a thank-you that still reports the fault is one
+    assert fails_an_answer("Thanks, but it's still beeping.", 3, read_as_failed=True)
+
+
+def test_a_positive_message_is_not_read_as_a_failed_fix() -> None:
+    glad = analysis("Restarted it. Great!", sentiment="positive", meant_reasons=("did_not_help",))
+    assert not glad.says_it_did_not_help
+
+
 def test_earlier_turns_count_by_their_stored_verdict_or_their_phrases() -> None:
     read_then = replace(turn(2, "Reinstalled drivers, nada.", "Try the BIOS."), help_failed=True)
     said = turn(3, "That didn't help either.", "Sorry.")
