@@ -1,6 +1,6 @@
 """Reading the customer: the mood and the hand-over decision, as the server makes them.
 
-Two sections, both through the server's own code (``Analyzer.analyze_sync`` with the
+Three sections, through the server's own code (``Analyzer.analyze_sync`` with the
 classifiers that serve for the configured embedder, ``next_signals`` and
 ``decide_escalation`` with a tenant policy), no model generation:
 
@@ -16,8 +16,10 @@ classifiers that serve for the configured embedder, ``next_signals`` and
   and the same conversations under a reversed order), false hand-overs by control kind.
   The policy is the default one with the set's rates (GUIDE.md); no KB is searched, so
   ``ungrounded_turns`` plays no part.
+* **Sentence cost.** What reading each sentence for the reason head adds to the analysis
+  embedding (``bench/reading_cost.py``).
 
-    .venv/bin/python -m bench.reading                       # both sections, write docs
+    .venv/bin/python -m bench.reading                       # every section, write docs
     .venv/bin/python -m bench.reading --sections escalation --split dev
 
 Raw results go to bench/out/reading-<timestamp>.json; the report to stdout and, unless
@@ -40,6 +42,7 @@ from typing import Any
 
 from bench.lib.paths import DOC_PATH, OUT_DIR, REPO, SHARED_DATA
 from bench.lib.report import raw_args, replace_section, shown_command, start_run, write_json
+from bench.reading_cost import sentence_cost_section
 from models.classifiers import Classifiers, classifiers_dir, embedder_identity
 from models.classifiers.training_data import bitext_split, load_bitext
 from models.embedder import Embedder, EmbedderConfig
@@ -396,6 +399,9 @@ def escalation_set(
 SECTIONS: dict[str, Callable[[Reader, argparse.Namespace], tuple[list[str], dict[str, Any]]]] = {
     "sentiment": sentiment_section,
     "escalation": escalation_section,
+    "sentence-cost": lambda reader, args: sentence_cost_section(
+        reader.embedder, [ESCALATION_SETS["twelfth"], ESCALATION_SETS["thirteenth"]]
+    ),
 }
 
 
