@@ -17,7 +17,7 @@ classifiers that serve for the configured embedder, ``next_signals`` and
   The policy is the default one with the set's rates (GUIDE.md); no KB is searched, so
   ``ungrounded_turns`` plays no part.
 * **Sentence cost.** What reading each sentence for the reason head adds to the analysis
-  embedding (``bench/reading_cost.py``).
+  embedding (``bench/lib/reading_cost.py``).
 
     .venv/bin/python -m bench.reading                       # every section, write docs
     .venv/bin/python -m bench.reading --sections escalation --split dev
@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.lib.paths import DOC_PATH, OUT_DIR, REPO, SHARED_DATA
+from bench.lib.reading_cost import sentence_cost_section
 from bench.lib.report import raw_args, replace_section, shown_command, start_run, write_json
-from bench.reading_cost import sentence_cost_section
 from models.classifiers import Classifiers, classifiers_dir, embedder_identity
 from models.classifiers.training_data import bitext_split, load_bitext
 from models.embedder import Embedder, EmbedderConfig
