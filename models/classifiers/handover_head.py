@@ -197,15 +197,7 @@ def load_handover_examples(paths: tuple[Path, ...] | None = None) -> HandoverExa
                     break  # after the hand-over the conversation is a person's
                 label = "none"
                 if seq == due:
-                    label = (
-                        reasons[0]
-                        if reasons
-                        else MONEY_BACK
-                        if refund
-                        else DID_NOT_HELP
-                        if repeated
-                        else "none"
-                    )
+                    label = _due_label(reasons, refund, repeated)
                 elif below_limit and _writes_an_amount(str(text), locale):
                     label = MONEY_BACK
                 elif seq >= 2 and (repeated or (thanked and seq < len(turns))):
@@ -214,6 +206,16 @@ def load_handover_examples(paths: tuple[Path, ...] | None = None) -> HandoverExa
                 examples.labels.append(label)
                 examples.conversation.append(index)
     return examples
+
+
+def _due_label(reasons: list[str], refund: bool, repeated: bool) -> str:
+    """The label of the turn at which a person became due: its first word-borne reason,
+    else a refund above the limit, else the second failed fix of a repeated failure."""
+    if reasons:
+        return reasons[0]
+    if refund:
+        return MONEY_BACK
+    return DID_NOT_HELP if repeated else "none"
 
 
 def _writes_an_amount(text: str, locale: str) -> bool:
