@@ -97,10 +97,32 @@ def play(client: Client, suite: Suite, scenario: dict[str, Any], run: int) -> Pl
         responses.append(answer)
     others = [s for cid, s in suite.secrets().items() if cid != customer_id]
     score = score_scenario(scenario, responses, suite.categories(), others)
+    composed = None
+    if any(((r or {}).get("grounding") or {}).get("composed") for r in responses):
+        composed = score_scenario(
+            scenario, with_composed_answers(responses), suite.categories(), others
+        )
     prompts = [r.pop("prompt", None) or [] for r in responses if r]
     if responses and responses[-1] is not None:
         responses[-1]["prompt"] = prompts[-1] if prompts else []
-    return PlayedScenario(str(scenario["id"]), run, seed, responses, errors, latencies, score)
+    return PlayedScenario(
+        str(scenario["id"]), run, seed, responses, errors, latencies, score, composed
+    )
+
+
+def with_composed_answers(
+    responses: list[dict[str, Any] | None],
+) -> list[dict[str, Any] | None]:
+    """The responses as ``reply_check=fallback`` would have sent them: each failed reply
+    replaced by the composed answer a ``mark`` server reports beside it. Approximate for
+    a multi-turn scenario: its later turns remembered the model's reply, not this one."""
+    replaced: list[dict[str, Any] | None] = []
+    for response in responses:
+        grounding = (response or {}).get("grounding") or {}
+        if response is not None and grounding.get("composed"):
+            response = {**response, "reply": grounding["composed"]}
+        replaced.append(response)
+    return replaced
 
 
 def git_commit() -> str:

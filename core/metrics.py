@@ -301,6 +301,19 @@ UNGROUNDED_REPLIES = Counter(
     "concierge_ungrounded_replies",
     "Model replies written without any KB passage above the grounding threshold.",
 )
+REPLY_CHECKS = Counter(
+    "concierge_reply_checks",
+    "Model replies checked against their evidence, per tenant, by outcome: passed, "
+    "fallback (replaced by an answer composed from the evidence), marked (failed, sent as "
+    "written because reply_check=mark).",
+    ["tenant", "outcome"],
+)
+REPLY_CHECK_PROBLEMS = Counter(
+    "concierge_reply_check_problems",
+    "What failed replies were failed for: unsupported, repetition, prompt_echo, "
+    "wrong_language, off_evidence, empty.",
+    ["problem"],
+)
 RECOMMENDATIONS = Counter(
     "concierge_recommendations",
     "Products recommended in replies.",

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 
-DOCUMENT_PURPOSES = frozenset({"document", "history", "catalog"})
+DOCUMENT_PURPOSES = frozenset({"document", "history", "catalog", "sentence"})
 """Texts that are searched for. An asymmetric model (EmbeddingGemma) embeds them with its
 "document" prompt and everything else (messages, questions, classifier inputs) with its
 "query" prompt; a symmetric model (MiniLM) has no prompts and embeds both alike."""

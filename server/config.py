@@ -253,12 +253,23 @@ class Settings(BaseSettings):
         0.5, ge=-2, le=2, description="discourages the repetition small models fall into"
     )
     reply_presence_penalty: float = Field(0.3, ge=-2, le=2)
+    reply_check: Literal["off", "mark", "fallback"] = Field(
+        "fallback",
+        description="each model reply checked against its evidence (docs/support.md): mark "
+        "reports failures in 'grounding'; fallback also sends the answer composed instead",
+    )
+    reply_min_support: float = Field(
+        0.5, ge=0, le=1, description="content-word share an English reply needs in its evidence"
+    )
     max_message_chars: int = Field(4000, ge=100, le=100_000)
     memory_turns: int = Field(4, ge=0, le=50, description="recent exchanges kept verbatim")
     memory_summary_chars: int = Field(
         1500, ge=0, le=20_000, description="rolling summary of older exchanges"
     )
     kb_passages: int = Field(3, ge=1, le=20, description="KB passages offered to the model")
+    prompt_sentences: int = Field(
+        6, ge=0, le=100, description="passage sentences the prompt quotes; 0: whole passages"
+    )
     grounding_min_similarity: float | None = Field(
         None,
         ge=-1,
@@ -268,18 +279,12 @@ class Settings(BaseSettings):
     )
     rerank: Literal["off", "llm"] = Field(
         "off",
-        description="llm: the generation model judges whether each of the first "
-        "rerank_candidates KB passages answers the message (one batched one-token "
-        "generation per reply) and the prompt takes the passages in the order of its "
-        "yes-probability; off by default: on a CPU with the default 135M model it costs more "
-        "than it gains (docs/benchmarks.md, LLM reranker)",
+        description="llm: the generation model judges which of rerank_candidates passages "
+        "answer the message; off by default: on a CPU it costs more than it gains "
+        "(docs/benchmarks.md, LLM reranker)",
     )
     rerank_candidates: int = Field(
-        8,
-        ge=1,
-        le=50,
-        description="passages retrieved and judged per reply when rerank=llm (the prompt "
-        "still takes kb_passages of them)",
+        8, ge=1, le=50, description="passages judged per reply when rerank=llm"
     )
     rerank_timeout_s: float = Field(
         5.0,
@@ -289,11 +294,7 @@ class Settings(BaseSettings):
     )
     history_hits: int = Field(3, ge=0, le=20, description="customer-history entries per reply")
     profile_fact_tokens: int = Field(
-        300,
-        ge=32,
-        le=4000,
-        description="tokens of the customer's record a reply prompt may show (the facts "
-        "that bear on the message, most relevant first)",
+        200, ge=32, le=4000, description="tokens of the customer's record a prompt may show"
     )
     reply_as_of: dt.datetime | None = Field(
         None,

@@ -34,7 +34,7 @@ from models.engine.base import EngineClient
 from models.engine.openai_remote import OpenAIRemoteEngine, RemoteConfig
 from models.engine.vllm_local import VllmLocalConfig, VllmLocalEngine
 from models.prepare import models_dir
-from models.registry import LocalFolder, ModelRegistry, ModelTask
+from models.registry import HubModel, LocalFolder, ModelRegistry, ModelTask
 from models.tenant_embedders import TenantEmbedders
 from retrieval.catalog import ProductCatalog
 from retrieval.documents import DocumentStore
@@ -331,9 +331,12 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         memory_turns=settings.memory_turns,
         memory_summary_chars=settings.memory_summary_chars,
         kb_passages=settings.kb_passages,
+        prompt_sentences=settings.prompt_sentences,
         grounding_min_similarity=grounding_similarity(settings),
         history_hits=settings.history_hits,
         profile_fact_tokens=settings.profile_fact_tokens,
+        reply_check=settings.reply_check,
+        reply_min_support=settings.reply_min_support,
         as_of=settings.reply_as_of.timestamp() if settings.reply_as_of else None,
     )
 
@@ -345,14 +348,17 @@ def build_reranker(settings: Settings, gate: EngineGate) -> PassageReranker | No
     return PassageReranker(gate, settings.rerank_candidates, settings.rerank_timeout_s)
 
 
-def served_model_folder(settings: Settings) -> Path | None:
-    """The prepared folder of the generation model, where its tokenizer lives."""
+def served_tokenizer_source(settings: Settings) -> Path | str | None:
+    """Where the generation model's tokenizer loads from: its prepared folder, the folder
+    it was given as, or its hub id; None when a registered model is not prepared here."""
     try:
         spec = ModelRegistry().resolve(settings.model, ModelTask.GENERATE)
     except ModelNotFoundError:
         return None
     if isinstance(spec.source, LocalFolder):  # a folder given by path holds its own tokenizer
         return spec.source.path
+    if isinstance(spec.source, HubModel):
+        return spec.source.repo_id
     folder = models_dir(settings.data_dir) / spec.name
     return folder if folder.is_dir() else None
 
@@ -375,7 +381,7 @@ async def running_support(
         data_dir=Path(settings.data_dir),
     )
     counter: TokenCounter = await asyncio.to_thread(
-        load_token_counter, served_model_folder(settings)
+        load_token_counter, served_tokenizer_source(settings)
     )
     notifier = TicketNotifier(
         services.conversations.ticket_store,

@@ -14,19 +14,15 @@ import logging
 import os
 import threading
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,14 +30,12 @@ from pydantic import (
 from core.errors import ConfigurationError, InvalidRequestError
 from core.ids import check_tenant
 from server.security.outbound import WebhookPolicy
+from server.voice import BrandVoice
+from server.voice import StrictModel as _Strict
 
 log = logging.getLogger(__name__)
 
 Priority = Literal["low", "normal", "high", "urgent"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Business(_Strict):
@@ -65,101 +59,6 @@ class Business(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-LocalizedText = str | dict[str, str]
-"""A text the customer reads: one string, or a table of language code -> string."""
-
-PLACEHOLDERS = ("{ticket_id}",)
-
-
-def _checked_localized(value: LocalizedText, field: str) -> LocalizedText:
-    """Language codes are two or three letters; braces only as a known placeholder."""
-    texts = {"": value} if isinstance(value, str) else value
-    if not texts:
-        raise ValueError(f"{field}: give a text, or a table of language code = text")
-    for code, text in texts.items():
-        if code and not (2 <= len(code) <= 3 and code.isascii() and code.isalpha()):
-            raise ValueError(f"{field}: {code!r} is not a language code such as 'en' or 'zh'")
-        if not text.strip():
-            raise ValueError(f"{field}: the {code or 'default'} text is empty")
-        if len(text) > 1000:
-            raise ValueError(f"{field}: the {code or 'default'} text is over 1000 characters")
-        rest = text
-        for placeholder in PLACEHOLDERS:
-            rest = rest.replace(placeholder, "")
-        if "{" in rest or "}" in rest:
-            raise ValueError(
-                f"{field}: the only placeholder is {{ticket_id}}; found another brace in the "
-                f"{code or 'default'} text"
-            )
-    return value
-
-
-def localized(value: LocalizedText, language: str, fallbacks: Sequence[str] = ()) -> str:
-    """The text for ``language``, else the first fallback language that has one, else
-    English, else any: a table never leaves the customer without a message."""
-    if isinstance(value, str):
-        return value
-    for code in (language, *fallbacks, "en"):
-        if code in value:
-            return value[code]
-    return next(iter(value.values()))
-
-
-DEFAULT_HANDOVER: dict[str, str] = {
-    "en": "I'm passing this conversation to a colleague from our support team (ticket "
-    "{ticket_id}). They can see everything we discussed and will reply here as soon as "
-    "possible.",
-    "fr": "Je transmets cette conversation à un collègue de notre équipe support (ticket "
-    "{ticket_id}). Il voit tout ce que nous avons échangé et vous répondra ici dès que "
-    "possible.",
-    "de": "Ich gebe dieses Gespräch an eine Kollegin oder einen Kollegen aus unserem "
-    "Support-Team weiter (Ticket {ticket_id}). Sie sehen alles, was wir besprochen haben, "
-    "und antworten hier so bald wie möglich.",
-    "es": "Paso esta conversación a un compañero de nuestro equipo de soporte (ticket "
-    "{ticket_id}). Verá todo lo que hemos hablado y le responderá aquí lo antes posible.",
-    "zh": "我已将本次对话转交给我们的客服同事（工单号 {ticket_id}）。他们能看到我们的全部"
-    "对话记录，会尽快在这里回复您。",
-}
-DEFAULT_HUMAN_MODE_ACK: dict[str, str] = {
-    "en": "Thank you, I've added your message to this conversation. A colleague from our "
-    "support team is looking after it (ticket {ticket_id}) and will reply here shortly.",
-    "fr": "Merci, j'ai ajouté votre message à cette conversation. Un collègue de notre "
-    "équipe support s'en occupe (ticket {ticket_id}) et vous répondra ici très bientôt.",
-    "de": "Danke, ich habe Ihre Nachricht zu diesem Gespräch hinzugefügt. Eine Kollegin "
-    "oder ein Kollege aus unserem Support-Team kümmert sich darum (Ticket {ticket_id}) und "
-    "antwortet hier in Kürze.",
-    "es": "Gracias, he añadido su mensaje a esta conversación. Un compañero de nuestro "
-    "equipo de soporte se ocupa de ella (ticket {ticket_id}) y le responderá aquí pronto.",
-    "zh": "谢谢，您的消息已加入本次对话。我们的客服同事正在处理（工单号 {ticket_id}），"
-    "会很快在这里回复您。",
-}
-
-
-class BrandVoice(_Strict):
-    persona: str = Field(
-        "You are the customer support assistant of an online shop.", max_length=2000
-    )
-    tone: str = Field("friendly, clear and concise", max_length=500)
-    do: tuple[str, ...] = ("Answer the question first, then add helpful details.",)
-    dont: tuple[str, ...] = ("Do not invent order details, prices or policies.",)
-    sign_off: str = Field("", max_length=200)
-    languages: tuple[str, ...] = ("en",)
-    handover_message: LocalizedText = Field(
-        default_factory=lambda: dict(DEFAULT_HANDOVER),
-        description="what the customer reads when a person takes over; one text or a "
-        "table per language; {ticket_id} is replaced by the ticket's id",
-    )
-    human_mode_ack: LocalizedText = Field(
-        default_factory=lambda: dict(DEFAULT_HUMAN_MODE_ACK),
-        description="the answer to a message while a person owns the conversation",
-    )
-
-    @field_validator("handover_message", "human_mode_ack")
-    @classmethod
-    def _localized(cls, value: LocalizedText, info: ValidationInfo) -> LocalizedText:
-        return _checked_localized(value, str(info.field_name))
 
 
 Reason = Literal[

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,33 @@ def is_language(text: str, language: str) -> bool:
     return own >= 5 and own >= 2 * english
 
 
+SCAFFOLDING = re.compile(
+    r"<\s*/?\s*(?:kb_passages|customer_profile|customer_history|conversation_summary|products)"
+    r"\s*>|tone guidance\s*:|for this reply\s*:|the customer's language|reply in [a-z]+, the "
+    r"customer|knowledge base passages\s*:|customer profile\s*:|never instructions"
+    r"|(?:^|\n)\s*(?:tone|do|don't)\s*:",
+)
+"""The prompt's own labels and tags (docs/answers.md): a reply that writes one is copying its
+instructions to the customer. Matched on normalised text."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
+
+
+def has_scaffolding(reply: str) -> bool:
+    """The reply copies the prompt's labels or fence tags (``SCAFFOLDING``)."""
+    return SCAFFOLDING.search(normalize(reply)) is not None
+
+
+def repeats_a_sentence(reply: str, times: int = 3) -> bool:
+    """One sentence (of at least three words, or six Chinese characters) said ``times``
+    times or more."""
+    counts: dict[str, int] = defaultdict(int)
+    for sentence in _SENTENCE_END.split(reply):
+        key = " ".join(_WORD.findall(normalize(sentence)))
+        if len(key.split()) >= 3 or len(_CJK.findall(key)) >= 6:
+            counts[key] += 1
+    return any(count >= times for count in counts.values())
+
+
 @dataclass(frozen=True)
 class Secrets:
     """What the leak check looks for: one customer's identifying strings."""
@@ -179,6 +207,10 @@ class ScenarioScore:
     in_prompt: dict[str, bool] = field(default_factory=dict)
     final_reply: str = ""
     errors: list[str] = field(default_factory=list)
+    scaffolding: int = 0
+    """Replies (of every turn) that copy the prompt's labels."""
+    repeated: int = 0
+    """Replies (of every turn) that say one sentence three times or more."""
 
     @property
     def passed(self) -> bool:
@@ -263,6 +295,8 @@ def score_scenario(
     if expect.get("language"):
         fields["language"] = last is not None and is_language(final, str(expect["language"]))
     score.leaks = leaked(everything, others)
+    score.scaffolding = sum(1 for reply in replies if has_scaffolding(reply))
+    score.repeated = sum(1 for reply in replies if repeats_a_sentence(reply))
     if not complete:
         score.errors.append("a turn was answered with an error")
     return score

@@ -38,6 +38,8 @@ class PlayedScenario:
     errors: list[str]
     latencies_s: list[float]
     score: ScenarioScore
+    composed: ScenarioScore | None = None
+    """Scored with every failed reply replaced by its composed answer (a ``mark`` run)."""
 
 
 @dataclass
@@ -63,6 +65,7 @@ class SuiteRun:
                     "passed": p.score.passed,
                     "failing": p.score.failing,
                     "score": asdict(p.score),
+                    "composed_score": asdict(p.composed) if p.composed else None,
                     "errors": p.errors,
                     "latencies_s": p.latencies_s,
                     "responses": p.responses,
@@ -111,7 +114,10 @@ def render_suite(result: SuiteRun, info: dict[str, Any]) -> str:
     if result.runs > 1:
         both = set.intersection(*passed_ids) if passed_ids else set()
         lines.append(f"| every run | {_rate(len(both), total)} |")
+    if any(p.composed for p in result.played):
+        lines += ["", *_with_composed(result)]
     lines += ["", *_field_table(result), "", *_tag_table(result), "", *_latency(result)]
+    lines += ["", *_writing(result), "", *_speed(result)]
     lines += ["", *_failures(result), end]
     return "\n".join(lines)
 
@@ -201,6 +207,98 @@ def _latency(result: SuiteRun) -> list[str]:
     return [
         f"Latency per turn: p50 {statistics.median(latencies):.2f} s, "
         f"p95 {_percentile(latencies, 0.95):.2f} s over {len(latencies)} turns."
+    ]
+
+
+def _with_composed(result: SuiteRun) -> list[str]:
+    """A ``reply_check=mark`` run scored twice: as sent (the model's replies, the fallback
+    off) and with each failed reply replaced by the composed answer the server reported
+    (the fallback on; approximate for multi-turn scenarios, whose later turns remembered
+    the model's reply)."""
+    lines = [
+        "Fallback off (the model's replies, as sent) and on (each failed reply replaced "
+        "by the composed answer the server reported beside it):",
+        "",
+        "| run | fallback off | fallback on |",
+        "|---|---|---|",
+    ]
+    for run in range(result.runs):
+        played = result.by_run(run)
+        on = sum(1 for p in played if (p.composed or p.score).passed)
+        off = sum(1 for p in played if p.score.passed)
+        lines.append(f"| {run + 1} | {_rate(off, len(played))} | {_rate(on, len(played))} |")
+    scored: dict[str, int] = defaultdict(int)
+    passed: dict[str, int] = defaultdict(int)
+    for p in result.played:
+        for name, ok in (p.composed or p.score).fields.items():
+            scored[name] += 1
+            passed[name] += int(ok)
+    lines += ["", "| field, fallback on | pass rate (all runs) |", "|---|---|"]
+    lines += [f"| `{name}` | {_rate(passed[name], scored[name])} |" for name in sorted(scored)]
+    return lines
+
+
+def _writing(result: SuiteRun) -> list[str]:
+    """Per run: replies that copy the prompt's labels or say a sentence three times (none
+    may), and what the server's check of the model's replies found and did."""
+    lines = [
+        "| run | replies | with prompt scaffolding | a sentence said 3 times | model replies "
+        "checked | passed the check | with unsupported claims | replaced by the composed "
+        "answer |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in range(result.runs):
+        played = result.by_run(run)
+        answers = [r for p in played for r in p.responses if r]
+        checks = [r.get("grounding") or {} for r in answers]
+        checked = [g for g in checks if g.get("checked")]
+        lines.append(
+            f"| {run + 1} | {len(answers)} | {sum(p.score.scaffolding for p in played)} "
+            f"| {sum(p.score.repeated for p in played)} | {len(checked)} "
+            f"| {_rate(sum(1 for g in checked if g.get('passed')), len(checked))} "
+            f"| {_rate(sum(1 for g in checked if g.get('unsupported')), len(checked))} "
+            f"| {_rate(sum(1 for g in checked if g.get('fallback')), len(checked))} |"
+        )
+    problems: dict[str, int] = defaultdict(int)
+    for p in result.played:
+        for r in p.responses:
+            for problem in ((r or {}).get("grounding") or {}).get("problems", []):
+                problems[problem] += 1
+    if problems:
+        found = ", ".join(f"{name} {count}" for name, count in sorted(problems.items()))
+        lines += ["", f"What the check found (all runs, replies may have several): {found}."]
+    return lines
+
+
+def _speed(result: SuiteRun) -> list[str]:
+    """Time to first token, decode rate and prompt length per model-written turn, from
+    the server's own timings (``timings_ms``) and token counts (``usage``)."""
+    ttft: list[float] = []
+    rates: list[float] = []
+    prompts: list[float] = []
+    outputs: list[float] = []
+    for p in result.played:
+        for r in p.responses:
+            if not r or r.get("answered_by") != "model":
+                continue
+            timings = r.get("timings_ms") or {}
+            usage = r.get("usage") or {}
+            if "time_to_first_token" in timings:
+                ttft.append(float(timings["time_to_first_token"]))
+            generated = int(usage.get("completion_tokens", 0))
+            seconds = float(timings.get("generation", 0)) / 1000
+            if generated > 1 and seconds > 0:
+                rates.append((generated - 1) / seconds)
+            prompts.append(float(usage.get("prompt_tokens", 0)))
+            outputs.append(float(generated))
+    if not ttft:
+        return []
+    return [
+        f"Model-written turns ({len(ttft)}): time to first token p50 "
+        f"{statistics.median(ttft):.0f} ms, p95 {_percentile(ttft, 0.95):.0f} ms; decoding "
+        f"p50 {statistics.median(rates) if rates else 0:.1f} tokens/s; prompt p50 "
+        f"{statistics.median(prompts):.0f} tokens, p95 {_percentile(prompts, 0.95):.0f}; "
+        f"reply p50 {statistics.median(outputs):.0f} tokens."
     ]
 
 

@@ -6,7 +6,9 @@ token runs before the HTTP status is sent, so bad input, unknown
 conversations and overload are proper 4xx/503 answers for streaming requests too. The
 SSE stream is ``event: meta``, then ``event: token`` deltas, then ``event: final`` (the
 same object the JSON answer is), then ``data: [DONE]``; an error mid-stream (a deadline,
-the engine failing) is an ``event: error`` before ``[DONE]``.
+the engine failing) is an ``event: error`` before ``[DONE]``. When the streamed reply
+fails its check against the evidence, an ``event: replace`` with the whole composed answer
+comes before ``final``: a client shows its text instead of the tokens it received.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from core.errors import GenerationError, InvalidRequestError
 from server.api.responses import StreamEvent, error_responses, event_stream
 from server.deps import ReplyPipelineDep, SettingsDep, TenantDep
 from server.http.json_body import StrictJsonRoute
-from server.pipeline.answer import ReplyEvent, ReplyToken
+from server.pipeline.answer import ReplyEvent, ReplyReplace, ReplyToken
 from server.pipeline.prepared import ReplyRequest
 from server.schemas.streaming import SSE_RESPONSES
 from server.schemas.support import ReplyIn, ReplyMeta, ReplyOut
@@ -78,10 +80,13 @@ async def support_reply(
 
 
 async def _named(events: AsyncIterator[ReplyEvent]) -> AsyncIterator[StreamEvent]:
-    """The pipeline's typed events as the stream's ``meta``, ``token`` and ``final``."""
+    """The pipeline's typed events as the stream's ``meta``, ``token``, ``replace`` and
+    ``final``."""
     async for event in events:
         if isinstance(event, ReplyToken):
             yield "token", {"text": event.text}
+        elif isinstance(event, ReplyReplace):
+            yield "replace", {"text": event.text}
         elif isinstance(event, ReplyOut):  # before ReplyMeta: a ReplyOut is one too
             yield "final", event.model_dump(mode="json")
         elif isinstance(event, ReplyMeta):

@@ -23,8 +23,17 @@ class ReplyToken:
     text: str
 
 
-ReplyEvent = ReplyMeta | ReplyToken | ReplyOut
-"""What ``ReplyPipeline.start`` yields: one ``ReplyMeta``, tokens, one ``ReplyOut``."""
+@dataclass(frozen=True)
+class ReplyReplace:
+    """The whole reply, instead of the tokens sent so far: the model's reply failed its
+    check and was replaced by an answer composed from the evidence (docs/support.md)."""
+
+    text: str
+
+
+ReplyEvent = ReplyMeta | ReplyToken | ReplyReplace | ReplyOut
+"""What ``ReplyPipeline.start`` yields: one ``ReplyMeta``, tokens, at most one
+``ReplyReplace``, one ``ReplyOut``."""
 
 
 def answered_by(prepared: PreparedReply) -> AnsweredBy:
@@ -45,6 +54,7 @@ def reply_out(
     ticket: Ticket | None,
     reply: str,
     usage: dict[str, int],
+    grounding: dict[str, object],
 ) -> ReplyOut:
     """The whole answer, once the turn is stored (``conversation`` is its new state)."""
     prompt = None  # present in every answer, filled only when asked for
@@ -56,6 +66,7 @@ def reply_out(
             **_meta_fields(prepared, conversation, ticket),
             "reply": reply,
             "answered_by": str(answered_by(prepared)),
+            "grounding": grounding,
             "usage": {**usage, "total_tokens": sum(usage.values())},
             "timings_ms": dict(prepared.timings),
             "prompt": prompt,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from core import metrics
 from server.pipeline.analyze import Analysis
+from server.pipeline.composed import SentenceFocus
 from server.pipeline.escalation import ConversationSignals, EscalationDecision
 from server.pipeline.memory import Memory
 from server.pipeline.profile import CustomerProfile
@@ -36,7 +37,12 @@ class PipelineSettings:
     kb_passages: int
     grounding_min_similarity: float
     history_hits: int
-    profile_fact_tokens: int = 300
+    profile_fact_tokens: int = 200
+    prompt_sentences: int = 6
+    """Passage sentences the prompt quotes; 0: whole passages."""
+    reply_check: str = "fallback"
+    """off, mark or fallback (``Settings.reply_check``)."""
+    reply_min_support: float = 0.5
     as_of: float | None = None
     """'Today' for every reply, as a timestamp (tests, replays); None: the clock."""
 
@@ -82,6 +88,9 @@ class PreparedReply:
     timings: dict[str, float] = field(default_factory=dict)
     ticket_id: str | None = None
     """The id the hand-over ticket will have, chosen before the reply that names it."""
+    focus: SentenceFocus | None = None
+    """The passages' sentences ranked against the message: what the prompt quotes, and
+    what a composed answer quotes (``reply_check.sentence_focus``)."""
 
     def stage(self, name: str, since: float) -> float:
         now = time.perf_counter()

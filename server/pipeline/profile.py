@@ -17,7 +17,7 @@ from typing import Any
 
 from retrieval.catalog import ProductCatalog
 from server.pipeline.record import RecordFact, record_facts
-from server.pipeline.record_ranking import select_facts
+from server.pipeline.record_ranking import answering_facts, select_facts
 from server.store.conversations import ConversationStore
 from server.store.customers import Customer, CustomerEvent, CustomerStore, EventKind
 
@@ -83,6 +83,14 @@ class CustomerProfile:
                     )
                 )
         return select_facts(facts, message, now.timestamp(), budget_tokens, count_tokens)
+
+    def answering_facts(self, message: str, now: dt.datetime) -> list[str]:
+        """The record lines a composed answer quotes for ``message`` (``answering_facts``);
+        none without consent to personalization."""
+        if not self.customer.allows("personalization"):
+            return []
+        facts = record_facts(self.customer, self.events, now)
+        return [fact.text for fact in answering_facts(facts, message, now.timestamp())]
 
     def as_dict(self) -> dict[str, Any]:
         c = self.customer

@@ -225,3 +225,36 @@ def select_facts(
         chosen.append(fact)
         used += cost
     return [fact.text for fact in sorted(chosen, key=lambda f: order[id(f)])]
+
+
+MAX_ANSWERING_FACTS = 2
+NOT_FOR_THE_CUSTOMER = frozenset({str(EventKind.NOTE), "summary", "customer"})
+"""Agent notes, the profile's summary and attribute lines inform the model; a composed
+answer never quotes them to the customer."""
+
+
+def _answer_score(fact: RecordFact, message: str, now: float) -> tuple[float, float]:
+    """How surely ``fact`` is what ``message`` asks about: (what the message names of it,
+    the ranking's relevance). A named id counts most, then the asked-about kind, then
+    each word of the fact's product or item names; zero means the message names nothing
+    of it, however recent or open it is."""
+    text = message.lower()
+    named = 8.0 if any(key in text for key in fact.keys) else 0.0
+    pattern = _KIND_PATTERNS.get(fact.kind)
+    if pattern is not None and pattern.search(text):
+        named += 3.0
+    message_words = set(_WORD.findall(text))
+    words = {w for name in fact.words for w in _WORD.findall(name.lower())}
+    named += 2.0 * min(2, len(words & message_words))
+    return named, relevance(fact, message, now)
+
+
+def answering_facts(
+    facts: Sequence[RecordFact], message: str, now: float, limit: int = MAX_ANSWERING_FACTS
+) -> list[RecordFact]:
+    """The facts a composed answer quotes: those the message names something of, the
+    surest first, at most ``limit``, and only the customer may read."""
+    shown = [f for f in facts if not f.essential and f.kind not in NOT_FOR_THE_CUSTOMER]
+    scored = [(_answer_score(f, message, now), -index, f) for index, f in enumerate(shown)]
+    ranked = sorted((item for item in scored if item[0][0] > 0), reverse=True, key=lambda x: x[:2])
+    return [fact for _, _, fact in ranked[:limit]]

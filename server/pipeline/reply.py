@@ -36,7 +36,15 @@ from retrieval.history import CustomerHistory
 from retrieval.knowledge import KnowledgeBase
 from server.gate.engine_gate import Admission, DisconnectCheck, EngineGate, GenerationCall
 from server.pipeline.analyze import Analysis, Analyzer
-from server.pipeline.answer import ReplyEvent, ReplyToken, answered_by, reply_meta, reply_out
+from server.pipeline.answer import (
+    ReplyEvent,
+    ReplyReplace,
+    ReplyToken,
+    answered_by,
+    reply_meta,
+    reply_out,
+)
+from server.pipeline.composed import focused_passages
 from server.pipeline.escalation import (
     EscalationDecision,
     EscalationReason,
@@ -50,13 +58,15 @@ from server.pipeline.prepared import PipelineSettings, PreparedReply, ReplyReque
 from server.pipeline.profile import CustomerProfile, ProfileBuilder
 from server.pipeline.prompt import PromptInputs, compose_prompt
 from server.pipeline.recommend import recommend_sync, should_recommend
+from server.pipeline.reply_check import NOT_CHECKED, checked, sentence_embedder, sentence_focus
 from server.pipeline.rerank import PassageReranker
 from server.pipeline.retrieve import follow_up_query, retrieve_sync
 from server.pipeline.tokens import TokenCounter
 from server.pipeline.webhook import TicketNotifier
 from server.security.privacy import redact_text
 from server.store.conversations import Conversation, ConversationMode
-from server.tenants import Priority, TenantConfig, TenantConfigs, localized
+from server.tenants import Priority, TenantConfig, TenantConfigs
+from server.voice import localized
 
 REPLY_OUTCOMES = ("answered", "handed_over", "human_queue", "aborted", "error")
 """Label values of ``concierge_replies_total`` (see ``core/metrics.py``)."""
@@ -250,12 +260,24 @@ class ReplyPipeline:
             prepared.retrieved, passages=passages[: self.settings.kb_passages]
         )
         if prepared.decision.model_answers:
+            prompt_passages = prepared.retrieved.passages
+            if self.settings.prompt_sentences and prompt_passages:
+                prepared.focus = await sentence_focus(
+                    prepared, prompt_passages, sentence_embedder(self._knowledge, request.tenant)
+                )
+                prompt_passages = focused_passages(
+                    prompt_passages,
+                    prepared.focus.found,
+                    prepared.focus.ranked,
+                    self.settings.prompt_sentences,
+                )
+                mark = prepared.stage("focus", mark)
             prepared.prompt = compose_prompt(
                 PromptInputs(
                     voice=config.voice,
                     message=request.message,
                     analysis=analysis,
-                    passages=prepared.retrieved.passages,
+                    passages=prompt_passages,
                     facts=facts,
                     now=now,
                     history=prepared.retrieved.history,
@@ -397,13 +419,26 @@ class ReplyPipeline:
                 metrics.REPLIES.labels(outcome="error").inc()
                 raise
             prepared.stage("generation", mark)
-            reply = "".join(parts).strip()
+            mark = time.perf_counter()
+            written = "".join(parts).strip()
+            reply, grounding = await checked(
+                prepared,
+                written,
+                self.settings.reply_check,
+                self.settings.reply_min_support,
+                sentence_embedder(self._knowledge, prepared.request.tenant),
+            )
+            prepared.stage("check", mark)
+            if grounding.fallback:
+                yield ReplyReplace(reply)
             if prepared.decision.escalate:  # the model answered; the hand-over follows
                 handover = handover_text(prepared)
                 yield ReplyToken("\n\n" + handover)
                 reply = f"{reply}\n\n{handover}" if reply else handover
+                grounding = grounding.followed_by(handover)
         else:
             reply = self._fixed_reply(prepared)
+            grounding = NOT_CHECKED
             yield ReplyToken(reply)
         mark = time.perf_counter()
         conversation, ticket = await asyncio.to_thread(
@@ -414,7 +449,7 @@ class ReplyPipeline:
         prepared.timings["total"] = round(total * 1000, 2)
         metrics.PIPELINE_STAGE_DURATION.labels(stage="total").observe(total)
         self._recorder.after_commit(prepared, ticket, reply)
-        yield reply_out(prepared, conversation, ticket, reply, usage)
+        yield reply_out(prepared, conversation, ticket, reply, usage, grounding.as_dict())
 
     def _fixed_reply(self, prepared: PreparedReply) -> str:
         if prepared.conversation.mode is ConversationMode.HUMAN:

@@ -110,6 +110,30 @@ class EscalationOut(BaseModel):
     ticket_id: str | None
 
 
+class GroundingOut(BaseModel):
+    """What the check of the reply against its evidence found (docs/support.md)."""
+
+    checked: bool = Field(description="false when no model reply was checked")
+    passed: bool
+    problems: list[str] = Field(
+        description="unsupported, repetition, prompt_echo, wrong_language, off_evidence, empty"
+    )
+    unsupported: list[str] = Field(
+        description="figures, dates, times and ids the model's reply stated that no evidence holds"
+    )
+    support: float | None = Field(
+        description="share of an English reply's content words found in its evidence"
+    )
+    fallback: bool = Field(
+        description="the model's reply was replaced by an answer composed from the evidence"
+    )
+    composed: str | None = Field(
+        None,
+        description="with reply_check=mark, the answer composed from the evidence that the "
+        "fallback would have sent instead of a failed reply",
+    )
+
+
 class ReplyMeta(BaseModel):
     """What is decided before the first token; the ``meta`` SSE event."""
 
@@ -130,6 +154,7 @@ class ReplyOut(ReplyMeta):
 
     reply: str
     answered_by: Literal["model", "handover", "human_queue"]
+    grounding: GroundingOut
     usage: dict[str, int]
     timings_ms: dict[str, float]
     prompt: list[dict[str, str]] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.config import Settings
-from server.lifespan import served_model_folder
+from server.lifespan import served_tokenizer_source
 
 
 def test_a_model_given_as_a_folder_is_its_own_tokenizer_folder(tmp_path: Path) -> None:
@@ -15,12 +15,17 @@ def test_a_model_given_as_a_folder_is_its_own_tokenizer_folder(tmp_path: Path) -
     model.mkdir()
     (model / "config.json").write_text("{}")
     settings = Settings(data_dir=tmp_path / "data", model=str(model))
-    assert served_model_folder(settings) == model.resolve()
+    assert served_tokenizer_source(settings) == model.resolve()
 
 
 def test_a_registered_model_is_found_where_preparation_put_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, model="qwen2.5-coder-0.5b-instruct")
-    assert served_model_folder(settings) is None  # not prepared in this data directory
+    assert served_tokenizer_source(settings) is None  # not prepared in this data directory
     prepared = tmp_path / "models" / "qwen2.5-coder-0.5b-instruct"
     prepared.mkdir(parents=True)
-    assert served_model_folder(settings) == prepared
+    assert served_tokenizer_source(settings) == prepared
+
+
+def test_a_hub_model_is_its_own_tokenizer_source(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, model="Qwen/Qwen2.5-7B-Instruct")
+    assert served_tokenizer_source(settings) == "Qwen/Qwen2.5-7B-Instruct"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError, InvalidRequestError
-from server.tenants import TenantConfigs, localized, parse_tenant_config
+from server.tenants import TenantConfigs, parse_tenant_config
+from server.voice import localized
 from tests.servers import REPO
 
 
