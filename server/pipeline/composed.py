@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from retrieval.knowledge import SearchHit
+from server.pipeline.injected import has_instruction
 from server.voice import BrandVoice, localized
 
 MAX_SENTENCES = 3
@@ -218,7 +219,8 @@ def candidates(passages: Sequence[SearchHit]) -> list[Candidate]:
     found: list[Candidate] = []
     for number, hit in enumerate(passages, start=1):
         for sentence in passage_sentences(hit.text):
-            found.append(Candidate(number, hit.title, sentence))
+            if not has_instruction(sentence):  # planted in the KB: never quoted
+                found.append(Candidate(number, hit.title, sentence))
     return found[:MAX_CANDIDATES]
 
 

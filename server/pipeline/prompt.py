@@ -32,6 +32,7 @@ from retrieval.history import HistoryHit
 from retrieval.knowledge import SearchHit
 from server.pipeline.analyze import Analysis
 from server.pipeline.escalation import EscalationDecision
+from server.pipeline.injected import without_instructions
 from server.pipeline.memory import Memory
 from server.pipeline.profile import format_day
 from server.pipeline.recommend import Recommendation
@@ -116,7 +117,8 @@ class Prompt:
 
 
 def fence(text: str) -> str:
-    """Neutralise fence tags inside data so it cannot close its block.
+    """Neutralise fence tags inside data so it cannot close its block, and remove the
+    instructions to the assistant planted in it (``injected.py``).
 
     The text is NFKC-normalised first and invisible characters are dropped, so that the
     look-alikes a model reads as the tag are caught too: ``\uff1c/kb_passages\uff1e`` (full width),
@@ -124,7 +126,7 @@ def fence(text: str) -> str:
     meaning a support reply depends on (it folds width and compatibility forms).
     """
     normalised = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
-    return _FENCE.sub(_neutral_tag, normalised)
+    return _FENCE.sub(_neutral_tag, without_instructions(normalised))
 
 
 def _neutral_tag(match: re.Match[str]) -> str:

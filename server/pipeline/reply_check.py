@@ -29,6 +29,7 @@ from server.pipeline.composed import (
     rank_sentences,
 )
 from server.pipeline.grounding import Evidence, Verdict, check_reply, states_a_claim
+from server.pipeline.injected import without_instructions
 from server.pipeline.prepared import PreparedReply
 from server.pipeline.profile import format_day
 from server.pipeline.prompt import reply_language, tenant_rules, today_line, tone_guidance
@@ -98,8 +99,8 @@ def evidence_of(prepared: PreparedReply) -> Evidence:
     texts += [f"{r.name} ({r.product_id}): {r.reason}" for r in prepared.recommendations]
     texts += _voice_texts(voice)
     rules = [*tenant_rules(voice).splitlines(), tone_guidance(prepared.analysis, voice)]
-    return Evidence(
-        texts=tuple(t for t in texts if t),
+    return Evidence(  # an instruction planted in the data vouches for nothing it names
+        texts=tuple(without_instructions(t) for t in texts if t),
         question=prepared.request.message,
         language=reply_language(voice, prepared.analysis),
         rules=tuple(rules),
@@ -147,7 +148,10 @@ async def composed_reply(prepared: PreparedReply, embed: SentenceEmbedder | None
     chosen = choose_sentences(focus.found, focus.ranked)
     facts: list[str] = []
     if prepared.profile is not None:
-        facts = prepared.profile.answering_facts(_asked(prepared), prepared.now)
+        facts = [
+            without_instructions(f)
+            for f in prepared.profile.answering_facts(_asked(prepared), prepared.now)
+        ]
     return compose_answer(
         voice,
         reply_language(voice, prepared.analysis),
