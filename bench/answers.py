@@ -141,6 +141,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", action="append", help="suite name or folder (default: all)")
     parser.add_argument("--runs", type=int, default=2, help="runs of every scenario")
     parser.add_argument("--limit", type=int, default=0, help="first N scenarios of each suite")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="only the scenarios with one of these tags (e.g. language-fr); repeatable",
+    )
     parser.add_argument("--url", help="a running Concierge (default: start one)")
     parser.add_argument("--api-key", default=os.environ.get("CONCIERGE_API_KEY"))
     parser.add_argument("--data-dir", type=Path, help="data directory of the started server")
@@ -186,7 +192,10 @@ def run_suites(client: Client, suites: list[Suite], args: argparse.Namespace) ->
     runs = []
     for suite in suites:
         set_up_tenant(client, suite)
-        scenarios = suite.scenarios[: args.limit] if args.limit else suite.scenarios
+        scenarios = [
+            s for s in suite.scenarios if not args.tag or set(args.tag) & set(s.get("tags", []))
+        ]
+        scenarios = scenarios[: args.limit] if args.limit else scenarios
         played: list[PlayedScenario] = []
         for run in range(args.runs):
             for number, scenario in enumerate(scenarios, start=1):

@@ -121,7 +121,7 @@ SCAFFOLDING = re.compile(
     r"<\s*/?\s*(?:kb_passages|customer_profile|customer_history|conversation_summary|products)"
     r"\s*>|tone guidance\s*:|for this reply\s*:|the customer's language|reply in [a-z]+, the "
     r"customer|knowledge base passages\s*:|customer profile\s*:|never instructions"
-    r"|(?:^|\n)\s*(?:tone|do|don't)\s*:",
+    r"|(?:^|\n|[.!?]\s)\s*(?:tone|do|don't)\s*:",
 )
 """The prompt's own labels and tags (docs/answers.md): a reply that writes one is copying its
 instructions to the customer. Matched on normalised text."""

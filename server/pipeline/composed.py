@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from retrieval.knowledge import SearchHit
+from server.pipeline.grounding import key_phrases
 from server.pipeline.injected import has_instruction
 from server.voice import BrandVoice, localized
 
@@ -297,12 +298,25 @@ def compose_answer(
     record_facts: Sequence[str],
     sentences: Sequence[Candidate],
     handing_over: bool,
+    data_language: str = "en",
 ) -> ComposedAnswer:
     """The answer in the tenant's words and ``language``: an apology when the customer is
     unhappy, the record lines, the quoted sentences with their citation, a closing line
-    (not when a colleague takes over: the hand-over message follows) and the sign-off."""
+    (not when a colleague takes over: the hand-over message follows) and the sign-off.
+
+    When the customer's language is not the one the data is written in
+    (``data_language``), a record line or a sentence is quoted by its key phrases only
+    (ids, dates, figures with their unit: ``SJ-20874; 1 December 2026``): a whole English
+    sentence in a French or Chinese answer would make it an English answer.
+    """
     texts = voice.composed
     fallbacks = voice.languages
+
+    def quote(text: str) -> str:
+        if language == data_language:
+            return _as_sentence(text)
+        phrases = key_phrases(text)
+        return "; ".join(dict.fromkeys(phrases)) if phrases else _as_sentence(text)
 
     def say(value: str | dict[str, str]) -> str:
         return localized(value, language, fallbacks)
@@ -311,7 +325,7 @@ def compose_answer(
     if unhappy:
         parts.append(say(texts.apology))
     if record_facts:
-        lines = [_as_sentence(fact) for fact in record_facts]
+        lines = [quote(fact) for fact in record_facts]
         if len(lines) == 1:
             parts.append(f"{say(texts.record_intro)} {lines[0]}")
         else:
@@ -319,7 +333,10 @@ def compose_answer(
     cited: tuple[int, ...] = ()
     if sentences:
         number = sentences[0].number
-        quoted = " ".join(_as_sentence(s.text) for s in sentences)
+        if language == data_language:
+            quoted = " ".join(_as_sentence(s.text) for s in sentences)
+        else:
+            quoted = "; ".join(dict.fromkeys(quote(s.text) for s in sentences))
         intro = say(texts.kb_intro).replace("{title}", sentences[0].title)
         parts.append(f"{intro} {quoted} [{number}]")
         cited = (number,)

@@ -104,7 +104,7 @@ ECHO_MARKERS = re.compile(
     r"|tone guidance|for this reply:|customer['\u2019]s language"
     r"|knowledge base passages:|customer profile:|never instructions"
     r"|today is (?:mon|tues|wednes|thurs|fri|satur|sun)day \d|reply in [a-z]+, the customer"
-    r"|(?m:^\s*(?:tone|do|don['\u2019]t)\s*:)",
+    r"|(?m:(?:^|[.!?]\s)\s*(?:tone|do|don['\u2019]t)\s*:)",
     re.IGNORECASE,
 )
 """The prompt's own labels: a reply that writes them is copying its instructions."""
@@ -415,6 +415,62 @@ def content_support(reply: str, evidence: Evidence) -> float | None:
         w[:5] for w in _WORD.findall(normalise(" ".join((*evidence.texts, evidence.question))))
     }
     return sum(1 for w in words if w[:5] in known) / len(words)
+
+
+_DAY_MONTH_YEAR = re.compile(rf"{_DAY_MONTH.pattern}(?:\s+\d{{4}})?", re.IGNORECASE)
+_UNIT_SKIP = frozenset(
+    [
+        "of",
+        "and",
+        "or",
+        "the",
+        "to",
+        "for",
+        "in",
+        "a",
+        "an",
+        "on",
+        "at",
+        "by",
+        "with",
+        "from",
+        "is",
+        "are",
+    ]
+)
+
+
+def key_phrases(text: str) -> list[str]:
+    """The ids, dates, times and figures ``text`` states, as written and in order, a figure
+    with the word after it ("30 days", "12.90 EUR", "3 EUR per item"): what a composed
+    answer quotes when it cannot quote a sentence in the customer's language."""
+    spans: list[tuple[int, int]] = []
+
+    def take(pattern: re.Pattern[str]) -> None:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if not any(start < e and s < end for s, e in spans):
+                spans.append((start, end))
+
+    for pattern in (_CODE, _ISO_DATE, _DAY_MONTH_YEAR, _MONTH_DAY, _CJK_DATE, _TIME):
+        take(pattern)
+    for match in _NUMBER.finditer(text):
+        start, end = match.span()
+        if any(start < e and s < end for s, e in spans):
+            continue
+        rest = text[end:]
+        unit = re.match(
+            r"\s?(%|€|[A-Za-z]+)(\s+(?:business |working )?(?:days?|weeks?|months?|years?|"
+            r"hours?|minutes?|items?))?(\s+per\s+[A-Za-z]+)?",
+            rest,
+        )
+        if unit and unit.group(1).lower() not in _UNIT_SKIP:
+            end += unit.end()
+        if start > 0 and text[start - 1] == "€":
+            start -= 1
+        spans.append((start, end))
+    phrases = [text[s:e].strip() for s, e in sorted(spans)]
+    return [p for p in phrases if p not in ("0", "1")]
 
 
 def states_a_claim(text: str) -> bool:

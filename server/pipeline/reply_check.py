@@ -3,9 +3,10 @@
 ``grounding.py`` judges a reply against an ``Evidence``; this module builds that evidence
 from what ``prepare`` decided (the passages, the record lines, the history hits, the
 suggested products, the tenant's own texts, today's date) and, when the check fails and
-``reply_check`` is ``fallback``, replaces the reply with ``composed.py``'s answer. The
-sentences it quotes are chosen with the KB embedder's help: one batched embedding of at
-most ``composed.MAX_CANDIDATES`` sentences, paid only by a reply that failed.
+``reply_check`` is ``fallback``, replaces the reply with ``composed.py``'s answer. It
+also ranks the passages' sentences against the message (``sentence_focus``, one batched
+embedding of at most ``composed.MAX_CANDIDATES`` sentences by the KB embedder), before
+generation: the prompt quotes the best of them, and a composed answer reuses them.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ async def composed_reply(prepared: PreparedReply, embed: SentenceEmbedder | None
         record_facts=facts,
         sentences=chosen,
         handing_over=prepared.decision.escalate,
+        data_language=voice.languages[0] if voice.languages else "en",
     )
 
 

@@ -44,6 +44,10 @@ def test_bad_files_name_the_problem() -> None:
         ("[escalation]\ncurrency = 'euro'\n", r"escalation\.currency"),
         ("[voice]\nhandover_message = 'Ticket {ticket}'\n", r"voice\.handover_message"),
         ("[voice.human_mode_ack]\nfrench = 'Merci'\n", r"voice\.human_mode_ack"),
+        ("[voice.composed]\nkb_intro = 'Article {name}:'\n", r"voice\.composed\.kb_intro"),
+        ("[voice.composed]\nclosing = { en = '' }\n", r"voice\.composed\.closing"),
+        ("[voice.tone_by_mood]\nangry = 'Be calm.'\n", r"voice\.tone_by_mood"),
+        ("[voice]\nsign_off = { english = 'Bye' }\n", r"voice\.sign_off"),
         ("[recommendations]\nmoods = ['grumpy']\n", r"recommendations\.moods"),
         ("[intents]\nmin_confidence = 1.5\n", r"intents\.min_confidence"),
     ],
@@ -51,6 +55,21 @@ def test_bad_files_name_the_problem() -> None:
 def test_the_reading_settings_are_validated_with_the_key_named(text: str, key: str) -> None:
     with pytest.raises(InvalidRequestError, match=key):
         parse_tenant_config(text, "x.toml")
+
+
+def test_voice_texts_per_language_and_mood() -> None:
+    config = parse_tenant_config(
+        "[voice]\nsign_off = { en = '— the team', fr = \"— l'équipe\" }\n"
+        "[voice.tone_by_mood]\nfrustrated = 'Say sorry first.'\n"
+        "[voice.composed]\nkb_intro = { en = 'Our article {title} says:' }\n",
+        "x.toml",
+    )
+    voice = config.voice
+    assert localized(voice.sign_off, "fr") == "— l'équipe"
+    assert voice.tone_by_mood.frustrated == "Say sorry first."
+    assert voice.tone_by_mood.neutral  # the defaults fill what the file leaves out
+    assert localized(voice.composed.kb_intro, "de") == "Our article {title} says:"
+    assert localized(voice.composed.closing, "zh").endswith("吗？")
 
 
 def test_hand_over_texts_per_language_and_the_defaults() -> None:

@@ -7,8 +7,10 @@ from typing import Any
 from bench.lib.answer_scoring import (
     contains,
     customer_secrets,
+    has_scaffolding,
     is_language,
     normalize,
+    repeats_a_sentence,
     score_scenario,
 )
 
@@ -116,3 +118,16 @@ def test_the_leak_check_finds_another_customers_email_phone_and_record_ids() -> 
     for text in ("Bob's order HK-999 is late", "mail BOB@example.com", "call 030 12 34 56 78"):
         assert score_scenario(scenario(), [reply(text)], {}, [other]).leaks
     assert not score_scenario(scenario(), [reply("Your order is on its way")], {}, [other]).leaks
+
+
+def test_scaffolding_and_a_sentence_said_three_times_are_counted_per_reply() -> None:
+    assert has_scaffolding("No, it's tomorrow. Tone: warm, plain-spoken, concise.")
+    assert has_scaffolding("Reply in English, the customer\u2019s language.")
+    assert has_scaffolding("See </kb_passages> below.")
+    assert not has_scaffolding("Do you want me to check the tone of the reply?")
+    loop = "It is hard to drink. It is hard to drink. It is hard to drink."
+    assert repeats_a_sentence(loop)
+    assert not repeats_a_sentence("It is hard to drink. It is hard to drink.")
+    score = score_scenario(scenario(), [reply(loop), reply("Tone: calm.")], CATEGORIES, [])
+    assert (score.repeated, score.scaffolding) == (1, 1)
+    assert score.passed  # reported per run, not a field of the scenario

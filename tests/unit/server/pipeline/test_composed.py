@@ -103,8 +103,8 @@ def test_the_answer_frames_record_and_passage_in_the_customer_language() -> None
     )
     assert answer.cited == (2,) and len(answer.quoted) == 2
     assert answer.text.splitlines()[0] == "Je suis désolé pour ce désagrément."
-    assert "Voici ce que je vois dans votre dossier : Service job SJ-20874" in answer.text
-    assert "« Repairs » (en anglais) : Repairs take 10 working days. [2]" in answer.text
+    assert "Voici ce que je vois dans votre dossier : SJ-20874; 1 December 2026" in answer.text
+    assert "« Repairs » (en anglais) : 10 working days [2]" in answer.text
     assert answer.text.endswith("— l'équipe")
 
 
@@ -118,3 +118,17 @@ def test_without_evidence_the_answer_says_so_and_a_hand_over_adds_nothing() -> N
         voice, "en", unhappy=False, record_facts=[], sentences=[], handing_over=True
     )
     assert handing.text == ""
+
+
+def test_an_answer_in_another_language_than_the_data_quotes_its_key_phrases() -> None:
+    voice = BrandVoice(languages=("en", "fr", "zh"))
+    answer = compose_answer(
+        voice,
+        "zh",
+        unhappy=False,
+        record_facts=["Booking BK-30512: Autobean; to 5 December 2026 18:00; deposit 200.00 EUR"],
+        sentences=[Candidate(1, "Returns", "You can return any item within 30 days.")],
+        handing_over=False,
+    )
+    assert "BK-30512; 5 December 2026; 18:00; 200.00 EUR" in answer.text
+    assert "30 days [1]" in answer.text and "You can return" not in answer.text
