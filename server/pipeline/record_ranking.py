@@ -249,11 +249,26 @@ def _answer_score(fact: RecordFact, message: str, now: float) -> tuple[float, fl
     return named, relevance(fact, message, now)
 
 
+ABOUT_ONESELF = re.compile(
+    r"\b(?:my|mine|our|ours|mon|ma|mes|notre|nos|mein|meine[nmrs]?|unser\w*)\b"
+    r"|\bi(?:'ve| have)?\s+(?:\w+\s+)?(?:ordered|bought|rented|booked|returned|paid|sent|"
+    r"received|got|had)\b|\bj'ai\b|\bich habe\b|我",
+    re.IGNORECASE,
+)
+"""A message about the customer's own things ("my order", "I rented", "ma réparation",
+我的): only then does a composed answer quote their record."""
+
+
 def answering_facts(
     facts: Sequence[RecordFact], message: str, now: float, limit: int = MAX_ANSWERING_FACTS
 ) -> list[RecordFact]:
     """The facts a composed answer quotes: those the message names something of, the
-    surest first, at most ``limit``, and only the customer may read."""
+    surest first, at most ``limit``, and only the customer may read; none unless the
+    message names an id of the record or speaks of the customer's own things
+    (``ABOUT_ONESELF``): "Can I pick up a click & collect order?" asks the help centre."""
+    text = message.lower()
+    if not ABOUT_ONESELF.search(message) and not any(k in text for f in facts for k in f.keys):
+        return []
     shown = [f for f in facts if not f.essential and f.kind not in NOT_FOR_THE_CUSTOMER]
     scored = [(_answer_score(f, message, now), -index, f) for index, f in enumerate(shown)]
     ranked = sorted((item for item in scored if item[0][0] > 0), reverse=True, key=lambda x: x[:2])
