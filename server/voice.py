@@ -109,7 +109,7 @@ DEFAULT_COMPOSED: dict[str, dict[str, str]] = {
         "fr": "Voici ce que dit notre article d'aide « {title} » (en anglais) :",
         "de": "Unser Hilfeartikel „{title}“ sagt dazu (auf Englisch):",
         "es": "Esto es lo que dice nuestro artículo de ayuda «{title}» (en inglés):",
-        "zh": "关于这个问题，我们的帮助文章《{title}》（英文）是这样写的：",
+        "zh": "根据我们的帮助文章（英文原文），相关信息如下：",
     },
     "no_answer": {
         "en": "I don't have a reliable answer to that in our help articles or your account. "
