@@ -315,8 +315,8 @@ def compose_answer(
     def quote(text: str) -> str:
         if language == data_language:
             return _as_sentence(text)
-        phrases = key_phrases(text)
-        return "; ".join(dict.fromkeys(phrases)) if phrases else _as_sentence(text)
+        phrases = [_local_date(p, language) for p in key_phrases(text)]
+        return "; ".join(dict.fromkeys(phrases))
 
     def say(value: str | dict[str, str]) -> str:
         return localized(value, language, fallbacks)
@@ -325,7 +325,7 @@ def compose_answer(
     if unhappy:
         parts.append(say(texts.apology))
     if record_facts:
-        lines = [quote(fact) for fact in record_facts]
+        lines = [line for fact in record_facts if (line := quote(fact) or _as_sentence(fact))]
         if len(lines) == 1:
             parts.append(f"{say(texts.record_intro)} {lines[0]}")
         else:
@@ -335,8 +335,9 @@ def compose_answer(
         number = sentences[0].number
         if language == data_language:
             quoted = " ".join(_as_sentence(s.text) for s in sentences)
-        else:
-            quoted = "; ".join(dict.fromkeys(quote(s.text) for s in sentences))
+        else:  # the sentences' figures; the first sentence whole when none has one
+            quoted = "; ".join(dict.fromkeys(q for s in sentences if (q := quote(s.text))))
+            quoted = quoted or _as_sentence(sentences[0].text)
         intro = say(texts.kb_intro).replace("{title}", sentences[0].title)
         parts.append(f"{intro} {quoted} [{number}]")
         cited = (number,)
@@ -350,6 +351,40 @@ def compose_answer(
     return ComposedAnswer(
         "\n\n".join(parts), cited, tuple(record_facts), tuple(s.text for s in sentences)
     )
+
+
+_DATE_WRITTEN = re.compile(r"^(\d{1,2}) ([A-Za-z]+)(?: (\d{4}))?$")
+_MONTH_NUMBER = {
+    name: number
+    for number, name in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
+        start=1,
+    )
+}
+
+
+def _local_date(phrase: str, language: str) -> str:
+    """``1 December 2026`` as a Chinese reader writes it (``2026年12月1日``); other
+    phrases and languages as they are."""
+    match = _DATE_WRITTEN.match(phrase)
+    month = _MONTH_NUMBER.get(match.group(2).lower()) if match else None
+    if language != "zh" or match is None or month is None:
+        return phrase
+    year = f"{match.group(3)}年" if match.group(3) else ""
+    return f"{year}{month}月{int(match.group(1))}日"
 
 
 def _as_sentence(text: str) -> str:

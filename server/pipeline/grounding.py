@@ -418,32 +418,20 @@ def content_support(reply: str, evidence: Evidence) -> float | None:
 
 
 _DAY_MONTH_YEAR = re.compile(rf"{_DAY_MONTH.pattern}(?:\s+\d{{4}})?", re.IGNORECASE)
-_UNIT_SKIP = frozenset(
-    [
-        "of",
-        "and",
-        "or",
-        "the",
-        "to",
-        "for",
-        "in",
-        "a",
-        "an",
-        "on",
-        "at",
-        "by",
-        "with",
-        "from",
-        "is",
-        "are",
-    ]
+_UNIT = re.compile(
+    r"\s?(?:%|€|EUR|USD|GBP|CHF|Mbit/s|GB|MB|TB|(?:(?:business|working|calendar)\s+)?"
+    r"(?:days?|weeks?|months?|years?|hours?|minutes?|seconds?|items?|instalments?|points?|"
+    r"pieces?|euros?|times?)\b)(?:\s+per\s+[A-Za-z]+)?",
+    re.IGNORECASE,
 )
+"""What makes a number a figure worth quoting: a currency, a unit, a duration."""
 
 
 def key_phrases(text: str) -> list[str]:
     """The ids, dates, times and figures ``text`` states, as written and in order, a figure
-    with the word after it ("30 days", "12.90 EUR", "3 EUR per item"): what a composed
-    answer quotes when it cannot quote a sentence in the customer's language."""
+    with its unit ("30 days", "12.90 EUR", "3 EUR per item"; a bare number is left out):
+    what a composed answer quotes when it cannot quote a sentence in the customer's
+    language."""
     spans: list[tuple[int, int]] = []
 
     def take(pattern: re.Pattern[str]) -> None:
@@ -458,14 +446,10 @@ def key_phrases(text: str) -> list[str]:
         start, end = match.span()
         if any(start < e and s < end for s, e in spans):
             continue
-        rest = text[end:]
-        unit = re.match(
-            r"\s?(%|€|[A-Za-z]+)(\s+(?:business |working )?(?:days?|weeks?|months?|years?|"
-            r"hours?|minutes?|items?))?(\s+per\s+[A-Za-z]+)?",
-            rest,
-        )
-        if unit and unit.group(1).lower() not in _UNIT_SKIP:
-            end += unit.end()
+        unit = _UNIT.match(text, end)
+        if unit is None:  # a bare number (a street number, a count) says little alone
+            continue
+        end = unit.end()
         if start > 0 and text[start - 1] == "€":
             start -= 1
         spans.append((start, end))

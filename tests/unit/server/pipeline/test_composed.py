@@ -130,5 +130,5 @@ def test_an_answer_in_another_language_than_the_data_quotes_its_key_phrases() ->
         sentences=[Candidate(1, "Returns", "You can return any item within 30 days.")],
         handing_over=False,
     )
-    assert "BK-30512; 5 December 2026; 18:00; 200.00 EUR" in answer.text
+    assert "BK-30512; 2026年12月5日; 18:00; 200.00 EUR" in answer.text
     assert "30 days [1]" in answer.text and "You can return" not in answer.text
