@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from retrieval.knowledge import SearchHit
-from server.pipeline.grounding import key_phrases
+from server.pipeline.grounding import MONTHS, key_phrases
 from server.pipeline.injected import has_instruction
 from server.voice import BrandVoice, localized
 
@@ -354,33 +354,13 @@ def compose_answer(
 
 
 _DATE_WRITTEN = re.compile(r"^(\d{1,2}) ([A-Za-z]+)(?: (\d{4}))?$")
-_MONTH_NUMBER = {
-    name: number
-    for number, name in enumerate(
-        (
-            "january",
-            "february",
-            "march",
-            "april",
-            "may",
-            "june",
-            "july",
-            "august",
-            "september",
-            "october",
-            "november",
-            "december",
-        ),
-        start=1,
-    )
-}
 
 
 def _local_date(phrase: str, language: str) -> str:
     """``1 December 2026`` as a Chinese reader writes it (``2026年12月1日``); other
     phrases and languages as they are."""
     match = _DATE_WRITTEN.match(phrase)
-    month = _MONTH_NUMBER.get(match.group(2).lower()) if match else None
+    month = MONTHS.get(match.group(2).lower()) if match else None
     if language != "zh" or match is None or month is None:
         return phrase
     year = f"{match.group(3)}年" if match.group(3) else ""

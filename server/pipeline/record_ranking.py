@@ -250,13 +250,13 @@ def _answer_score(fact: RecordFact, message: str, now: float) -> tuple[float, fl
 
 
 ABOUT_ONESELF = re.compile(
-    r"\b(?:my|mine|our|ours|mon|ma|mes|notre|nos|mein|meine[nmrs]?|unser\w*)\b"
-    r"|\bi(?:'ve| have)?\s+(?:\w+\s+)?(?:ordered|bought|rented|booked|returned|paid|sent|"
-    r"received|got|had)\b|\bj'ai\b|\bich habe\b|我",
+    r"\b(?:i|i'm|i've|i'd|me|my|mine|we|us|our|ours|je|j'|moi|mon|ma|mes|nous|notre|nos|"
+    r"ich|mich|mir|mein\w*|wir|uns|unser\w*)\b|我",
     re.IGNORECASE,
 )
-"""A message about the customer's own things ("my order", "I rented", "ma réparation",
-我的): only then does a composed answer quote their record."""
+"""A message in the first person ("my order", "what time should I be there", "ma
+réparation", 我的): only then does a composed answer quote the customer's record; "Do you
+offer gift wrapping?" asks the help centre alone."""
 
 
 def answering_facts(
@@ -264,8 +264,7 @@ def answering_facts(
 ) -> list[RecordFact]:
     """The facts a composed answer quotes: those the message names something of, the
     surest first, at most ``limit``, and only the customer may read; none unless the
-    message names an id of the record or speaks of the customer's own things
-    (``ABOUT_ONESELF``): "Can I pick up a click & collect order?" asks the help centre."""
+    message names an id of the record or speaks in the first person (``ABOUT_ONESELF``)."""
     text = message.lower()
     if not ABOUT_ONESELF.search(message) and not any(k in text for f in facts for k in f.keys):
         return []

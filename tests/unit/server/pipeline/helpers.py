@@ -6,6 +6,7 @@ import numpy as np
 
 from core.money import find_amounts, mentions_full_amount
 from models.classifiers import IntentResult, LanguageResult, SentimentResult
+from retrieval.knowledge import SearchHit
 from server.pipeline.analyze import Analysis, asks_money_back, requests_a_person
 from server.store.conversations import AnsweredBy, Turn
 
@@ -52,4 +53,21 @@ def turn(seq: int, message: str, reply: str) -> Turn:
         intent="x",
         intent_confidence=1.0,
         grounded=True,
+    )
+
+
+def search_hit(title: str, text: str, chunk_id: int = 1, score: float = 0.8) -> SearchHit:
+    """A KB passage as retrieval returns it, scored ``score`` by both searches."""
+    return SearchHit(
+        chunk_id=chunk_id,
+        doc_id=title.lower(),
+        title=title,
+        source="",
+        position=0,
+        section="",
+        text=text,
+        content_hash="h",
+        score=score,
+        dense_score=score,
+        lexical_score=None,
     )

@@ -13,6 +13,7 @@ from server.pipeline.composed import (
     rank_sentences,
 )
 from server.voice import BrandVoice
+from tests.unit.server.pipeline.helpers import search_hit
 
 DESCALING = """# Descaling kettles and coffee machines
 
@@ -36,19 +37,7 @@ RETURNS = (
 
 
 def hit(title: str, text: str) -> SearchHit:
-    return SearchHit(
-        chunk_id=1,
-        doc_id=title.lower(),
-        title=title,
-        source="",
-        position=0,
-        section="",
-        text=text,
-        content_hash="h",
-        score=0.8,
-        dense_score=0.8,
-        lexical_score=None,
-    )
+    return search_hit(title, text)
 
 
 def test_passages_read_as_sentences_tables_with_their_header() -> None:
