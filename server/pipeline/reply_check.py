@@ -188,7 +188,7 @@ async def checked(
         composed = await composed_reply(prepared, embed)
         if misses_the_answer(reply, prepared.request.message, composed):
             verdict = replace(verdict, problems=("misses_the_answer",))
-    tenant = prepared.request.tenant
+    tenant = metrics.TENANT_LABELS.label(prepared.request.tenant)  # a bounded label set
     for problem in verdict.problems:
         metrics.REPLY_CHECK_PROBLEMS.labels(problem=problem).inc()
     if verdict.passed:
