@@ -1,18 +1,20 @@
 """The answer composed from the evidence, sent when the model's reply fails its check.
 
-It says only what the evidence says: the customer's record line that the message asks
-about, and the passage sentences that bear most on the question, each with the citation
-of its article, framed by the tenant's own words in the customer's language (the
-``[voice.composed]`` texts of the tenant file, ``server/tenants.py`` has the defaults).
-A passage is quoted as written, so a French or Chinese customer reads an English
-sentence inside French or Chinese words: no translation model is at hand, and a quoted
-fact is better than an invented one.
+It says only what the evidence says: the customer's record lines that the message asks
+about, and the passage sentences that bear most on the question, with the citation of
+their article, framed by the tenant's own words in the customer's language (the
+``[voice.composed]`` texts of the tenant file, ``server/voice.py`` has the defaults).
+When the customer's language is not the one the data is written in, only the key phrases
+of a line or a sentence are quoted (ids, dates, figures with their unit): no translation
+model is at hand, a whole English sentence would make a French answer an English one, and
+a quoted fact is better than an invented one.
 
-Sentences are chosen by what they share with the question (content-word stems, the rarer
-the word among the candidates the more it counts), by meaning when the embedder has read
-them (``sentence_scores``: it reads across languages, which stems do not), and by the
-rank of their passage; a sentence with a figure wins a tie, because support questions
-mostly ask for one ("how long", "how much", "when").
+Sentences are ranked (``rank_sentences``) by what they share with the question
+(content-word stems, the rarer among the candidates the more they count, the article's
+title at half weight), by meaning when the embedder has read them (it reads across
+languages, which stems do not), and by the rank of their passage; a sentence with a
+figure counts for more when the question asks for one ("how long", "how much", "when").
+The prompt quotes the best of them too (``focused_passages``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ RANK_WEIGHT = 0.15
 LEXICAL_WEIGHT = 0.25
 FIGURE_WEIGHT = 0.1
 MIN_MEANING = 0.25
-"""Below this similarity to the question a sentence is not quoted at all, whatever else
-it shares with it."""
+"""Below this similarity to the question a sentence that shares no word with it (nor its
+title) is not ranked at all."""
 
 QUANTITY_QUESTION = re.compile(
     r"\b(how (long|much|many|often|soon|late|early)|when|what time|until|cost|price|fee|"
