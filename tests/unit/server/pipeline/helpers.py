@@ -56,11 +56,14 @@ def turn(seq: int, message: str, reply: str) -> Turn:
     )
 
 
-def search_hit(title: str, text: str, chunk_id: int = 1, score: float = 0.8) -> SearchHit:
-    """A KB passage as retrieval returns it, scored ``score`` by both searches."""
+def search_hit(
+    title: str, text: str, *, doc_id: str | None = None, chunk_id: int = 1, score: float = 0.8
+) -> SearchHit:
+    """A KB passage as retrieval returns it, scored ``score`` by the dense search; its
+    document id is the lower-cased title unless given."""
     return SearchHit(
         chunk_id=chunk_id,
-        doc_id=title.lower(),
+        doc_id=doc_id if doc_id is not None else title.lower(),
         title=title,
         source="",
         position=0,

@@ -15,22 +15,12 @@ from server.pipeline.memory import Memory
 from server.pipeline.prompt import PromptInputs, compose_prompt, fence, tenant_rules
 from server.pipeline.tokens import CharacterEstimate
 from server.voice import BrandVoice
-from tests.unit.server.pipeline.helpers import analysis, turn
+from tests.unit.server.pipeline.helpers import analysis, search_hit, turn
 
 
 def hit(doc_id: str, text: str, score: float = 0.8) -> SearchHit:
-    return SearchHit(
-        chunk_id=abs(hash(doc_id)) % 10**9,
-        doc_id=doc_id,
-        title=doc_id.title(),
-        source="",
-        position=0,
-        section="",
-        text=text,
-        content_hash="h",
-        score=score,
-        dense_score=score,
-        lexical_score=None,
+    return search_hit(
+        doc_id.title(), text, doc_id=doc_id, chunk_id=abs(hash(doc_id)) % 10**9, score=score
     )
 
 

@@ -13,22 +13,11 @@ from retrieval.knowledge import SearchHit
 from server.gate.admission import AdmissionController
 from server.gate.engine_gate import EngineGate
 from server.pipeline.rerank import PassageReranker, judge_messages, reorder
+from tests.unit.server.pipeline.helpers import search_hit
 
 
 def hit(chunk_id: int, text: str = "", title: str = "") -> SearchHit:
-    return SearchHit(
-        chunk_id=chunk_id,
-        doc_id=f"doc-{chunk_id}.md",
-        title=title,
-        source="",
-        position=0,
-        section="",
-        text=text,
-        content_hash="h",
-        score=0.5,
-        dense_score=0.5,
-        lexical_score=None,
-    )
+    return search_hit(title, text, doc_id=f"doc-{chunk_id}.md", chunk_id=chunk_id, score=0.5)
 
 
 def test_reorder_by_descending_score() -> None:
