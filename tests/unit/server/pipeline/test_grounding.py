@@ -10,6 +10,7 @@ from server.pipeline.grounding import (
     claims,
     echoes_prompt,
     in_wrong_language,
+    key_phrases,
     repeats_itself,
     unsupported_claims,
 )
@@ -125,3 +126,18 @@ def test_a_reply_off_its_evidence_is_found_and_one_on_it_passes() -> None:
 
 def test_an_empty_reply_fails() -> None:
     assert check_reply("  ", EVIDENCE, 0.5).problems == ("empty",)
+
+
+def test_key_phrases_are_figures_with_their_unit_ids_dates_and_times() -> None:
+    assert key_phrases(
+        "Booking BK-30512 at Lindenhof 12: to 5 December 2026 18:00; deposit 200.00 EUR, "
+        "returns within 30 days, 3 EUR per item, fibre at 300 Mbit/s."
+    ) == [
+        "BK-30512",
+        "5 December 2026",
+        "18:00",
+        "200.00 EUR",
+        "30 days",
+        "3 EUR per item",
+        "300 Mbit/s",
+    ]

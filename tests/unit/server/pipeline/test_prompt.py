@@ -12,7 +12,13 @@ from retrieval.history import HistoryHit, HistoryKind
 from retrieval.knowledge import SearchHit
 from server.pipeline.escalation import EscalationDecision, EscalationReason
 from server.pipeline.memory import Memory
-from server.pipeline.prompt import PromptInputs, compose_prompt, fence, tenant_rules
+from server.pipeline.prompt import (
+    PromptInputs,
+    compose_prompt,
+    fence,
+    tenant_rules,
+    told_by_facts,
+)
 from server.pipeline.tokens import CharacterEstimate
 from server.voice import BrandVoice
 from tests.unit.server.pipeline.helpers import analysis, search_hit, turn
@@ -195,3 +201,18 @@ def test_prompts_share_the_tenant_rules_and_the_profile_as_a_prefix() -> None:
     for varying in ("Tone guidance", "Reply in", "A colleague will take over"):
         assert varying not in shared
     assert a.rindex("Tone guidance") > a.index("</kb_passages>")
+
+
+def test_a_history_entry_that_repeats_a_record_line_is_left_out() -> None:
+    order = HistoryHit(1, "ana", HistoryKind.ORDER, "Order HK-1 of a kettle.", 0.0, 0.7)
+    note = HistoryHit(2, "ana", HistoryKind.NOTE, "Agent note: prefers email over phone.", 0, 1)
+    other = HistoryHit(3, "ana", HistoryKind.ORDER, "Order HK-2 of a toaster.", 0.0, 0.6)
+    facts = ["Order HK-1 placed 3 May 2026: kettle", "Agent note: prefers email over phone."]
+    assert told_by_facts(order, facts) and told_by_facts(note, facts)
+    assert not told_by_facts(other, facts)
+    system = (
+        compose_prompt(inputs(history=[order, other], facts=facts), CharacterEstimate(), 4000)
+        .messages[0]
+        .content
+    )
+    assert "Order HK-2 of a toaster." in system and "Order HK-1 of a kettle." not in system
