@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from core import metrics
 from server.pipeline.analyze import Analysis
@@ -24,6 +25,9 @@ from server.pipeline.retrieve import Retrieved
 from server.store.conversations import Conversation, ConversationStore
 from server.store.customers import CustomerStore
 from server.tenants import TenantConfig
+
+ReplyCheckMode = Literal["off", "mark", "fallback"]
+"""What happens to a model reply that fails its check (``Settings.reply_check``)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class PipelineSettings:
     profile_fact_tokens: int = 200
     prompt_sentences: int = 6
     """Passage sentences the prompt quotes; 0: whole passages."""
-    reply_check: str = "fallback"
+    reply_check: ReplyCheckMode = "fallback"
     """off, mark or fallback (``Settings.reply_check``)."""
     reply_min_support: float = 0.5
     as_of: float | None = None

@@ -31,7 +31,7 @@ from server.pipeline.composed import (
 )
 from server.pipeline.grounding import Evidence, Verdict, check_reply, states_a_claim
 from server.pipeline.injected import without_instructions
-from server.pipeline.prepared import PreparedReply
+from server.pipeline.prepared import PreparedReply, ReplyCheckMode
 from server.pipeline.profile import format_day
 from server.pipeline.prompt import reply_language, tenant_rules, today_line, tone_guidance
 from server.voice import BrandVoice, LocalizedText
@@ -175,7 +175,7 @@ def misses_the_answer(reply: str, question: str, answer: ComposedAnswer) -> bool
 async def checked(
     prepared: PreparedReply,
     reply: str,
-    mode: str,
+    mode: ReplyCheckMode,
     min_support: float,
     embed: SentenceEmbedder | None,
 ) -> tuple[str, Grounding]:
